@@ -1,0 +1,146 @@
+"""The ``neurrator`` command: a thin layer over :mod:`neurrator.stages`.
+
+Every stage takes ``--run DIR`` (the run directory), ``--config FILE`` (YAML) and any number
+of ``--set key=value`` overrides of the config. Errors a user can fix print one line and
+exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from neurrator.config import RunConfig
+from neurrator.core.errors import NeurratorError
+from neurrator.rundir import CONFIG_FILE, RunDir
+from neurrator.stages import DEMO_ORDER, STAGES, StageResult, run_stage
+
+app = typer.Typer(
+    name="neurrator",
+    help="Turn spike trains into plain-language narration of what an animal saw.\n\n"
+    "Stages run in order: simulate → ingest → embed → train → narrate → evaluate → "
+    "benchmark → analyze → report. `neurrator demo` runs them all on the embedded offline default.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RunOpt = Annotated[Path | None, typer.Option("--run", help="Run directory (default: runs/<config name>).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config value, e.g. --set encoder.epochs=5 (repeatable)."),
+]
+
+
+def _parse_overrides(pairs: list[str] | None) -> dict:
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise NeurratorError(f"--set expects key=value, got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value) if value else None
+    return overrides
+
+
+def _resolve(run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> tuple[RunDir, RunConfig]:
+    """Find the config (flag > run dir > defaults), apply overrides, open or create the run."""
+    if config_file is not None:
+        config = RunConfig.from_yaml(config_file)
+    elif run_dir is not None and (run_dir / CONFIG_FILE).is_file():
+        config = RunConfig.from_yaml(run_dir / CONFIG_FILE)
+    elif run_dir is not None and not fresh:
+        RunDir.open(run_dir)  # raises a clear "not a run directory" error
+        raise AssertionError("unreachable")
+    else:
+        config = RunConfig()
+    config = config.with_overrides(_parse_overrides(sets))
+    root = run_dir if run_dir is not None else Path("runs") / config.name
+    if not fresh:
+        RunDir.open(root)
+    return RunDir.create(root, config), config
+
+
+def _print_result(stage: str, result: StageResult, seconds: float) -> None:
+    typer.secho(f"[{stage}] done in {seconds:.1f} s", fg=typer.colors.GREEN, err=True)
+    if result.summary:
+        typer.echo(result.summary)
+    if result.table:
+        typer.echo(result.table)
+
+
+def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> None:
+    run, config = _resolve(run_dir, config_file, sets, fresh=fresh)
+    t0 = time.perf_counter()
+    result = run_stage(stage, run, config)
+    _print_result(stage, result, time.perf_counter() - t0)
+
+
+def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
+    def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+        _run(stage, run, config, set_, fresh=fresh)
+
+    command.__doc__ = help_text + (
+        "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs."
+    )
+    app.command(name=stage, help=command.__doc__)(command)
+
+
+for _stage, (_module, _help) in STAGES.items():
+    # simulate starts a run; every later stage reads an existing one.
+    _make_stage_command(_stage, _help, fresh=_stage == "simulate")
+
+
+@app.command()
+def demo(
+    name: Annotated[str, typer.Option(help="Run name; outputs go to runs/<name>/.")] = "demo",
+    run: RunOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run the whole pipeline on the embedded offline default and print where the report is.
+
+    Offline stand-ins (simulated session, oriented-energy vision space, retrieval narrator with
+    SmolLM2) are labelled as such in every output.
+    """
+    sets = [f"name={name}", *(set_ or [])]
+    run_dir, cfg = _resolve(run, config, sets, fresh=True)
+    typer.secho(f"neurrator demo → {run_dir.root}", bold=True, err=True)
+    t_start = time.perf_counter()
+    for stage in DEMO_ORDER:
+        typer.secho(f"[{stage}] {STAGES[stage][1]}", fg=typer.colors.CYAN, err=True)
+        t0 = time.perf_counter()
+        result = run_stage(stage, run_dir, cfg)
+        _print_result(stage, result, time.perf_counter() - t0)
+    report = run_dir.stage_dir("report") / "report.html"
+    typer.secho(f"demo finished in {time.perf_counter() - t_start:.0f} s", bold=True, err=True)
+    typer.echo(f"Report: {report.resolve()}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user-fixable errors into one line and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except NeurratorError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors from typer's bundled click (unknown command, bad option).
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code or 2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Core objects of the preprocessing layer: binned, z-scored responses, windows and splits.
+
+The sample index used everywhere downstream is a pair ``(repeat, frame)``: the response on
+repeat ``repeat`` to stimulus frame ``frame``. Targets are indexed by ``frame`` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ZScoreStats:
+    """Per-unit statistics from the training repeats only. ``mean``, ``std``: (n_units,) float32."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/validation/test partition of ``(repeat, frame)`` samples.
+
+    Attributes
+    ----------
+    name : ``"repeats"``, ``"sparse_random"``, ``"contiguous_middle"``, ``"front_only"`` or
+        ``"scene_identity"``.
+    train, val, test : (n, 2) int64 arrays of ``(repeat, frame)`` pairs.
+    seed : seed the partition was drawn with.
+    description : one line saying what is held out.
+    """
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    seed: int
+    description: str = ""
+
+    @property
+    def train_repeats(self) -> np.ndarray:
+        """Repeats that contribute training samples (z-score statistics come from these)."""
+        return np.unique(self.train[:, 0])
+
+    @property
+    def train_frames(self) -> np.ndarray:
+        """Frames (stimulus indices) seen in training; the retrieval caption bank draws only these."""
+        return np.unique(self.train[:, 1])
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "description": self.description,
+            "train": self.train.tolist(),
+            "val": self.val.tolist(),
+            "test": self.test.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Split:
+        as_pairs = lambda x: np.asarray(x, dtype=np.int64).reshape(-1, 2)  # noqa: E731
+        return cls(
+            name=d["name"],
+            train=as_pairs(d["train"]),
+            val=as_pairs(d["val"]),
+            test=as_pairs(d["test"]),
+            seed=int(d["seed"]),
+            description=d.get("description", ""),
+        )
+
+
+@dataclass(frozen=True)
+class NeuralDataset:
+    """Binned, z-scored responses of one stimulus, from which windows are cut as views.
+
+    Attributes
+    ----------
+    stimulus : stimulus name, e.g. ``"natural_movie_one"``.
+    responses : (n_repeats, n_bins + 2 * pad, n_units) float32, z-scored with ``zscore`` and
+        zero-padded by ``pad`` bins at both ends so that every window exists.
+    bins_per_frame : 4 for 30 Hz movies at 120 Hz.
+    window : window length in bins (20).
+    pad : padding in bins on each side of the time axis.
+    units : DataFrame indexed by unit_id, in column order of ``responses`` (area, probe, depth,
+        cell_type, session_id, ...).
+    zscore : the statistics used (from training repeats only).
+    bin_rate : Hz (120).
+    n_frames : number of stimulus frames (or scene images).
+    """
+
+    stimulus: str
+    responses: np.ndarray
+    bins_per_frame: int
+    window: int
+    pad: int
+    units: pd.DataFrame
+    zscore: ZScoreStats
+    bin_rate: float = 120.0
+    n_frames: int = 0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.responses.shape[2])
+
+    @property
+    def n_repeats(self) -> int:
+        return int(self.responses.shape[0])
+
+    @property
+    def unit_ids(self) -> np.ndarray:
+        return self.units.index.to_numpy()
+
+    def window_start(self, frame: np.ndarray | int) -> np.ndarray:
+        """Index (into the padded time axis) of the first bin of the window centred on ``frame``."""
+        centre = np.asarray(frame) * self.bins_per_frame + self.bins_per_frame // 2
+        return centre - self.window // 2 + self.pad
+
+    def windows_view(self) -> np.ndarray:
+        """All windows as a strided view: (n_repeats, n_positions, n_units, window). No copy."""
+        return np.lib.stride_tricks.sliding_window_view(self.responses, self.window, axis=1)
+
+    def windows(self, pairs: np.ndarray, shift: int = 0) -> np.ndarray:
+        """Gather windows for ``(repeat, frame)`` pairs: (n, window, n_units) float32 (a copy).
+
+        ``shift`` moves every window by that many bins (jitter augmentation, time-shift controls).
+        """
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        start = self.window_start(pairs[:, 1]) + shift
+        start = np.clip(start, 0, self.responses.shape[1] - self.window)
+        idx = start[:, None] + np.arange(self.window)[None, :]
+        return self.responses[pairs[:, 0][:, None], idx]

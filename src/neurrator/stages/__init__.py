@@ -1,0 +1,60 @@
+"""Pipeline stages: the only code that reads and writes run directories.
+
+Each stage module exposes ``run(run: RunDir, config: RunConfig) -> StageResult``. Layers
+(``neurrator.data`` … ``neurrator.report``) are plain libraries and never touch a run folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from neurrator.config import RunConfig
+from neurrator.core.errors import StageUnavailableError
+from neurrator.rundir import RunDir
+
+#: Stages in pipeline order, with the module implementing each and a one-line summary.
+STAGES: dict[str, tuple[str, str]] = {
+    "simulate": ("neurrator.stages.simulate", "Write simulated Allen-format NWB session(s) into the run."),
+    "ingest": ("neurrator.stages.ingest", "Read NWB, filter units, bin at 120 Hz, z-score, cut splits."),
+    "embed": ("neurrator.stages.embed", "Compute (or load cached) patch targets of the stimulus frames."),
+    "train": ("neurrator.stages.train", "Train the spike-window → patch encoder (resumable)."),
+    "narrate": ("neurrator.stages.narrate", "Predict patches for test windows and narrate them."),
+    "evaluate": ("neurrator.stages.evaluate", "Score narrations (SBERT + controls) and embeddings."),
+    "benchmark": ("neurrator.stages.benchmark", "Baselines side by side (Ridge, PCA+kNN, CEBRA, MLP)."),
+    "analyze": ("neurrator.stages.analyze", "Scaling curves, area/cell-type probes, SAE concepts."),
+    "report": ("neurrator.stages.report", "Write the self-contained HTML report."),
+}
+
+#: The order ``neurrator demo`` runs them in.
+DEMO_ORDER = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report")
+
+
+@dataclass
+class StageResult:
+    """What a stage reports back: a short summary for the terminal and the files it wrote."""
+
+    summary: str = ""
+    outputs: list[str] = field(default_factory=list)
+    table: str | None = None
+
+
+def load_stage(name: str) -> Callable[[RunDir, RunConfig], StageResult]:
+    """Import a stage's ``run`` function; a clear error for unknown or not-yet-built stages."""
+    if name not in STAGES:
+        raise StageUnavailableError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    module_name, _ = STAGES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise StageUnavailableError(f"stage {name!r} is not implemented in this version of neurrator") from None
+        raise
+    return module.run
+
+
+def run_stage(name: str, run: RunDir, config: RunConfig) -> StageResult:
+    fn = load_stage(name)
+    with run.stage(name):
+        return fn(run, config)
