@@ -1,11 +1,152 @@
-"""Config section for population analyses, SAE concepts, single-neuron narration."""
+"""Config section for population analyses, SAE concepts, single-neuron narration and attribution.
+
+Defaults are demo-scale: they keep ``neurrator analyze`` within about 3 minutes on 2 CPU cores
+for the ~2,000-unit simulated pseudo-mouse. Raise the sizes for real data.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Analyses ``neurrator analyze`` can run, in the order it runs them.
+ANALYSES = ("scaling", "similarity", "contrasts", "sae", "neurons", "attribution")
+
+#: Population pools by anatomy (subset specs understood by ``neurrator.preprocess.subsets``).
+DEFAULT_AREA_POOLS: dict[str, str] = {
+    "V1": "group:V1",
+    "higher visual": "group:higher_visual",
+    "LGd": "group:LGd",
+    "all visual": "group:visual",
+    "hippocampus": "group:hippocampus",
+    "all units": "all",
+}
+
+#: Optotagged cell-type pools (pseudo-mice pooled across sessions of one genotype).
+DEFAULT_CELL_TYPE_POOLS: dict[str, str] = {
+    "PV": "cell_type:PV",
+    "SST": "cell_type:SST",
+    "VIP": "cell_type:VIP",
+}
+
+#: Concept axes of paper Fig. 7 and A.7.
+DEFAULT_CONCEPTS = [
+    "darkness or shadows",
+    "a car or vehicle",
+    "bright lighting",
+    "a person walking",
+    "an indoor room",
+    "an outdoor street scene",
+]
 
 
-class AnalysisConfig(BaseModel):
-    """Options for population analyses, SAE concepts, single-neuron narration."""
-
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ScalingConfig(_Section):
+    """Fidelity against population size, per pool (paper Fig. 4)."""
+
+    pools: dict[str, str] = DEFAULT_AREA_POOLS
+    #: Population sizes; ``"all"`` is the whole pool. Sizes above a pool's size are skipped.
+    sizes: list[int | Literal["all"]] = [1, 3, 10, 30, 100, 300, 1000, "all"]
+    n_draws: int = Field(5, ge=2)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    #: Test windows scored per point (evenly spaced over the test set); 0 = all.
+    max_windows: int = Field(48, ge=0)
+    #: Narrator for the scaling points; ``None`` uses the run's narrator. The fast offline
+    #: ``retrieval`` narrator keeps 6 pools × 8 sizes × 5 draws within the demo budget.
+    narrator: str | None = "retrieval"
+
+
+class SimilarityConfig(_Section):
+    """Pairwise narration similarity between pools (paper Fig. 5)."""
+
+    area_pools: dict[str, str] = {k: v for k, v in DEFAULT_AREA_POOLS.items() if k != "all units"}
+    cell_type_pools: dict[str, str] = DEFAULT_CELL_TYPE_POOLS
+    #: Shuffles of the window pairing that make the floor.
+    n_shuffles: int = Field(20, ge=1)
+
+
+class ContrastsConfig(_Section):
+    """Cell-type contrasts in language: log-odds words, a population classifier, concept axes."""
+
+    #: Strength of the informative Dirichlet prior (Monroe et al. 2008): prior count of a word =
+    #: prior_scale × its count over all populations.
+    prior_scale: float = Field(1.0, gt=0)
+    top_words: int = Field(10, ge=1)
+    cv_folds: int = Field(5, ge=2)
+    n_permutations: int = Field(100, ge=1)
+    concepts: list[str] = DEFAULT_CONCEPTS
+    #: Gaussian smoothing of the concept axes, in frames.
+    smooth_frames: float = Field(5.0, ge=0)
+
+
+class SAEConfig(_Section):
+    """Sparse-autoencoder concept dictionary (paper Sec. 5, A.8)."""
+
+    #: ``"topk"`` trains a TopK SAE on the corpus (offline default); ``"pretrained"`` loads one
+    #: from ``path`` (a folder with ``cfg.json`` and SAELens-style ``*.safetensors`` weights).
+    backend: Literal["topk", "pretrained"] = "topk"
+    path: Path | None = None
+    #: Image corpus: ``None`` = the run's stimulus (+ the demo scene bank if available); or a
+    #: folder of images / an ``.npy`` array (n, H, W[, 3]) uint8, captions from ``corpus_captions``.
+    corpus: Path | None = None
+    corpus_captions: Path | None = None
+    expansion: int = Field(8, ge=1)
+    k: int = Field(16, ge=1)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(1024, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    #: Patch vectors sampled from the corpus for training (all if fewer).
+    max_train_vectors: int = Field(60_000, ge=1)
+    #: Top-activating corpus images used to label a feature.
+    label_images: int = Field(8, ge=1)
+    top_k: int = Field(20, ge=1)
+    n_bootstrap: int = Field(1000, ge=1)
+    #: Concepts whose vision-space loading is compared between populations (Welch t-test).
+    validation_concepts: list[str] = ["a car or vehicle", "darkness or shadows"]
+
+
+class NeuronsConfig(_Section):
+    """Single-neuron neurration: solo query and leave-one-out shift per unit."""
+
+    #: ``"all"`` or a number of units drawn evenly across areas.
+    units: int | Literal["all"] = 48
+    #: Test windows per unit (evenly spaced).
+    max_windows: int = Field(24, ge=1)
+    #: Leave-one-out queries per encoder call (units × windows windows per batch).
+    units_per_batch: int = Field(8, ge=1)
+    n_features: int = Field(3, ge=1)
+    n_neighbours: int = Field(3, ge=1)
+
+
+class AttributionConfig(_Section):
+    """DINA-style attribution: gradient × input neuron importance and per-patch accuracy maps."""
+
+    #: Targets: ``"sae"`` = the SAE features most active on the test set (falls back to
+    #: ``"dims"`` without an SAE); ``"dims"`` = the highest-variance target dimensions.
+    targets: Literal["sae", "dims"] = "sae"
+    n_targets: int = Field(6, ge=1)
+    max_windows: int = Field(64, ge=1)
+    top_units: int = Field(10, ge=1)
+
+
+class AnalysisConfig(_Section):
+    """Options of ``neurrator analyze``."""
+
+    #: Which analyses to run (any of: scaling, similarity, contrasts, sae, neurons, attribution).
+    analyses: list[Literal["scaling", "similarity", "contrasts", "sae", "neurons", "attribution"]] = list(ANALYSES)
+    #: Narrator for the population narrations; ``None`` uses the run's narrator.
+    narrator: str | None = None
+    #: Test windows used by similarity, contrasts and the SAE (evenly spaced); 0 = all.
+    max_windows: int = Field(240, ge=0)
+    batch_size: int = Field(256, ge=1)
+    scaling: ScalingConfig = ScalingConfig()
+    similarity: SimilarityConfig = SimilarityConfig()
+    contrasts: ContrastsConfig = ContrastsConfig()
+    sae: SAEConfig = SAEConfig()
+    neurons: NeuronsConfig = NeuronsConfig()
+    attribution: AttributionConfig = AttributionConfig()

@@ -1,0 +1,151 @@
+"""Shared pieces of the analyses: callable types, caches, confidence intervals, figures, words.
+
+The analyses never talk to an encoder, narrator or scorer directly: they take small callables
+(a ``predict`` of a unit mask, a ``narrate`` of patches, an ``encode`` of sentences), so each
+one can be tested with fakes and runs unchanged on real models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless; analyses only ever write PNG files
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy import stats  # noqa: E402
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
+
+from neurrator.core.io import atomic_path  # noqa: E402
+
+#: units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
+PredictFn = Callable[[np.ndarray], torch.Tensor]
+#: patches (n, n_patches, dim) → n sentences.
+NarrateFn = Callable[[torch.Tensor], list[str]]
+#: n sentences → (n, d) float32 unit-norm embeddings.
+EncodeFn = Callable[[list[str]], np.ndarray]
+
+
+class CachedNarrator:
+    """Narrate patches, narrating each distinct input tensor only once.
+
+    Scaling draws, leave-one-out queries and repeated pools produce byte-identical patch
+    tensors (e.g. every draw of ``N = all``); they are looked up instead of re-narrated.
+
+    Parameters
+    ----------
+    narrate : the underlying ``NarrateFn``.
+    name : narrator name, recorded in every result that used it.
+    """
+
+    def __init__(self, narrate: NarrateFn, name: str):
+        self._narrate = narrate
+        self.name = name
+        self._cache: dict[bytes, str] = {}
+        self.calls = 0
+        self.hits = 0
+
+    @staticmethod
+    def _key(row: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
+
+    def __call__(self, patches: torch.Tensor) -> list[str]:
+        """``patches``: (n, n_patches, dim) → n sentences."""
+        rows = patches.detach().to(torch.float32).cpu().numpy()
+        keys = [self._key(r) for r in rows]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        first_index: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            first_index.setdefault(k, i)
+        self.calls += len(keys)
+        self.hits += len(keys) - len(missing)
+        if missing:
+            idx = [first_index[k] for k in missing]
+            sentences = self._narrate(patches[idx])
+            self._cache.update(zip(missing, sentences, strict=True))
+        return [self._cache[k] for k in keys]
+
+
+class CachedEncoder:
+    """Embed sentences, each distinct sentence once (narrators repeat themselves a lot)."""
+
+    def __init__(self, encode: EncodeFn):
+        self._encode = encode
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, sentences: Sequence[str]) -> np.ndarray:
+        """(n,) sentences → (n, d) float32 unit-norm rows."""
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, np.asarray(self._encode(missing), dtype=np.float32), strict=True))
+        if not sentences:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._cache[s] for s in sentences])
+
+
+def evenly_spaced(n: int, k: int) -> np.ndarray:
+    """Indices of ``k`` evenly spaced items out of ``n`` (all of them if ``k`` is 0 or ≥ n)."""
+    if k <= 0 or k >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
+def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of a 1-D sample (zero width for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2 or np.allclose(values, values[0]):
+        return mean, mean, mean
+    half = stats.sem(values) * stats.t.ppf(0.5 + level / 2, len(values) - 1)
+    return mean, mean - float(half), mean + float(half)
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap CI of a 1-D sample (``scipy.stats.bootstrap``)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2 or np.allclose(values, values[0]):
+        return mean, mean, mean
+    res = stats.bootstrap((values,), np.mean, confidence_level=level, n_resamples=n_resamples,
+                          method="percentile", random_state=seed)
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def content_words(sentence: str) -> list[str]:
+    """Lower-case words of a sentence without English stop words or one-letter tokens."""
+    return [w for w in _WORD.findall(sentence.lower()) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
+
+
+def central_sentence(sentences: Sequence[str], encode: EncodeFn) -> str:
+    """The sentence with the highest mean cosine to the others (the SBERT-central one)."""
+    unique = list(dict.fromkeys(sentences))
+    if len(unique) == 1:
+        return unique[0]
+    emb = encode(unique)
+    return unique[int(np.argmax((emb @ emb.T).mean(axis=1)))]
+
+
+def shared_words(sentences: Sequence[str], n: int = 3) -> list[str]:
+    """The ``n`` content words found in the most sentences (ties broken by first appearance)."""
+    counts: dict[str, int] = {}
+    for s in sentences:
+        for w in dict.fromkeys(content_words(s)):
+            counts[w] = counts.get(w, 0) + 1
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
+
+
+def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path

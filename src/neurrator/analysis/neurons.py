@@ -1,0 +1,215 @@
+"""Single-neuron neurration: say in words what one unit contributes.
+
+For each unit u, over a fixed set of test windows:
+
+- **solo query**: the encoder sees only u; its narration (most frequent sentence) and, when a
+  scorer is given, its SBERT fidelity;
+- **leave-one-out**: the encoder sees every unit but u; the shift ``Δ = P_all − P_without_u`` of
+  the predicted patches (its size relative to ``P_all``) and how often the narration changes;
+- **description**: the SAE features whose decoder directions align best with the patch-mean
+  shift, and the caption-bank images whose (centred) features lie nearest along it.
+
+Leave-one-out queries are batched: one encoder call answers ``units_per_batch`` units at once
+(a per-sample unit mask), so every unit of a session is affordable on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurrator.analysis.common import NarrateFn, save_figure
+
+#: masks (m, n_units) bool → predicted patches (m, n_windows, n_patches, dim).
+PredictManyFn = Callable[[np.ndarray], torch.Tensor]
+#: sentences (n_windows,) → per-window fidelity (n_windows,) against the windows' references.
+ScoreFn = Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class CaptionBank:
+    """Captioned images to describe a shift with.
+
+    Attributes
+    ----------
+    pooled : (n_images, dim) patch-mean feature per image.
+    captions : (n_images,) one caption per image.
+    """
+
+    pooled: np.ndarray
+    captions: list[str]
+
+    def neighbours(self, direction: np.ndarray, n: int) -> list[dict]:
+        """Images whose centred feature has the highest cosine with ``direction`` (dim,)."""
+        centred = self.pooled - self.pooled.mean(0)
+        centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+        d = direction / max(float(np.linalg.norm(direction)), 1e-12)
+        sims = centred @ d
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [{"image": int(i), "caption": self.captions[i], "cosine": float(sims[i])} for i in order]
+
+
+@dataclass
+class NeuronNarration:
+    unit_id: int
+    area: str | None
+    cell_type: str | None
+    solo_narration: str
+    solo_narration_share: float
+    solo_fidelity: float | None
+    loo_shift: float
+    loo_changed_fraction: float
+    example: dict
+    features: list[dict] = field(default_factory=list)
+    neighbours: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class NeuronsResult:
+    units: list[NeuronNarration]
+    n_windows: int
+    full_fidelity: float | None
+    narrator: str
+    units_per_second: float
+    seconds: float
+    description_method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _text_or_none(row, column: str) -> str | None:
+    """A units-table cell as text; ``None`` for a missing row, column, None, NaN or ''."""
+    value = None if row is None else row.get(column)
+    return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _mode(sentences: Sequence[str]) -> tuple[str, float]:
+    sentence, count = Counter(sentences).most_common(1)[0]
+    return sentence, count / len(sentences)
+
+
+def neurrate_units(
+    positions: Sequence[int],
+    predict_many: PredictManyFn,
+    narrate: NarrateFn,
+    n_units: int,
+    *,
+    units_table=None,
+    frames: np.ndarray,
+    score: ScoreFn | None = None,
+    decoder_directions: np.ndarray | None = None,
+    feature_labels: Callable[[int], str] | None = None,
+    caption_bank: CaptionBank | None = None,
+    units_per_batch: int = 8,
+    n_features: int = 3,
+    n_neighbours: int = 3,
+    narrator_name: str = "",
+) -> NeuronsResult:
+    """Solo query, leave-one-out shift and description of each unit at ``positions``.
+
+    Parameters
+    ----------
+    positions : column indices (into the encoder's units) of the units to neurrate.
+    predict_many : masks (m, n_units) → patches (m, n_windows, n_patches, dim).
+    narrate : patches → sentences (wrap in :class:`CachedNarrator`).
+    n_units : number of encoder input units.
+    units_table : the units DataFrame (for area and cell type), rows aligned with the columns.
+    frames : (n_windows,) frame of each window (for the example).
+    score : narration fidelity per window, optional.
+    decoder_directions : (d_sae, dim) SAE decoder rows, for the feature description.
+    feature_labels : feature index → its label.
+    caption_bank : images and captions for the neighbour description.
+    """
+    t0 = time.perf_counter()
+    everyone = np.ones((1, n_units), dtype=bool)
+    p_all = predict_many(everyone)[0].float()  # (n_windows, n_patches, dim)
+    n_windows = p_all.shape[0]
+    narr_all = narrate(p_all)
+    full_fidelity = float(np.mean(score(narr_all))) if score else None
+    all_norm = float(p_all.norm(dim=-1).mean())
+    results: list[NeuronNarration] = []
+    positions = [int(p) for p in positions]
+    for start in range(0, len(positions), units_per_batch):
+        chunk = positions[start : start + units_per_batch]
+        m = len(chunk)
+        masks = np.zeros((2 * m, n_units), dtype=bool)
+        masks[np.arange(m), chunk] = True  # solo
+        masks[m:] = True
+        masks[m + np.arange(m), chunk] = False  # leave-one-out
+        out = predict_many(masks).float()
+        solo_narr = narrate(out[:m].reshape(-1, *out.shape[2:]))
+        loo_narr = narrate(out[m:].reshape(-1, *out.shape[2:]))
+        for j, pos in enumerate(chunk):
+            solo = solo_narr[j * n_windows : (j + 1) * n_windows]
+            loo = loo_narr[j * n_windows : (j + 1) * n_windows]
+            delta = p_all - out[m + j]  # what the unit adds, (n_windows, n_patches, dim)
+            pooled_shift = delta.mean(dim=(0, 1)).numpy()
+            changed = np.array([a != b for a, b in zip(narr_all, loo, strict=True)])
+            example_w = int(np.argmax(changed)) if changed.any() else 0
+            row = units_table.iloc[pos] if units_table is not None else None
+            sentence, share = _mode(solo)
+            features = []
+            if decoder_directions is not None and np.linalg.norm(pooled_shift) > 0:
+                align = decoder_directions @ pooled_shift
+                for f in np.argsort(-align, kind="stable")[:n_features]:
+                    features.append({"feature": int(f), "alignment": float(align[f]),
+                                     "label": feature_labels(int(f)) if feature_labels else ""})
+            results.append(NeuronNarration(
+                unit_id=int(units_table.index[pos]) if units_table is not None else pos,
+                area=_text_or_none(row, "area"),
+                cell_type=_text_or_none(row, "cell_type"),
+                solo_narration=sentence,
+                solo_narration_share=share,
+                solo_fidelity=float(np.mean(score(solo))) if score else None,
+                loo_shift=float(delta.norm(dim=-1).mean()) / max(all_norm, 1e-12),
+                loo_changed_fraction=float(changed.mean()),
+                example={"frame": int(frames[example_w]), "all": narr_all[example_w], "without": loo[example_w],
+                         "solo": solo[example_w]},
+                features=features,
+                neighbours=caption_bank.neighbours(pooled_shift, n_neighbours) if caption_bank and np.linalg.norm(pooled_shift) > 0 else [],
+            ))
+    seconds = time.perf_counter() - t0
+    return NeuronsResult(
+        units=results,
+        n_windows=int(n_windows),
+        full_fidelity=full_fidelity,
+        narrator=narrator_name,
+        units_per_second=len(results) / max(seconds, 1e-9),
+        seconds=seconds,
+        description_method="SAE decoder rows and caption-bank images aligned with the patch-mean leave-one-out shift",
+    )
+
+
+def plot_neurons(result: NeuronsResult, path: str | Path) -> Path:
+    """Leave-one-out shift against solo fidelity (or narration change), coloured by area."""
+    import matplotlib.pyplot as plt
+
+    units = result.units
+    areas = sorted({u.area or "?" for u in units})
+    colours = plt.get_cmap("tab20")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, area in enumerate(areas):
+        sel = [u for u in units if (u.area or "?") == area]
+        y = [u.solo_fidelity if u.solo_fidelity is not None else u.solo_narration_share for u in sel]
+        axes[0].scatter([u.loo_shift for u in sel], y, s=14, color=colours(i % 20), label=area)
+        axes[1].scatter([u.loo_shift for u in sel], [u.loo_changed_fraction for u in sel], s=14, color=colours(i % 20))
+    axes[0].set_xlabel("leave-one-out patch shift (relative)")
+    axes[0].set_ylabel("solo narration SBERT" if units and units[0].solo_fidelity is not None else "solo narration share")
+    if result.full_fidelity is not None:
+        axes[0].axhline(result.full_fidelity, ls="--", color="0.3", lw=1, label="all units")
+    axes[1].set_xlabel("leave-one-out patch shift (relative)")
+    axes[1].set_ylabel("fraction of windows whose narration changes")
+    axes[0].legend(fontsize=6, ncol=2)
+    for ax in axes:
+        ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(f"Single-neuron neurration: {len(units)} units, {result.n_windows} windows, "
+                 f"{result.units_per_second:.1f} units/s (narrator {result.narrator})", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

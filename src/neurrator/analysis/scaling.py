@@ -1,0 +1,207 @@
+"""Scaling curves: narration fidelity against population size, per anatomical pool (paper Fig. 4).
+
+One trained encoder answers every point through subset queries (absent units masked); nothing
+is retrained. For each pool and size N, ``n_draws`` random N-unit subsets are drawn; each draw's
+fidelity is the mean over test windows of the SBERT score of its narration and of its R@10.
+The crossing point of a pool is the smallest N whose confidence interval lies wholly above the
+random-caption floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurrator.analysis.common import NarrateFn, PredictFn, bootstrap_ci, mean_ci, save_figure
+
+#: patches (n, n_patches, dim), sentences (n,) → metric name → per-window values (n,).
+FidelityFn = Callable[[torch.Tensor, list[str]], dict[str, np.ndarray]]
+
+
+@dataclass
+class MetricSummary:
+    """Mean and CI of one metric at one point; ``draws`` holds each draw's window mean."""
+
+    mean: float
+    lo: float
+    hi: float
+    draws: list[float]
+
+
+@dataclass
+class ScalingPoint:
+    """One (pool, size) point. ``size`` is the number of units; ``label`` is ``"all"`` or N."""
+
+    pool: str
+    size: int
+    label: str
+    n_distinct_draws: int
+    ci_method: str
+    metrics: dict[str, MetricSummary]
+
+
+@dataclass
+class ScalingResult:
+    """Everything the scaling figure and the report need (serialised to ``scaling.json``)."""
+
+    points: list[ScalingPoint]
+    floors: dict[str, float]
+    crossings: dict[str, dict[str, int | None]]
+    pool_sizes: dict[str, int]
+    n_windows: int
+    n_draws: int
+    ci_level: float
+    narrator: str
+    cache: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _draw_masks(pool: np.ndarray, size: int, n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:
+    members = np.flatnonzero(pool)
+    masks = []
+    for _ in range(n_draws):
+        mask = np.zeros(len(pool), dtype=bool)
+        mask[rng.choice(members, size=size, replace=False)] = True
+        masks.append(mask)
+    return masks
+
+
+def crossing_point(points: Sequence[ScalingPoint], metric: str, floor: float) -> int | None:
+    """Smallest population size whose CI lower bound is above ``floor`` (``None`` if never)."""
+    above = [p.size for p in points if p.metrics[metric].lo > floor]
+    return min(above) if above else None
+
+
+def scaling_curves(
+    predict: PredictFn,
+    narrate: NarrateFn,
+    fidelity: FidelityFn,
+    pools: Mapping[str, np.ndarray],
+    *,
+    sizes: Sequence[int | str],
+    floors: Mapping[str, float],
+    n_draws: int = 5,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    narrator_name: str = "",
+) -> ScalingResult:
+    """Fidelity against population size for every pool.
+
+    Parameters
+    ----------
+    predict : units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
+    narrate : patches → sentences; wrap it in :class:`CachedNarrator` so identical inputs
+        (every draw of ``"all"``, repeated subsets of small pools) are narrated once.
+    fidelity : patches and sentences → metric name → per-window values, e.g. ``{"sbert": (n,),
+        "r_at_10": (n,)}``.
+    pools : pool name → (n_units,) bool membership mask.
+    sizes : population sizes; ``"all"`` is the whole pool. Sizes ≥ the pool size are skipped
+        (the pool itself is the ``"all"`` point).
+    floors : metric name → chance level (random-caption SBERT floor, R@10 chance).
+    n_draws : random subsets per point.
+    ci_level : confidence level. Across draws a Student-t interval; when every draw is the same
+        subset (``"all"``) the interval is a bootstrap over test windows.
+
+    Returns
+    -------
+    ScalingResult
+    """
+    rng = np.random.default_rng(seed)
+    # Identical subsets (all draws of "all", small pools) are predicted once.
+    patch_cache: dict[bytes, tuple[torch.Tensor, list[str]]] = {}
+    predictions = 0
+    points: list[ScalingPoint] = []
+    n_windows = 0
+    for pool_name, pool in pools.items():
+        pool = np.asarray(pool, dtype=bool)
+        n_pool = int(pool.sum())
+        if n_pool == 0:
+            continue
+        wanted = sorted({n_pool if s == "all" else int(s) for s in sizes if s == "all" or int(s) < n_pool})
+        for size in wanted:
+            masks = _draw_masks(pool, size, n_draws, rng)
+            per_draw: dict[str, list[np.ndarray]] = {}
+            distinct = set()
+            for mask in masks:
+                key = np.packbits(mask).tobytes()
+                distinct.add(key)
+                if key not in patch_cache:
+                    patches = predict(mask)
+                    predictions += 1
+                    patch_cache[key] = (patches, narrate(patches))
+                patches, sentences = patch_cache[key]
+                n_windows = len(sentences)
+                for metric, values in fidelity(patches, sentences).items():
+                    per_draw.setdefault(metric, []).append(np.asarray(values, dtype=np.float64))
+            summaries = {}
+            if len(distinct) > 1:
+                ci_method = f"student-t over {len(masks)} draws"
+                for metric, values in per_draw.items():
+                    draw_means = [float(v.mean()) for v in values]
+                    mean, lo, hi = mean_ci(np.array(draw_means), ci_level)
+                    summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
+            else:
+                ci_method = "bootstrap over test windows (single distinct subset)"
+                for metric, values in per_draw.items():
+                    mean, lo, hi = bootstrap_ci(values[0], ci_level, seed=seed)
+                    summaries[metric] = MetricSummary(mean, lo, hi, [float(v.mean()) for v in values])
+            label = "all" if size == n_pool else str(size)
+            points.append(ScalingPoint(pool_name, size, label, len(distinct), ci_method, summaries))
+        # Free the pool's patches; later pools rarely repeat its subsets.
+        patch_cache.clear()
+    crossings = {
+        pool_name: {m: crossing_point([p for p in points if p.pool == pool_name], m, f) for m, f in floors.items()}
+        for pool_name in pools
+        if any(p.pool == pool_name for p in points)
+    }
+    return ScalingResult(
+        points=points,
+        floors=dict(floors),
+        crossings=crossings,
+        pool_sizes={k: int(np.asarray(v, dtype=bool).sum()) for k, v in pools.items()},
+        n_windows=n_windows,
+        n_draws=n_draws,
+        ci_level=ci_level,
+        narrator=narrator_name,
+        cache={"encoder_calls": predictions},
+    )
+
+
+METRIC_LABELS = {"sbert": "SBERT cosine to reference", "r_at_10": "R@10 (true frame in top 10)"}
+
+
+def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") -> Path:
+    """One panel per metric: mean ± CI against N on a log axis, with the floor dashed."""
+    import matplotlib.pyplot as plt
+
+    metrics = list(result.floors)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False)
+    pools = list(dict.fromkeys(p.pool for p in result.points))
+    colours = plt.get_cmap("tab10")
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, pool in enumerate(pools):
+            pts = [p for p in result.points if p.pool == pool]
+            x = np.array([p.size for p in pts])
+            mean = np.array([p.metrics[metric].mean for p in pts])
+            lo = np.array([p.metrics[metric].lo for p in pts])
+            hi = np.array([p.metrics[metric].hi for p in pts])
+            cross = result.crossings.get(pool, {}).get(metric)
+            label = f"{pool} (n={result.pool_sizes[pool]}, cross {cross if cross else '—'})"
+            ax.plot(x, mean, marker="o", ms=3.5, color=colours(i), label=label)
+            ax.fill_between(x, lo, hi, color=colours(i), alpha=0.18, linewidth=0)
+        ax.axhline(result.floors[metric], ls="--", color="0.3", lw=1, label="random-caption floor" if metric == "sbert" else "chance")
+        ax.set_xscale("log")
+        ax.set_xlabel("neurons in the encoder input (N)")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title or f"Scaling: mean ± {int(result.ci_level * 100)} % CI over {result.n_draws} draws "
+                 f"({result.n_windows} test windows, narrator {result.narrator})", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
