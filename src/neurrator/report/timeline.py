@@ -1,0 +1,215 @@
+"""The narrated timeline: for a few test windows, the frame, the units' activity around it,
+the decoded sentence, the reference caption and the window's SBERT score.
+
+Inputs are already-loaded objects: the narrate stage's per-window table, the evaluate
+stage's per-window scores, the stimulus frames and the binned dataset. Nothing here reads
+files, and nothing is computed that the earlier stages did not already produce, except the
+pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from neurrator.preprocess.types import NeuralDataset
+from neurrator.report.config import ReportConfig
+from neurrator.report.content import TimelineEntry
+from neurrator.report.figures import raster_png, thumbnail_png
+
+#: Accepted column names, first match wins, for each field of a timeline row.
+FRAME_COLUMNS = ("frame", "frame_id", "frame_index")
+REPEAT_COLUMNS = ("repeat", "trial")
+NARRATION_COLUMNS = ("narration", "sentence", "decoded", "prediction", "text")
+REFERENCE_COLUMNS = ("reference", "references", "reference_caption", "reference_captions", "caption", "captions")
+SCORE_COLUMNS = ("sbert", "sbert_matched", "matched", "score")
+
+
+def find_column(frame: pd.DataFrame | None, candidates: Sequence[str]) -> str | None:
+    """The first of ``candidates`` that ``frame`` has, or ``None``."""
+    if frame is None:
+        return None
+    return next((c for c in candidates if c in frame.columns), None)
+
+
+@dataclass(frozen=True)
+class TimelineRows:
+    """Test windows in a normalised layout.
+
+    ``table`` has columns ``frame`` (int), ``repeat`` (Int64, may be missing), ``narration``
+    (str or None), ``references`` (list of str) and ``score`` (float, NaN if not evaluated);
+    ``score_label`` names the score column it came from.
+    """
+
+    table: pd.DataFrame
+    score_label: str
+
+
+def timeline_rows(narrations: pd.DataFrame | None, per_window: pd.DataFrame | None) -> TimelineRows:
+    """Join the narrate stage's windows with the evaluate stage's scores.
+
+    Parameters
+    ----------
+    narrations : one row per test window (``narrate/narrations.parquet``), or ``None``.
+    per_window : one row per test window with scores (``evaluate/per_window.parquet``), or ``None``.
+
+    Raises
+    ------
+    ValueError : if neither table is given or neither has a frame column.
+    """
+    tables = [t for t in (narrations, per_window) if t is not None]
+    if not tables:
+        raise ValueError("no per-window table (neither narrations nor evaluation scores)")
+    base = tables[0]
+    if len(tables) == 2:
+        keys = [c for c in (*FRAME_COLUMNS, *REPEAT_COLUMNS) if c in narrations.columns and c in per_window.columns]
+        if find_column(narrations, FRAME_COLUMNS) in keys:
+            extra = [c for c in per_window.columns if c not in narrations.columns]
+            # Scores are joined on the window's identity, never by row position.
+            per_window_keyed = per_window[[*keys, *extra]].drop_duplicates(subset=keys)
+            base = narrations.merge(per_window_keyed, on=keys, how="left")
+        else:
+            base = narrations
+    frame_col = find_column(base, FRAME_COLUMNS)
+    if frame_col is None:
+        raise ValueError(f"per-window table has no frame column (looked for {', '.join(FRAME_COLUMNS)})")
+    repeat_col = find_column(base, REPEAT_COLUMNS)
+    narration_col = find_column(base, NARRATION_COLUMNS)
+    reference_col = find_column(base, REFERENCE_COLUMNS)
+    score_col = find_column(base, SCORE_COLUMNS)
+    table = pd.DataFrame(
+        {
+            "frame": base[frame_col].astype("int64").to_numpy(),
+            "repeat": (base[repeat_col] if repeat_col else pd.Series(pd.NA, index=base.index)).astype("Int64").to_numpy(),
+            "narration": [_text_or_none(v) for v in base[narration_col]] if narration_col else [None] * len(base),
+            "references": [_text_list(v) for v in base[reference_col]] if reference_col else [[] for _ in range(len(base))],
+            "score": base[score_col].astype("float64").to_numpy() if score_col else np.full(len(base), np.nan),
+        }
+    )
+    return TimelineRows(table=table, score_label=score_col or "SBERT")
+
+
+def select_windows(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` windows on distinct frames spread evenly over the test frames, in frame order.
+
+    On each chosen frame the window of the lowest repeat is taken, so the choice is
+    deterministic and does not depend on the scores (no cherry-picking).
+    """
+    if n <= 0 or table.empty:
+        return table.iloc[:0]
+    ordered = table.sort_values(["frame", "repeat"], na_position="last", kind="stable")
+    first_per_frame = ordered.drop_duplicates(subset="frame", keep="first")
+    picks = np.unique(np.linspace(0, len(first_per_frame) - 1, num=min(n, len(first_per_frame))).round().astype(int))
+    return first_per_frame.iloc[picks]
+
+
+def raster_units(dataset: NeuralDataset, unit_ids: np.ndarray | None, windows: list[np.ndarray], n: int) -> np.ndarray:
+    """Column positions (into ``dataset.responses``) of the units drawn in every raster.
+
+    The ``n`` units with the highest mean positive z-score over the shown windows, among
+    the units the model used (``unit_ids``; all units if ``None``), ordered by area, then
+    depth, so areas form contiguous bands.
+
+    Parameters
+    ----------
+    windows : list of (n_bins, n_units) activity slices, one per timeline entry.
+    """
+    positions = np.arange(dataset.n_units)
+    if unit_ids is not None:
+        found = dataset.units.index.get_indexer(np.asarray(unit_ids))
+        positions = found[found >= 0]
+    if positions.size == 0 or not windows:
+        return positions[:0]
+    drive = np.mean([np.clip(w[:, positions], 0, None).mean(axis=0) for w in windows], axis=0)
+    top = positions[np.argsort(-drive, kind="stable")[:n]]
+    units = dataset.units.iloc[top]
+    keys = [c for c in ("area", "depth") if c in units.columns]
+    if keys:
+        order = np.lexsort([units[k].astype(str if k == "area" else float).to_numpy() for k in reversed(keys)])
+        top = top[order]
+    return top
+
+
+def build_timeline(
+    rows: TimelineRows,
+    *,
+    frames: np.ndarray | None,
+    dataset: NeuralDataset | None,
+    unit_ids: np.ndarray | None,
+    config: ReportConfig,
+) -> list[TimelineEntry]:
+    """Timeline entries for the windows chosen by :func:`select_windows`.
+
+    Parameters
+    ----------
+    rows : the normalised per-window table.
+    frames : (n_frames, H, W) uint8 stimulus frames for thumbnails, or ``None`` (no thumbnails).
+    dataset : binned z-scored responses for the rasters, or ``None`` (no rasters).
+    unit_ids : ids of the units the model used (from the checkpoint), or ``None`` for all.
+    """
+    chosen = select_windows(rows.table, config.timeline_frames)
+    slices: list[tuple[np.ndarray, int, int, int] | None] = []
+    for row in chosen.itertuples(index=False):
+        slices.append(_activity_slice(dataset, row.frame, row.repeat, config.raster_context_bins))
+    units = None
+    if dataset is not None:
+        units = raster_units(dataset, unit_ids, [s[0] for s in slices if s is not None], config.raster_units)
+    groups = None
+    if units is not None and "area" in dataset.units.columns:
+        groups = dataset.units["area"].iloc[units].astype(str).tolist()
+
+    entries = []
+    for row, sl in zip(chosen.itertuples(index=False), slices, strict=True):
+        thumb = None
+        if frames is not None and 0 <= row.frame < len(frames):
+            thumb = thumbnail_png(frames[row.frame], config.thumbnail_width)
+        raster = None
+        if sl is not None and units is not None and units.size:
+            activity, first, stop, onset = sl
+            raster = raster_png(activity[:, units].T, bin_rate=dataset.bin_rate, window=(first, stop),
+                                onset_bin=onset, unit_groups=groups, dpi=config.figure_dpi)
+        entries.append(
+            TimelineEntry(
+                frame=int(row.frame),
+                repeat=None if pd.isna(row.repeat) else int(row.repeat),
+                narration=row.narration,
+                references=list(row.references),
+                score=None if pd.isna(row.score) else float(row.score),
+                thumbnail=thumb,
+                raster=raster,
+            )
+        )
+    return entries
+
+
+def _activity_slice(dataset: NeuralDataset | None, frame: int, repeat, context: int) -> tuple[np.ndarray, int, int, int] | None:
+    """(n_bins, n_units) activity around the window of ``(repeat, frame)``, plus the window's
+    first and stop bins and the frame-onset bin, all relative to the slice."""
+    if dataset is None or pd.isna(repeat) or not 0 <= int(repeat) < dataset.n_repeats:
+        return None
+    if dataset.n_frames and not 0 <= frame < dataset.n_frames:
+        return None
+    start = int(dataset.window_start(frame))
+    n_time = dataset.responses.shape[1]
+    lo = max(0, start - context)
+    hi = min(n_time, start + dataset.window + context)
+    onset = frame * dataset.bins_per_frame + dataset.pad
+    return np.asarray(dataset.responses[int(repeat), lo:hi]), start - lo, start + dataset.window - lo, onset - lo
+
+
+def _text_or_none(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def _text_list(value) -> list[str]:
+    """A reference cell as a list of captions (a string, a list/array of strings, or missing)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]

@@ -1,0 +1,163 @@
+"""A small synthetic run directory for the report tests, following docs/architecture.md.
+
+``write_synthetic_run(root, parts=...)`` writes plausible artifacts of the chosen stages
+(random numbers, tiny sizes) so the report can be rendered without running the pipeline.
+Other report test modules import it; the tests here check the fixture itself keeps to the
+contract the report stage reads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from neurrator.config import RunConfig
+from neurrator.preprocess.io import load_dataset, save_dataset
+from neurrator.preprocess.types import NeuralDataset, ZScoreStats
+from neurrator.rundir import RunDir
+
+ALL_PARTS = ("ingest", "train", "narrate", "evaluate", "benchmark", "analyze")
+N_REPEATS, N_FRAMES, N_UNITS, BINS_PER_FRAME, WINDOW = 3, 40, 24, 4, 20
+TEST_REPEAT = 2
+AREAS = ("LGd", "VISp", "VISl", "CA1")
+
+
+def synthetic_frames(n_frames: int = N_FRAMES, height: int = 48, width: int = 96) -> np.ndarray:
+    """(n_frames, height, width) uint8: a drifting grating, so each frame differs."""
+    y, x = np.mgrid[0:height, 0:width]
+    phase = np.arange(n_frames)[:, None, None] * 0.4
+    return (127.5 + 120 * np.sin(x[None] / 6.0 + y[None] / 11.0 + phase)).astype(np.uint8)
+
+
+def _png(title: str, seed: int) -> bytes:
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    rng = np.random.default_rng(seed)
+    ax.plot(np.cumsum(rng.normal(size=30)))
+    ax.set_title(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60)
+    return buf.getvalue()
+
+
+def _dataset(rng: np.random.Generator) -> NeuralDataset:
+    pad = WINDOW
+    n_time = N_FRAMES * BINS_PER_FRAME + 2 * pad
+    units = pd.DataFrame(
+        {
+            "area": [AREAS[i % len(AREAS)] for i in range(N_UNITS)],
+            "probe": ["probeA"] * N_UNITS,
+            "depth": rng.uniform(0, 3000, N_UNITS),
+            "cell_type": [None] * N_UNITS,
+        },
+        index=pd.Index(np.arange(1000, 1000 + N_UNITS, dtype=np.int64), name="unit_id"),
+    )
+    responses = rng.normal(size=(N_REPEATS, n_time, N_UNITS)).astype(np.float32)
+    responses[:, :pad] = 0
+    responses[:, -pad:] = 0
+    return NeuralDataset(
+        stimulus="natural_movie_one",
+        responses=responses,
+        bins_per_frame=BINS_PER_FRAME,
+        window=WINDOW,
+        pad=pad,
+        units=units,
+        zscore=ZScoreStats(mean=np.zeros(N_UNITS, np.float32), std=np.ones(N_UNITS, np.float32)),
+        n_frames=N_FRAMES,
+    )
+
+
+def write_synthetic_run(
+    root: str | Path,
+    parts: tuple[str, ...] = ALL_PARTS,
+    *,
+    narration: str | None = None,
+    stand_ins: dict[str, str] | None = None,
+    seed: int = 0,
+) -> RunDir:
+    """Write a synthetic run holding the artifacts of ``parts`` (stage names).
+
+    ``narration``, if given, replaces the first test window's decoded sentence (for escaping
+    tests). ``stand_ins`` defaults to the offline demo's stand-ins.
+    """
+    rng = np.random.default_rng(seed)
+    run = RunDir.create(root, RunConfig(name="synthetic", seed=seed))
+    stand_ins = {
+        "vision_space": "oriented-energy stand-in space (not CLIP ViT-L/14-336)",
+        "narrator": "retrieval over training captions (not LLaVA-1.5)",
+    } if stand_ins is None else stand_ins
+    for component, description in stand_ins.items():
+        run.mark_stand_in(component, description)
+
+    frames = np.arange(N_FRAMES)
+    test_pairs = np.stack([np.full(N_FRAMES, TEST_REPEAT), frames], axis=1)
+    sentences = [f"a grey grating drifting to the left, frame {f}" for f in frames]
+    if narration is not None:
+        sentences[0] = narration
+    references = [f"a striped pattern moving sideways (frame {f})" for f in frames]
+    matched = rng.uniform(0.2, 0.7, N_FRAMES)
+
+    if "ingest" in parts:
+        save_dataset(_dataset(rng), run.stage_dir("ingest") / "dataset")
+    if "train" in parts:
+        ids = list(range(1000, 1000 + N_UNITS - 4))  # the model used all but the last 4 units
+        (run.stage_dir("train")).mkdir(parents=True, exist_ok=True)
+        (run.stage_dir("train") / "checkpoint.json").write_text(json.dumps({"unit_ids": ids, "seed": seed}))
+    if "narrate" in parts:
+        run.stage_dir("narrate").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            {"repeat": test_pairs[:, 0], "frame": test_pairs[:, 1], "narration": sentences, "reference": references}
+        ).to_parquet(run.stage_dir("narrate") / "narrations.parquet")
+    if "evaluate" in parts:
+        run.stage_dir("evaluate").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            {
+                "repeat": test_pairs[:, 0],
+                "frame": test_pairs[:, 1],
+                "sbert": matched,
+                "sbert_shuffled": rng.uniform(0.0, 0.3, N_FRAMES),
+                "sbert_word_salad": rng.uniform(-0.05, 0.1, N_FRAMES),
+            }
+        ).to_parquet(run.stage_dir("evaluate") / "per_window.parquet")
+        summary = {
+            "n_windows": N_FRAMES,
+            "sbert": {"mean": float(matched.mean()), "std": float(matched.std()), "ci95": [0.4, 0.5]},
+            "wilcoxon": {"matched_vs_shuffled": {"statistic": 812.0, "p": 3.1e-8}},
+            "embedding": {"cka": 0.61, "r_at_1": 0.05, "r_at_10": 0.3, "median_rank": 14},
+        }
+        (run.stage_dir("evaluate") / "summary.json").write_text(json.dumps(summary))
+    if "benchmark" in parts:
+        run.stage_dir("benchmark").mkdir(parents=True, exist_ok=True)
+        tables = {
+            "A1": {"neurrator": {"sparse_random": 0.41, "front_only": 0.17},
+                   "ridge": {"sparse_random": 0.06, "front_only": 0.05}},
+            "A3": [{"method": "ridge", "r_at_1": 0.007}, {"method": "chance", "r_at_1": 0.0011}],
+        }
+        (run.stage_dir("benchmark") / "tables.json").write_text(json.dumps(tables))
+    if "analyze" in parts:
+        for i, name in enumerate(("scaling", "sae")):
+            folder = run.stage_dir("analyze") / name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}_figure.png").write_bytes(_png(f"{name} figure", seed + i))
+            (folder / "summary.json").write_text(json.dumps({"analysis": name, "crossing_n": {"V1": 30, "LGd": None}}))
+        (run.stage_dir("analyze") / "sae" / "features.json").write_text(
+            json.dumps([{"feature": k, "label": f"feature {k}", "mean_activation": 0.1 * k} for k in range(5)])
+        )
+    for stage in ("simulate", *parts):
+        run.update_manifest(stages={stage: {"status": "done", "seconds": 1.5}})
+    return run
+
+
+def test_synthetic_run_keeps_to_the_contract(tmp_path):
+    run = write_synthetic_run(tmp_path / "run")
+    ds = load_dataset(run.stage_dir("ingest") / "dataset")
+    assert ds.responses.shape == (N_REPEATS, N_FRAMES * BINS_PER_FRAME + 2 * WINDOW, N_UNITS)
+    for rel in ("narrate/narrations.parquet", "evaluate/per_window.parquet", "evaluate/summary.json",
+                "benchmark/tables.json", "analyze/scaling/scaling_figure.png", "train/checkpoint.json"):
+        assert (run.root / rel).is_file(), rel
+    assert set(run.manifest()["stand_ins"]) == {"vision_space", "narrator"}
