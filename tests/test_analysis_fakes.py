@@ -91,3 +91,37 @@ def toy_problem(seed: int = 0, n_frames: int = 24, repeats: int = 2, grid: tuple
     y = np.arctanh(np.clip(targets[frames].reshape(len(frames), -1), -0.95, 0.95))
     w, *_ = np.linalg.lstsq(x, y, rcond=None)
     return ToyProblem(units, resp, frames, scene_of_frame, targets, torch.from_numpy(w.astype(np.float32)), grid)
+
+
+def toy_inputs(seed: int = 0, **kw):
+    """``AnalysisInputs`` over the toy problem (bag-of-words scorer, prototype narrator)."""
+    from neurrator.analysis.common import CachedEncoder, CachedNarrator
+    from neurrator.analysis.suite import AnalysisInputs, Corpus
+    from neurrator.preprocess.subsets import subset_mask
+
+    tp = toy_problem(seed, **kw)
+    encode = CachedEncoder(bow_encode)
+    captions = tp.captions()
+    ref = {f: encode(c).mean(0) for f, c in captions.items()}
+
+    def reference_score(sentences, frames):
+        return np.einsum("nd,nd->n", encode(list(sentences)), np.stack([ref[int(f)] for f in frames]))
+
+    rng = np.random.default_rng(seed)
+    other = [(f + len(tp.scene_of_frame) // 2) % len(tp.scene_of_frame) for f in tp.frames]
+    floor = float(np.mean(reference_score([captions[o][0] for o in other], tp.frames)))
+
+    def encoder(x, mask):
+        m = mask.to(x.dtype)
+        return tp.forward(x * (m.unsqueeze(-2) if m.dim() == 2 else m))
+
+    narrate = CachedNarrator(tp.narrate, "toy-prototype")
+    corpus = Corpus(np.repeat(tp.targets, 4, 0) + rng.normal(scale=0.05, size=(4 * len(tp.targets),) + tp.targets.shape[1:]).astype(np.float32),
+                    [captions[f % len(tp.targets)] for f in range(4 * len(tp.targets))],
+                    images=rng.integers(0, 255, size=(4 * len(tp.targets), 12, 16)).astype(np.uint8), description="toy corpus")
+    return tp, AnalysisInputs(
+        units=tp.units, windows=torch.from_numpy(tp.responses), frames=tp.frames, encoder=encoder,
+        narrate=narrate, narrate_fast=narrate, encode=encode, references=captions, reference_score=reference_score,
+        random_caption_floor=floor, frame_targets=tp.targets, mask=lambda spec: subset_mask(tp.units, spec),
+        corpus=corpus, grid=tp.grid, batch_size=64, seed=seed, stand_ins={"everything": "toy problem"},
+    )

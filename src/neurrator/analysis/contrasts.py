@@ -21,7 +21,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score, permutation_test_score
 
-from neurrator.analysis.common import EncodeFn, content_words, save_figure
+from neurrator.analysis.common import EncodeFn, content_words, save_figure, single_threaded
 
 
 # ---- distinctive words ----------------------------------------------------------------------
@@ -48,7 +48,7 @@ def log_odds_dirichlet(
     ----------
     texts : population → its sentences.
     prior_scale : strength of the prior relative to the observed counts.
-    top : words kept per population (highest z among words the population used).
+    top : words kept per population (highest positive z among words the population used).
 
     Returns
     -------
@@ -70,7 +70,8 @@ def log_odds_dirichlet(
         n_i, n_j = y_i.sum(), y_j.sum()
         delta = np.log((y_i + alpha) / (n_i + alpha0 - y_i - alpha)) - np.log((y_j + alpha) / (n_j + alpha0 - y_j - alpha))
         z = delta / np.sqrt(1.0 / (y_i + alpha) + 1.0 / (y_j + alpha))
-        used = np.flatnonzero(y_i > 0)
+        # Over-represented words only: used by this population and z > 0.
+        used = np.flatnonzero((y_i > 0) & (z > 0))
         order = used[np.argsort(-z[used], kind="stable")][:top]
         out[pop] = [WordScore(str(vocab[w]), float(z[w]), float(delta[w]), int(y_i[w])) for w in order]
     return out
@@ -108,10 +109,11 @@ def population_classifier(
         raise ValueError("the classifier needs ≥ 2 populations with ≥ 2 narrations each")
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     clf = LogisticRegression(max_iter=500, C=1.0)
-    score, _perm_scores, p_value = permutation_test_score(
-        clf, embeddings, y, cv=cv, n_permutations=n_permutations, random_state=seed, scoring="accuracy"
-    )
-    fold_scores = cross_val_score(clf, embeddings, y, cv=cv, scoring="accuracy")
+    with single_threaded():
+        score, _perm_scores, p_value = permutation_test_score(
+            clf, embeddings, y, cv=cv, n_permutations=n_permutations, random_state=seed, scoring="accuracy"
+        )
+        fold_scores = cross_val_score(clf, embeddings, y, cv=cv, scoring="accuracy")
     return ClassifierResult(
         accuracy=float(score),
         fold_accuracies=[float(s) for s in fold_scores],

@@ -222,8 +222,8 @@ def train_topk_sae(x: np.ndarray, config: TopKTrainConfig) -> tuple[SparseAutoen
             opt.step()
             with torch.no_grad():
                 sae.W_dec /= sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
-            total += float(loss) * len(xb)
-            aux_total += float(aux) * len(xb)
+            total += loss.item() * len(xb)
+            aux_total += aux.item() * len(xb)
         log.append({"epoch": epoch + 1, "mse_per_dim": total / n, "aux_loss": aux_total / n,
                     "dead_latents": int((since_fired > config.dead_after).sum())})
     sae.meta = {"trained_on_vectors": int(n), "train_config": asdict(config)}
