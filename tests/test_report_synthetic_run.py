@@ -104,6 +104,9 @@ def write_synthetic_run(
 
     if "ingest" in parts:
         save_dataset(_dataset(rng), run.stage_dir("ingest") / "dataset")
+        # Tests monkeypatch neurrator.data.load_stimulus_record to return synthetic_frames().
+        record = {"name": "natural_movie_one", "source": "synthetic test frames", "n_frames": N_FRAMES}
+        (run.stage_dir("ingest") / "stimulus.json").write_text(json.dumps(record))
     if "train" in parts:
         ids = list(range(1000, 1000 + N_UNITS - 4))  # the model used all but the last 4 units
         (run.stage_dir("train")).mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,13 @@ from neurrator.report.content import (
     Timeline,
     TimelineEntry,
 )
-from neurrator.report.figures import is_png, png_data_uri, raster_png, score_distribution_png, thumbnail_png
+from neurrator.report.figures import (
+    is_png,
+    png_data_uri,
+    raster_png,
+    score_distribution_png,
+    thumbnail_png,
+)
 from neurrator.report.html import render_report
 from neurrator.report.tables import format_cell, json_tables
 from neurrator.report.timeline import TimelineRows, build_timeline, select_windows, timeline_rows

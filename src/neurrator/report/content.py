@@ -119,7 +119,9 @@ class Provenance:
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
         raw = self.manifest.get("stages") or {}
-        return {str(k): v if isinstance(v, dict) else {"status": str(v)} for k, v in raw.items()} if isinstance(raw, dict) else {}
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): v if isinstance(v, dict) else {"status": str(v)} for k, v in raw.items()}
 
 
 @dataclass

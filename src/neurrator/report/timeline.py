@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from neurrator.data.types import AREA_GROUPS
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.report.config import ReportConfig
 from neurrator.report.content import TimelineEntry
@@ -26,6 +27,9 @@ REPEAT_COLUMNS = ("repeat", "trial")
 NARRATION_COLUMNS = ("narration", "sentence", "decoded", "prediction", "text")
 REFERENCE_COLUMNS = ("reference", "references", "reference_caption", "reference_captions", "caption", "captions")
 SCORE_COLUMNS = ("sbert", "sbert_matched", "matched", "score")
+
+#: Raster rows run up the visual hierarchy, then the hippocampal control; other areas last.
+AREA_ORDER = (*AREA_GROUPS["LGd"], "LP", *AREA_GROUPS["V1"], *AREA_GROUPS["higher_visual"], *AREA_GROUPS["hippocampus"])
 
 
 def find_column(frame: pd.DataFrame | None, candidates: Sequence[str]) -> str | None:
@@ -80,13 +84,15 @@ def timeline_rows(narrations: pd.DataFrame | None, per_window: pd.DataFrame | No
     narration_col = find_column(base, NARRATION_COLUMNS)
     reference_col = find_column(base, REFERENCE_COLUMNS)
     score_col = find_column(base, SCORE_COLUMNS)
+    n = len(base)
+    repeats = base[repeat_col] if repeat_col else pd.Series(pd.NA, index=base.index)
     table = pd.DataFrame(
         {
             "frame": base[frame_col].astype("int64").to_numpy(),
-            "repeat": (base[repeat_col] if repeat_col else pd.Series(pd.NA, index=base.index)).astype("Int64").to_numpy(),
-            "narration": [_text_or_none(v) for v in base[narration_col]] if narration_col else [None] * len(base),
-            "references": [_text_list(v) for v in base[reference_col]] if reference_col else [[] for _ in range(len(base))],
-            "score": base[score_col].astype("float64").to_numpy() if score_col else np.full(len(base), np.nan),
+            "repeat": repeats.astype("Int64").to_numpy(),
+            "narration": [_text_or_none(v) for v in base[narration_col]] if narration_col else [None] * n,
+            "references": [_text_list(v) for v in base[reference_col]] if reference_col else [[] for _ in range(n)],
+            "score": base[score_col].astype("float64").to_numpy() if score_col else np.full(n, np.nan),
         }
     )
     return TimelineRows(table=table, score_label=score_col or "SBERT")
@@ -110,8 +116,8 @@ def raster_units(dataset: NeuralDataset, unit_ids: np.ndarray | None, windows: l
     """Column positions (into ``dataset.responses``) of the units drawn in every raster.
 
     The ``n`` units with the highest mean positive z-score over the shown windows, among
-    the units the model used (``unit_ids``; all units if ``None``), ordered by area, then
-    depth, so areas form contiguous bands.
+    the units the model used (``unit_ids``; all units if ``None``), ordered by area (up the
+    visual hierarchy, see :data:`AREA_ORDER`), then depth, so areas form contiguous bands.
 
     Parameters
     ----------
@@ -126,10 +132,13 @@ def raster_units(dataset: NeuralDataset, unit_ids: np.ndarray | None, windows: l
     drive = np.mean([np.clip(w[:, positions], 0, None).mean(axis=0) for w in windows], axis=0)
     top = positions[np.argsort(-drive, kind="stable")[:n]]
     units = dataset.units.iloc[top]
-    keys = [c for c in ("area", "depth") if c in units.columns]
-    if keys:
-        order = np.lexsort([units[k].astype(str if k == "area" else float).to_numpy() for k in reversed(keys)])
-        top = top[order]
+    depth = units["depth"].astype(float).to_numpy() if "depth" in units.columns else np.zeros(len(top))
+    if "area" in units.columns:
+        area = units["area"].astype(str).to_numpy()
+        rank = np.array([AREA_ORDER.index(a) if a in AREA_ORDER else len(AREA_ORDER) for a in area])
+        top = top[np.lexsort([depth, area, rank])]
+    else:
+        top = top[np.argsort(depth, kind="stable")]
     return top
 
 
@@ -185,7 +194,9 @@ def build_timeline(
     return entries
 
 
-def _activity_slice(dataset: NeuralDataset | None, frame: int, repeat, context: int) -> tuple[np.ndarray, int, int, int] | None:
+def _activity_slice(
+    dataset: NeuralDataset | None, frame: int, repeat, context: int
+) -> tuple[np.ndarray, int, int, int] | None:
     """(n_bins, n_units) activity around the window of ``(repeat, frame)``, plus the window's
     first and stop bins and the frame-onset bin, all relative to the slice."""
     if dataset is None or pd.isna(repeat) or not 0 <= int(repeat) < dataset.n_repeats:

@@ -1,0 +1,202 @@
+"""The report in a real browser: headless Chromium loads it without console errors and
+shows every figure. Run with ``pytest -m browser`` (``make test-browser``; ``.ci/run``
+installs Debian's ``chromium`` first). Skipped when Chromium is not installed.
+
+Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe`` (NUL-
+separated JSON on file descriptors 3 and 4), so no websocket library or open port is needed
+and nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from types import SimpleNamespace
+
+import pytest
+from test_report_synthetic_run import synthetic_frames, write_synthetic_run
+
+import neurrator.data
+from neurrator.config import RunConfig
+from neurrator.stages import report as report_stage
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium not installed (`apt-get install -y chromium`; .ci/run does this)"
+)
+
+#: Flags that keep headless Chromium offline and quiet (no sync, updates or network probes).
+_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--window-size=1280,900",
+)
+
+
+class Chromium:
+    """A minimal DevTools-protocol client over ``--remote-debugging-pipe``."""
+
+    def __init__(self, executable: str, timeout: float = 30.0):
+        self.timeout = timeout
+        self.profile = tempfile.mkdtemp(prefix="neurrator-chromium-")
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+
+        def wire_pipes():  # in the child: Chromium reads commands on fd 3, writes replies on fd 4
+            a, b = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.process = subprocess.Popen(
+            [executable, *_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
+            # preexec_fn only dup()s descriptors (async-signal-safe); the DevTools pipe must sit on fds 3/4.
+            preexec_fn=wire_pipes, close_fds=False,  # noqa: PLW1509 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._buffer = b""
+        self._next_id = 0
+        self.session: str | None = None
+        self.events: list[dict] = []
+
+    def _receive(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._from_browser], [], [], remaining)[0]:
+                raise TimeoutError("Chromium did not answer in time")
+            chunk = os.read(self._from_browser, 1 << 16)
+            if not chunk:
+                raise EOFError("Chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, params: dict | None = None, *, browser_level: bool = False) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if self.session and not browser_level:
+            message["sessionId"] = self.session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def open(self, url: str) -> None:
+        """Open ``url`` in a fresh tab with console and log events on, and wait for it to load."""
+        target = self.call("Target.createTarget", {"url": "about:blank"}, browser_level=True)["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                 browser_level=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+        self.call("Page.navigate", {"url": url})
+        deadline = time.monotonic() + self.timeout
+        while self.evaluate("document.readyState") != "complete":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not finish loading")
+            time.sleep(0.05)
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return result["result"].get("value")
+
+    def screenshot(self) -> bytes:
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})["data"]
+        return base64.b64decode(data)
+
+    def console_problems(self) -> list[str]:
+        """Console errors/warnings, uncaught exceptions and browser log errors (e.g. CSP blocks)."""
+        problems = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                problems.append(params["exceptionDetails"].get("text", "exception"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
+                problems.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                problems.append(params["entry"]["text"])
+        return problems
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", browser_level=True)
+        except (OSError, EOFError, TimeoutError, RuntimeError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for fd in (self._to_browser, self._from_browser):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser():
+    client = Chromium(CHROMIUM)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+#: Every <img> with whether it decoded (a broken data URI gives naturalWidth 0).
+_IMAGES = (
+    "Array.from(document.images)"
+    ".map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth}))"
+)
+
+
+@needs_chromium
+def test_report_loads_without_console_errors_and_shows_every_figure(tmp_path, monkeypatch, browser):
+    monkeypatch.setattr(neurrator.data, "load_stimulus_record",
+                        lambda path: SimpleNamespace(frames=synthetic_frames()), raising=False)
+    hostile = '<script>console.error("escaped?")</script><img src=x onerror=console.error(1)>'
+    run = write_synthetic_run(tmp_path / "run", narration=hostile)
+    report_stage.run(run, RunConfig(name="synthetic").with_overrides({"report.timeline_frames": 4}))
+    page = run.root / "report" / "report.html"
+
+    browser.open(page.resolve().as_uri())
+    images = browser.evaluate(_IMAGES)
+    shot = browser.screenshot()
+    (tmp_path / "report.png").write_bytes(shot)
+
+    assert browser.console_problems() == []
+    # 2 analysis figures + the score distribution + 4 thumbnails + 4 rasters, all decoded.
+    assert len(images) == 11
+    assert all(img["ok"] for img in images), [img["alt"] for img in images if not img["ok"]]
+    assert browser.evaluate("document.scripts.length") == 0
+    assert hostile in browser.evaluate("document.body.innerText")
+    assert browser.evaluate("document.getElementById('stand-ins').innerText").count("stand-in") >= 1
+    assert shot.startswith(b"\x89PNG") and len(shot) > 50_000
+
+
+@needs_chromium
+def test_the_checks_catch_a_broken_page(tmp_path, browser):
+    """Negative control: a script blocked by the policy and a broken image are both caught."""
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
+        "content=\"default-src 'none'; img-src data:\"><title>x</title></head><body>"
+        "<script>console.log(1)</script><img alt=bad src=\"data:image/png;base64,AAAA\"></body></html>"
+    )
+    browser.open(broken.as_uri())
+    assert any("Content Security Policy" in p for p in browser.console_problems())
+    assert browser.evaluate(_IMAGES) == [{"alt": "bad", "ok": False, "w": 0}]
+
