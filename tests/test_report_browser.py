@@ -166,7 +166,7 @@ _IMAGES = (
 @needs_chromium
 def test_report_loads_without_console_errors_and_shows_every_figure(tmp_path, monkeypatch, browser):
     monkeypatch.setattr(neurrator.data, "load_stimulus_record",
-                        lambda path: SimpleNamespace(frames=synthetic_frames()), raising=False)
+                        lambda path: SimpleNamespace(frames=synthetic_frames(), captions={}), raising=False)
     hostile = '<script>console.error("escaped?")</script><img src=x onerror=console.error(1)>'
     run = write_synthetic_run(tmp_path / "run", narration=hostile)
     report_stage.run(run, RunConfig(name="synthetic").with_overrides({"report.timeline_frames": 4}))

@@ -64,7 +64,7 @@ class _Page(HTMLParser):
 def fake_stimulus_loader(monkeypatch):
     """Stands in for the data layer's stimulus reloader, returning synthetic frames."""
     monkeypatch.setattr(neurrator.data, "load_stimulus_record",
-                        lambda path: SimpleNamespace(frames=synthetic_frames()), raising=False)
+                        lambda path: SimpleNamespace(frames=synthetic_frames(), captions={}), raising=False)
 
 
 def _render(run, **report_options) -> tuple[str, object]:
@@ -121,7 +121,7 @@ def test_partial_runs_render_what_exists(tmp_path, parts):
         assert "Per-window scores (evaluate/per_window.parquet): not run" in text
     if "evaluate" in parts:
         assert "Decoded sentences (narrate/narrations.parquet): not run" in text
-        assert "— (not narrated)" in text
+        assert "a grey grating drifting to the left" in text  # per_window.parquet carries the sentences
     if "analyze" not in parts:
         assert "analyses: not run" in text
 
@@ -209,6 +209,17 @@ def test_timeline_joins_on_window_identity_and_spreads_frames():
     assert select_windows(many, 5)["frame"].tolist() == [0, 25, 50, 74, 99]
 
 
+def test_scores_join_without_repeat_only_when_unambiguous():
+    narr = pd.DataFrame({"repeat": [0, 1, 0, 1], "frame": [5, 5, 9, 9], "narration": list("abcd")})
+    in_order = pd.DataFrame({"frame": [5, 5, 9, 9], "matched": [0.1, 0.2, 0.3, 0.4]})
+    assert timeline_rows(narr, in_order).table["score"].tolist() == [0.1, 0.2, 0.3, 0.4]
+    one_per_frame = pd.DataFrame({"frame": [9, 5], "matched": [0.9, 0.5]})
+    assert timeline_rows(narr, one_per_frame).table["score"].tolist() == [0.5, 0.5, 0.9, 0.9]
+    shuffled = pd.DataFrame({"frame": [9, 5, 9, 5], "matched": [0.1, 0.2, 0.3, 0.4]})
+    rows = timeline_rows(narr, shuffled)
+    assert rows.table["score"].isna().all() and "could not be matched" in rows.note
+
+
 def test_timeline_entries_carry_thumbnails_rasters_and_scores(tmp_path):
     run = write_synthetic_run(tmp_path / "run", parts=("ingest", "narrate", "evaluate"))
     rows = timeline_rows(pd.read_parquet(run.root / "narrate/narrations.parquet"),
@@ -220,7 +231,15 @@ def test_timeline_entries_carry_thumbnails_rasters_and_scores(tmp_path):
     per_window = pd.read_parquet(run.root / "evaluate/per_window.parquet").set_index("frame")
     for e in entries:
         assert e.repeat == TEST_REPEAT
-        assert e.score == pytest.approx(per_window.loc[e.frame, "sbert"])
+        assert e.score == pytest.approx(per_window.loc[e.frame, "matched"])
         assert e.thumbnail.startswith(b"\x89PNG") and e.raster.startswith(b"\x89PNG")
     none = build_timeline(rows, frames=None, dataset=None, unit_ids=None, config=ReportConfig(timeline_frames=2))
     assert all(e.thumbnail is None and e.raster is None for e in none)
+
+
+def test_references_fall_back_to_the_stimulus_captions():
+    rows = timeline_rows(pd.DataFrame({"frame": [3, 4], "narration": ["x", "y"]}), None)
+    entries = build_timeline(rows, frames=None, dataset=None, unit_ids=None,
+                             config=ReportConfig(timeline_frames=2), references={3: ["a dog", "a hound"]})
+    assert [e.references for e in entries] == [["a dog", "a hound"], []]
+    assert [e.score for e in entries] == [None, None]

@@ -118,19 +118,25 @@ def write_synthetic_run(
         ).to_parquet(run.stage_dir("narrate") / "narrations.parquet")
     if "evaluate" in parts:
         run.stage_dir("evaluate").mkdir(parents=True, exist_ok=True)
+        # Columns of neurrator.evaluate.scores.score_windows, plus the window's repeat.
         pd.DataFrame(
             {
                 "repeat": test_pairs[:, 0],
                 "frame": test_pairs[:, 1],
-                "sbert": matched,
-                "sbert_shuffled": rng.uniform(0.0, 0.3, N_FRAMES),
-                "sbert_word_salad": rng.uniform(-0.05, 0.1, N_FRAMES),
+                "narration": sentences,
+                "matched": matched,
+                "matched_max": matched + 0.05,
+                "shuffled": rng.uniform(0.0, 0.3, N_FRAMES),
+                "word_salad": rng.uniform(-0.05, 0.1, N_FRAMES),
+                "random_caption": rng.uniform(0.0, 0.2, N_FRAMES),
             }
         ).to_parquet(run.stage_dir("evaluate") / "per_window.parquet")
         summary = {
             "n_windows": N_FRAMES,
-            "sbert": {"mean": float(matched.mean()), "std": float(matched.std()), "ci95": [0.4, 0.5]},
-            "wilcoxon": {"matched_vs_shuffled": {"statistic": 812.0, "p": 3.1e-8}},
+            "headline": "matched",
+            "scores": {"matched": {"mean": float(matched.mean()), "std": float(matched.std()),
+                                   "ci_low": 0.4, "ci_high": 0.5}},
+            "tests": {"matched_vs_shuffled": {"window": {"statistic": 812.0, "p": 3.1e-8}}},
             "embedding": {"cka": 0.61, "r_at_1": 0.05, "r_at_10": 0.3, "median_rank": 14},
         }
         (run.stage_dir("evaluate") / "summary.json").write_text(json.dumps(summary))

@@ -102,9 +102,9 @@ def _tables(obj: Any, title: str, max_rows: int, depth: int) -> list[Table]:
     if _is_scalar(obj) or _is_scalar_list(obj):
         return [Table(title, ["value"], [[_scalar_cell(obj)]])]
 
+    if isinstance(obj, Mapping | Sequence) and not isinstance(obj, str) and not obj:
+        return []  # an empty part (e.g. no skipped pools) has nothing to show
     if isinstance(obj, Mapping):
-        if not obj:
-            return [Table(title, ["value"], [], note="empty")]
         if all(_is_flat_record(v) for v in obj.values()) and any(isinstance(v, Mapping) for v in obj.values()):
             records = {str(k): v for k, v in obj.items()}
             columns = _union_keys(list(records.values()))

@@ -45,11 +45,39 @@ class TimelineRows:
 
     ``table`` has columns ``frame`` (int), ``repeat`` (Int64, may be missing), ``narration``
     (str or None), ``references`` (list of str) and ``score`` (float, NaN if not evaluated);
-    ``score_label`` names the score column it came from.
+    ``score_label`` names the score column it came from; ``note`` says why scores could not
+    be matched to windows, if so.
     """
 
     table: pd.DataFrame
     score_label: str
+    note: str = ""
+
+
+def _join_scores(narrations: pd.DataFrame, per_window: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``narrations`` with ``per_window``'s extra columns attached to the same windows.
+
+    Windows are matched by (frame, repeat) when both tables have them, by frame when each
+    frame is scored once, or row by row when both tables list the very same frames in the
+    same order (the evaluate stage scores the narrations in order). Otherwise scores are left
+    out rather than guessed.
+    """
+    frame_n, frame_p = find_column(narrations, FRAME_COLUMNS), find_column(per_window, FRAME_COLUMNS)
+    extra = [c for c in per_window.columns if c not in narrations.columns]
+    if frame_n is None or frame_p is None or frame_n != frame_p or not extra:
+        return narrations, "" if not extra else "scores could not be matched to windows (no common frame column)"
+    repeat_n, repeat_p = find_column(narrations, REPEAT_COLUMNS), find_column(per_window, REPEAT_COLUMNS)
+    if repeat_n is not None and repeat_n == repeat_p:
+        keys = [frame_n, repeat_n]
+    elif not per_window[frame_p].duplicated().any():
+        keys = [frame_n]
+    elif len(narrations) == len(per_window) and np.array_equal(narrations[frame_n], per_window[frame_p]):
+        joined = narrations.reset_index(drop=True).join(per_window[extra].reset_index(drop=True))
+        return joined, ""
+    else:
+        return narrations, "scores could not be matched to windows (frames repeat and no repeat column)"
+    scored = per_window[[*keys, *extra]].drop_duplicates(subset=keys)
+    return narrations.merge(scored, on=keys, how="left"), ""
 
 
 def timeline_rows(narrations: pd.DataFrame | None, per_window: pd.DataFrame | None) -> TimelineRows:
@@ -62,21 +90,15 @@ def timeline_rows(narrations: pd.DataFrame | None, per_window: pd.DataFrame | No
 
     Raises
     ------
-    ValueError : if neither table is given or neither has a frame column.
+    ValueError : if neither table is given or the table has no frame column.
     """
-    tables = [t for t in (narrations, per_window) if t is not None]
-    if not tables:
+    note = ""
+    if narrations is not None and per_window is not None:
+        base, note = _join_scores(narrations, per_window)
+    elif narrations is not None or per_window is not None:
+        base = narrations if narrations is not None else per_window
+    else:
         raise ValueError("no per-window table (neither narrations nor evaluation scores)")
-    base = tables[0]
-    if len(tables) == 2:
-        keys = [c for c in (*FRAME_COLUMNS, *REPEAT_COLUMNS) if c in narrations.columns and c in per_window.columns]
-        if find_column(narrations, FRAME_COLUMNS) in keys:
-            extra = [c for c in per_window.columns if c not in narrations.columns]
-            # Scores are joined on the window's identity, never by row position.
-            per_window_keyed = per_window[[*keys, *extra]].drop_duplicates(subset=keys)
-            base = narrations.merge(per_window_keyed, on=keys, how="left")
-        else:
-            base = narrations
     frame_col = find_column(base, FRAME_COLUMNS)
     if frame_col is None:
         raise ValueError(f"per-window table has no frame column (looked for {', '.join(FRAME_COLUMNS)})")
@@ -95,7 +117,7 @@ def timeline_rows(narrations: pd.DataFrame | None, per_window: pd.DataFrame | No
             "score": base[score_col].astype("float64").to_numpy() if score_col else np.full(n, np.nan),
         }
     )
-    return TimelineRows(table=table, score_label=score_col or "SBERT")
+    return TimelineRows(table=table, score_label=score_col or "SBERT", note=note)
 
 
 def select_windows(table: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -149,6 +171,7 @@ def build_timeline(
     dataset: NeuralDataset | None,
     unit_ids: np.ndarray | None,
     config: ReportConfig,
+    references: dict[int, list[str]] | None = None,
 ) -> list[TimelineEntry]:
     """Timeline entries for the windows chosen by :func:`select_windows`.
 
@@ -158,6 +181,7 @@ def build_timeline(
     frames : (n_frames, H, W) uint8 stimulus frames for thumbnails, or ``None`` (no thumbnails).
     dataset : binned z-scored responses for the rasters, or ``None`` (no rasters).
     unit_ids : ids of the units the model used (from the checkpoint), or ``None`` for all.
+    references : frame → reference captions, used where the table has none (the stimulus's own).
     """
     chosen = select_windows(rows.table, config.timeline_frames)
     slices: list[tuple[np.ndarray, int, int, int] | None] = []
@@ -185,7 +209,7 @@ def build_timeline(
                 frame=int(row.frame),
                 repeat=None if pd.isna(row.repeat) else int(row.repeat),
                 narration=row.narration,
-                references=list(row.references),
+                references=list(row.references) or list((references or {}).get(int(row.frame), [])),
                 score=None if pd.isna(row.score) else float(row.score),
                 thumbnail=thumb,
                 raster=raster,

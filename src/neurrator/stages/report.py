@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from neurrator.analysis.config import ANALYSES
 from neurrator.config import RunConfig
 from neurrator.core.errors import NeurratorError
 from neurrator.core.io import atomic_write_text
+from neurrator.evaluate.scores import SCORE_COLUMNS
 from neurrator.report import (
     Figure,
     Note,
@@ -109,15 +111,9 @@ def _anchor(prefix: str, name: str) -> str:
 
 
 # ---- evaluation ------------------------------------------------------------------------------
-#: Per-window score columns drawn in the distribution figure (matched first, then controls).
-_SCORE_COLUMN_HINTS = ("sbert", "matched", "shuffle", "floor", "salad", "random")
-
-
 def _score_columns(per_window: pd.DataFrame) -> list[str]:
-    return [
-        c for c in per_window.columns
-        if pd.api.types.is_float_dtype(per_window[c]) and any(h in c.lower() for h in _SCORE_COLUMN_HINTS)
-    ]
+    """The evaluate stage's per-window SBERT columns present in the table, in its display order."""
+    return [c for c in SCORE_COLUMNS if c in per_window.columns and pd.api.types.is_numeric_dtype(per_window[c])]
 
 
 def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, config: RunConfig) -> list[Section]:
@@ -139,8 +135,9 @@ def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, confi
             png = score_distribution_png({c: per_window[c].to_numpy() for c in columns},
                                          title=f"Per-window scores ({len(per_window)} test windows)",
                                          dpi=config.report.figure_dpi)
+            meaning = "; ".join(f"{c}: {SCORE_COLUMNS[c]}" for c in columns)
             summary.figures.append(Figure("Per-window score distributions", png,
-                                          caption="one dot per test window; boxes span the quartiles",
+                                          caption=f"one dot per test window, boxes span the quartiles. {meaning}",
                                           source="evaluate/per_window.parquet"))
     summary.figures.extend(_stage_figures(reader, "evaluate", summary.notes))
     sections.append(summary)
@@ -167,34 +164,61 @@ def _stage_figures(reader: _Reader, stage: str, notes: list[Note]) -> list[Figur
 
 
 # ---- analyses --------------------------------------------------------------------------------
+#: Section titles of the analyses (issue 7 §1–6); other folders are titled from their name.
+ANALYSIS_TITLES = {
+    "scaling": "Scaling curves: fidelity against population size",
+    "similarity": "Area and cell-type narration similarity",
+    "contrasts": "Cell-type contrasts in language",
+    "sae": "Sparse-autoencoder concept dictionary",
+    "neurons": "Single-neuron neurration",
+    "attribution": "DINA-style attribution",
+}
+#: Most tables shown per JSON file (results.json files can hold many nested parts).
+_MAX_TABLES_PER_FILE = 30
+
+
+def _analysis_section(reader: _Reader, sub: Path, config: RunConfig) -> Section:
+    section = Section(ANALYSIS_TITLES.get(sub.name, _pretty(sub.name)), _anchor("analysis", sub.name))
+    section.figures = _stage_figures(reader, f"analyze/{sub.name}", section.notes)
+    # summary.json first and open beside the figures; everything else (results.json) folded.
+    jsons = sorted((p for p in sub.rglob("*.json") if not p.name.startswith(".")),
+                   key=lambda p: (p.name != "summary.json", str(p)))
+    for path in jsons:
+        rel = str(reader.rel(path))
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            section.notes.append(Note(f"{rel}: {path.stat().st_size / 1e6:.1f} MB, too large to tabulate.", "info"))
+            continue
+        data = reader.json(path, section.notes)
+        if data is None:
+            continue
+        tables = json_tables(data, rel, max_rows=config.report.max_table_rows)
+        if len(tables) > _MAX_TABLES_PER_FILE:
+            section.notes.append(Note(f"{rel}: first {_MAX_TABLES_PER_FILE} of {len(tables)} parts shown.", "info"))
+            tables = tables[:_MAX_TABLES_PER_FILE]
+        (section.tables if path.name == "summary.json" else section.details).extend(tables)
+    if section.is_empty and not section.notes:
+        section.notes.append(Note(f"analyze/{sub.name}: no figures or JSON results.", "warning"))
+    return section
+
+
 def _analysis_sections(reader: _Reader, config: RunConfig) -> tuple[list[Section], list[Note]]:
     folder = reader.run.stage_dir("analyze")
     if not folder.is_dir():
         return [], [reader.status_note("analyze", "analyses")]
-    sections = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        section = Section(_pretty(sub.name), _anchor("analysis", sub.name))
-        section.figures = _stage_figures(reader, f"analyze/{sub.name}", section.notes)
-        for path in sorted(p for p in sub.rglob("*.json") if not p.name.startswith(".")):
-            rel = str(reader.rel(path))
-            if path.stat().st_size > _MAX_JSON_BYTES:
-                section.notes.append(Note(f"{rel}: {path.stat().st_size / 1e6:.1f} MB, too large to tabulate.", "info"))
-                continue
-            data = reader.json(path, section.notes)
-            if data is None:
-                continue
-            tables = json_tables(data, rel, max_rows=config.report.max_table_rows)
-            # A summary sits beside the figures; other JSON (per-unit, per-feature) is folded away.
-            (section.tables if path.stem == "summary" else section.details).extend(tables)
-        if section.is_empty and not section.notes:
-            section.notes.append(Note(f"analyze/{sub.name}: no figures or JSON results.", "warning"))
-        sections.append(section)
-    notes = [] if sections else [Note("analyze/: the folder holds no analysis results.", "warning")]
-    return sections, notes
+    found = {p.name: p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    order = [*(a for a in ANALYSES if a in found), *sorted(n for n in found if n not in ANALYSES)]
+    sections = [_analysis_section(reader, found[name], config) for name in order]
+    for name in config.analysis.analyses:
+        if name not in found:
+            section = Section(ANALYSIS_TITLES.get(name, _pretty(name)), _anchor("analysis", name))
+            section.notes.append(reader.status_note("analyze", f"analyze/{name}"))
+            sections.append(section)
+    return sections, []
 
 
 # ---- timeline --------------------------------------------------------------------------------
-def _load_frames(reader: _Reader, notes: list[Note]) -> np.ndarray | None:
+def _load_stimulus(reader: _Reader, notes: list[Note]):
+    """The run's Stimulus (frames for thumbnails, captions as fallback references), or None."""
     path = reader.run.stage_dir("ingest") / "stimulus.json"
     if not path.is_file():
         notes.append(Note("Frame thumbnails: ingest/stimulus.json missing; no thumbnails."))
@@ -205,8 +229,7 @@ def _load_frames(reader: _Reader, notes: list[Note]) -> np.ndarray | None:
         notes.append(Note("Frame thumbnails: this version cannot reload the stimulus (no "
                           "neurrator.data.load_stimulus_record); no thumbnails.", "warning"))
         return None
-    stimulus = reader.attempt(notes, "Frame thumbnails (ingest/stimulus.json)", lambda: load_stimulus_record(path))
-    return None if stimulus is None else stimulus.frames
+    return reader.attempt(notes, "Frame thumbnails (ingest/stimulus.json)", lambda: load_stimulus_record(path))
 
 
 def _load_dataset(reader: _Reader, notes: list[Note]):
@@ -242,12 +265,17 @@ def _timeline(reader: _Reader, narrations: pd.DataFrame | None, per_window: pd.D
     rows = reader.attempt(timeline.notes, "Narrated timeline", lambda: timeline_rows(narrations, per_window))
     if rows is None or config.report.timeline_frames == 0:
         return timeline
-    frames = _load_frames(reader, timeline.notes)
+    if rows.note:
+        timeline.notes.append(Note(f"Per-window scores: {rows.note}.", "warning"))
+    stimulus = _load_stimulus(reader, timeline.notes)
     dataset = _load_dataset(reader, timeline.notes)
     unit_ids = _used_unit_ids(reader, timeline.notes)
     entries = reader.attempt(
         timeline.notes, "Narrated timeline",
-        lambda: build_timeline(rows, frames=frames, dataset=dataset, unit_ids=unit_ids, config=config.report),
+        lambda: build_timeline(
+            rows, frames=None if stimulus is None else stimulus.frames, dataset=dataset, unit_ids=unit_ids,
+            config=config.report, references=None if stimulus is None else stimulus.captions,
+        ),
     )
     timeline.entries = entries or []
     timeline.score_label = "SBERT" if rows.score_label in ("sbert", "SBERT") else f"SBERT ({rows.score_label})"
