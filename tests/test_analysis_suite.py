@@ -1,0 +1,105 @@
+"""Single-neuron neurration, attribution, and every analysis end to end on a toy problem."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurrator.analysis.attribution import gradient_x_input, patch_accuracy
+from neurrator.analysis.common import CachedNarrator
+from neurrator.analysis.config import ANALYSES, AnalysisConfig
+from neurrator.analysis.neurons import neurrate_units
+from neurrator.analysis.suite import RUNNERS, choose_units
+from test_analysis_fakes import toy_inputs, toy_problem
+
+SMALL = {
+    "scaling": {"sizes": [1, 10, "all"], "n_draws": 3},
+    "contrasts": {"n_permutations": 9, "concepts": ["a car or vehicle"]},
+    "sae": {"expansion": 4, "k": 4, "epochs": 2, "batch_size": 256, "n_bootstrap": 200, "top_k": 5},
+    "neurons": {"units": 6, "max_windows": 8},
+    "attribution": {"max_windows": 16, "n_targets": 3},
+}
+
+
+def test_predict_many_equals_one_mask_at_a_time():
+    _, inputs = toy_inputs()
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, inputs.n_units)) > 0.5
+    many = inputs.predict_many(masks)
+    for m, mask in enumerate(masks):
+        torch.testing.assert_close(many[m], inputs.predict(mask))
+
+
+def test_leave_one_out_shift_is_larger_for_tuned_units():
+    tp = toy_problem()
+    narrate = CachedNarrator(tp.narrate, "toy")
+    res = neurrate_units(range(tp.n_units), tp.predict_many, narrate, tp.n_units, units_table=tp.units,
+                         frames=tp.frames, units_per_batch=16)
+    shift = {u.unit_id: u.loo_shift for u in res.units}
+    areas = tp.units["area"].to_numpy()
+    visual = np.mean([shift[i] for i, a in zip(tp.units.index, areas, strict=True) if a != "CA1"])
+    hippo = np.mean([shift[i] for i, a in zip(tp.units.index, areas, strict=True) if a == "CA1"])
+    assert visual > 2 * hippo
+    assert len(res.units) == tp.n_units and res.units_per_second > 0
+    assert res.units[0].example["all"] and res.units[0].cell_type == "PV"
+    assert res.units[3].cell_type is None
+
+
+def test_gradient_x_input_of_a_linear_map_is_analytic():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(10, 4, 6)).astype(np.float32))
+    w = torch.from_numpy(rng.normal(size=(6, 2 * 3)).astype(np.float32))
+
+    def forward(v):
+        return (v.mean(1) @ w).reshape(len(v), 2, 3)
+
+    imp = gradient_x_input(forward, x, lambda p: p.mean(1), batch_size=4)  # targets: 3 dims
+    expected = (x.mean(1).mean(0)[:, None] * w.reshape(6, 2, 3).mean(1)).T.numpy()
+    np.testing.assert_allclose(imp, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_patch_accuracy_perfect_and_bad():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(20, 6, 4)).astype(np.float32)
+    cos, r2 = patch_accuracy(true, true)
+    np.testing.assert_allclose(cos, 1.0, atol=1e-6)
+    np.testing.assert_allclose(r2, 1.0, atol=1e-6)
+    cos, r2 = patch_accuracy(np.broadcast_to(true.mean(0), true.shape), true)
+    np.testing.assert_allclose(r2, 0.0, atol=1e-5)
+
+
+def test_choose_units_spreads_over_areas():
+    tp = toy_problem()
+    pos = choose_units(tp.units, 8, seed=0)
+    assert len(pos) == 8 and len(set(tp.units["area"].iloc[pos])) == 4
+    assert len(choose_units(tp.units, "all")) == tp.n_units
+
+
+def test_every_analysis_runs_on_the_toy_problem(tmp_path):
+    config = AnalysisConfig.model_validate(SMALL)
+    _, inputs = toy_inputs()
+    assert list(RUNNERS) == list(ANALYSES)
+    for name, runner in RUNNERS.items():
+        out = tmp_path / name
+        out.mkdir()
+        summary = runner(inputs, config, out)
+        assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+        assert json.loads((out / "results.json").read_text())
+        pngs = list(out.glob("*.png"))
+        assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    scaling = json.loads((tmp_path / "scaling" / "summary.json").read_text())
+    assert scaling["crossing_points"]["V1"]["sbert"] is not None
+    v1 = {p["N"]: p["sbert"] for p in scaling["points"] if p["pool"] == "V1"}
+    assert v1["all"] > v1["1"]
+    sae = json.loads((tmp_path / "sae" / "summary.json").read_text())
+    assert 0 <= sae["sae"]["dead_fraction"] <= 1 and sae["sae"]["l0"] <= 4
+    assert (tmp_path / "sae" / "sae" / "cfg.json").is_file()
+    neurons = json.loads((tmp_path / "neurons" / "results.json").read_text())
+    assert len(neurons["units"]) == 6 and neurons["units"][0]["features"]
+
+
+def test_config_rejects_unknown_analysis():
+    with pytest.raises(Exception):
+        AnalysisConfig.model_validate({"analyses": ["nope"]})
