@@ -103,3 +103,27 @@ def test_every_analysis_runs_on_the_toy_problem(tmp_path):
 def test_config_rejects_unknown_analysis():
     with pytest.raises(Exception):
         AnalysisConfig.model_validate({"analyses": ["nope"]})
+
+
+def test_read_image_corpus_folder_array_and_captions(tmp_path):
+    from skimage import io
+
+    from neurrator.analysis.corpus import read_image_corpus
+    from neurrator.core.errors import InputError
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    io.imsave(folder / "a.png", np.full((20, 30), 200, np.uint8), check_contrast=False)
+    io.imsave(folder / "b.png", np.zeros((10, 10, 3), np.uint8), check_contrast=False)
+    (tmp_path / "caps.json").write_text(json.dumps({"a.png": ["a bright wall"], "b.png": "darkness"}))
+    images, captions = read_image_corpus(folder, tmp_path / "caps.json", size=16)
+    assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8 and images[0].min() == 200
+    assert captions == [["a bright wall"], ["darkness"]]
+    np.save(tmp_path / "arr.npy", np.zeros((3, 8, 8), np.uint8))
+    images, captions = read_image_corpus(tmp_path / "arr.npy")
+    assert images.shape == (3, 8, 8) and captions == [[], [], []]
+    (tmp_path / "bad.json").write_text(json.dumps({"c.png": ["?"]}))
+    with pytest.raises(InputError, match="names no image"):
+        read_image_corpus(folder, tmp_path / "bad.json")
+    with pytest.raises(InputError, match="folder of images"):
+        read_image_corpus(tmp_path / "caps.json")

@@ -1,0 +1,92 @@
+"""Image corpora for the SAE: a folder of images or a ``.npy`` array, with optional captions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from neurrator.core.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    image = image.astype(np.float64)
+    if image.max() <= 1.0:
+        image = image * 255.0
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def read_image_corpus(path: str | Path, captions_json: str | Path | None = None, *,
+                      size: int = 336) -> tuple[np.ndarray, list[list[str]]]:
+    """Read a corpus of images and their captions.
+
+    Parameters
+    ----------
+    path : a folder of image files (sorted by name) or an ``.npy`` array (n, H, W[, 3]).
+    captions_json : JSON object: image file name (folder) or index (array) → list of captions.
+    size : folder images are resized to ``size × size`` so they stack into one array.
+
+    Returns
+    -------
+    images : (n, H, W) or (n, H, W, 3) uint8.
+    captions : (n,) list of captions per image (empty when unknown).
+    """
+    from skimage import io, transform
+
+    path = Path(path)
+    if path.suffix == ".npy":
+        try:
+            images = _to_uint8(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise InputError(path, f"not a readable .npy image array: {exc}") from None
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+            raise InputError(path, f"expected (n, H, W) or (n, H, W, 3) images, got shape {images.shape}")
+        keys = [str(i) for i in range(len(images))]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(path, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        loaded = []
+        for f in files:
+            try:
+                image = io.imread(f)
+            except (OSError, ValueError) as exc:
+                raise InputError(f, f"unreadable image: {exc}") from None
+            if image.ndim == 3 and image.shape[-1] == 4:
+                image = image[..., :3]
+            loaded.append(image)
+        rgb = any(im.ndim == 3 for im in loaded)
+        out = []
+        for im in loaded:
+            if rgb and im.ndim == 2:
+                im = np.repeat(im[..., None], 3, axis=-1)
+            resized = transform.resize(im, (size, size) + im.shape[2:], preserve_range=True, anti_aliasing=True)
+            out.append(_to_uint8(resized if im.dtype != np.uint8 else np.round(resized)))
+        images = np.stack(out)
+        keys = [f.name for f in files]
+    else:
+        raise InputError(path, "SAE corpus must be a folder of images or an .npy array")
+    captions: list[list[str]] = [[] for _ in keys]
+    if captions_json is not None:
+        cpath = Path(captions_json)
+        try:
+            raw = json.loads(cpath.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(cpath, f"captions must be a readable JSON object: {exc}") from None
+        if not isinstance(raw, dict):
+            raise InputError(cpath, "captions must be a JSON object mapping image → list of captions")
+        position = {k: i for i, k in enumerate(keys)}
+        for key, value in raw.items():
+            if key not in position:
+                raise InputError(cpath, f"caption key {key!r} names no image of the corpus")
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InputError(cpath, f"captions of {key!r} must be a list of strings")
+            captions[position[key]] = value
+    return images, captions

@@ -1,0 +1,214 @@
+"""``neurrator analyze``: scaling curves, area/cell-type probes, SAE concepts, single neurons,
+attribution (paper §4.2, §5, A.7, A.8; DINA-style attribution).
+
+Reads the dataset and split (ingest), the patch targets (embed) and the trained encoder
+(train); writes ``analyze/<analysis>/{summary.json, results.json, *.png}`` and
+``analyze/timings.json`` (wall seconds per analysis). ``docs/analysis_outputs.md`` documents
+every file. Which analyses run is ``analysis.analyses``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced
+from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
+from neurrator.config import RunConfig
+from neurrator.core.errors import InputError, StageUnavailableError
+from neurrator.core.io import atomic_dir, atomic_write_json
+from neurrator.core.seed import seed_everything
+from neurrator.rundir import RunDir
+from neurrator.stages import StageResult
+
+
+# ---- reading the run ---------------------------------------------------------------------------
+def _load_encoder(run: RunDir):
+    from neurrator.encoder import Neurrator
+
+    run.require("train", "checkpoint.safetensors")
+    return Neurrator.load(run.stage_dir("train"))
+
+
+def _encoder_fn(model):
+    """(windows, unit mask) → patches, through the loaded encoder's torch module."""
+    module = model.module if hasattr(model, "module") else model.model
+    module.eval()
+
+    def encode(x: torch.Tensor, unit_mask: torch.Tensor) -> torch.Tensor:
+        return module(x, unit_mask=unit_mask)
+
+    return encode
+
+
+def _load_targets(run: RunDir):
+    from neurrator.vision.cache import load_targets
+
+    pointer = json.loads(run.require("embed", "targets.json").read_text())
+    entry = pointer.get("entry") or pointer.get("path")
+    if entry is None:
+        raise InputError(run.stage_dir("embed") / "targets.json", "no 'entry' pointing at the patch-target cache")
+    return load_targets(entry, verify="size")
+
+
+def _load_stimulus(run: RunDir):
+    from neurrator.data import load_stimulus_record
+
+    return load_stimulus_record(run.require("ingest", "stimulus.json"))
+
+
+def _scene_bank(config: RunConfig, stimulus, space):
+    """The demo scene bank beside a demo movie (the default SAE corpus adds it)."""
+    from neurrator.data.stimulus import load_stimulus
+
+    if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
+        return None
+    scenes = load_stimulus("natural_scenes", None, cache_dir=config.cache_dir)
+    return scenes, space.embed(scenes.frames).numpy()
+
+
+def _vision_space(config: RunConfig):
+    from neurrator.vision.base import VISION_SPACES
+
+    return VISION_SPACES.create(config.vision.backend, config=config.vision)
+
+
+def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
+    """The SAE corpus: a user folder/array, else the run's stimulus frames plus the demo scene bank."""
+    cfg = config.analysis.sae
+    if cfg.corpus is not None:
+        from neurrator.analysis.corpus import read_image_corpus
+
+        images, captions = read_image_corpus(cfg.corpus, cfg.corpus_captions)
+        space = _vision_space(config)
+        return Corpus(space.embed(images).numpy().astype(np.float16), captions, images, f"user corpus {cfg.corpus}")
+    captions = [list(stimulus.captions.get(i, [])) for i in range(stimulus.n_frames)]
+    corpus = Corpus(targets.patches, captions, stimulus.frames, f"{stimulus.name} frames ({stimulus.n_frames})")
+    extra = _scene_bank(config, stimulus, _vision_space(config))
+    if extra is not None:
+        scenes, patches = extra
+        corpus = Corpus(
+            np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches.astype(np.float16)]),
+            captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
+            None,
+            f"{stimulus.name} frames ({stimulus.n_frames}) + demo scene bank ({scenes.n_frames} images)",
+        )
+    return corpus
+
+
+def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
+    """Everything the analyses read, from the run's ingest, embed and train outputs."""
+    from neurrator.evaluate import SENTENCE_SCORERS
+    from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
+    from neurrator.narrate import CaptionBank, build_narrator
+    from neurrator.preprocess.io import load_dataset, load_split
+    from neurrator.preprocess.subsets import subset_mask
+
+    cfg = config.analysis
+    dataset = load_dataset(run.require("ingest", "dataset"))
+    split = load_split(run.require("ingest", "split.json"))
+    stimulus = _load_stimulus(run)
+    targets = _load_targets(run)
+    model = _load_encoder(run)
+
+    test = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]  # by frame, then repeat
+    test = test[evenly_spaced(len(test), cfg.max_windows)]
+    frames = test[:, 1].astype(np.int64)
+    windows = torch.from_numpy(np.ascontiguousarray(dataset.windows(test), dtype=np.float32))
+
+    scorer = SENTENCE_SCORERS.create(config.evaluate.scorer, model=config.evaluate.scorer_model,
+                                     batch_size=config.evaluate.scorer_batch_size)
+    encode = CachedEncoder(scorer.encode)
+    references = {int(f): list(c) for f, c in stimulus.captions.items() if c}
+    bank = ReferenceBank(references, scorer)
+    floors = score_windows([references[int(frames[0])][0]] * len(frames), frames, bank, scorer,
+                           word_salad=load_word_salad(), shot_of_frame=stimulus.shot_of_frame, seed=config.seed)
+
+    caption_bank = CaptionBank.from_training_frames(targets.patches, stimulus.captions, split.train_frames,
+                                                    strict=config.narrate.strict_bank)
+
+    def narrator(name: str | None) -> CachedNarrator:
+        narrate_cfg = config.narrate if name is None else config.narrate.model_copy(update={"narrator": name})
+        backend = build_narrator(narrate_cfg, bank=caption_bank)
+        label = narrate_cfg.narrator + (" (offline stand-in)" if backend.is_stand_in else "")
+        return CachedNarrator(backend.narrate, label)
+
+    narrate = narrator(cfg.narrator)
+    narrate_fast = narrate if cfg.scaling.narrator == cfg.narrator else narrator(cfg.scaling.narrator)
+
+    return AnalysisInputs(
+        units=dataset.units,
+        windows=windows,
+        frames=frames,
+        encoder=_encoder_fn(model),
+        narrate=narrate,
+        narrate_fast=narrate_fast,
+        encode=encode,
+        references=references,
+        reference_score=lambda sentences, fr: bank.mean_cosine(encode(list(sentences)), np.asarray(fr)),
+        random_caption_floor=float(np.nanmean(floors["random_caption"])),
+        frame_targets=targets.patches,
+        mask=lambda spec: subset_mask(dataset.units, spec),
+        corpus=_corpus(config, stimulus, targets) if "sae" in cfg.analyses else None,
+        grid=tuple(targets.info.grid),
+        batch_size=cfg.batch_size,
+        seed=config.seed,
+        stand_ins=dict(run.manifest().get("stand_ins", {})),
+    )
+
+
+# ---- the stage --------------------------------------------------------------------------------
+def _summary_line(name: str, summary: dict) -> str:
+    if name == "scaling":
+        cross = ", ".join(f"{p} {c['sbert'] or '—'}" for p, c in summary["crossing_points"].items())
+        return f"SBERT crossing N per pool: {cross}"
+    if name == "similarity":
+        return "shuffled floors: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["floors"].items())
+    if name == "contrasts":
+        acc = summary["classifier_accuracy"]
+        return ("classifier " + (f"{acc:.2f} (chance {summary['classifier_chance']:.2f}, p={summary['classifier_p_value']:.3g})"
+                                 if acc is not None else "n/a"))
+    if name == "sae":
+        s = summary["sae"]
+        return f"SAE EV {s['explained_variance']:.3f}, L0 {s['l0']:.1f}, dead {s['dead_fraction']:.1%}"
+    if name == "neurons":
+        return f"{summary['n_units']} units at {summary['units_per_second']:.1f} units/s"
+    if name == "attribution":
+        return f"mean per-patch cosine {summary['mean_patch_cosine']:.3f} ({summary['target_kind']} targets)"
+    return ""
+
+
+def run(run: RunDir, config: RunConfig) -> StageResult:
+    """Run the selected analyses; one folder per analysis, ``timings.json`` beside them."""
+    seed_everything(config.seed)
+    out_root = run.stage_dir("analyze")
+    t0 = time.perf_counter()
+    try:
+        inputs = build_inputs(run, config)
+    except ImportError as exc:
+        raise StageUnavailableError(f"analyze needs a stage that is not available: {exc}") from None
+    timings = {"load_inputs": round(time.perf_counter() - t0, 3)}
+    rows, outputs = [], []
+    for name in [a for a in RUNNERS if a in config.analysis.analyses]:
+        t = time.perf_counter()
+        with atomic_dir(out_root / name) as tmp:
+            summary = RUNNERS[name](inputs, config.analysis, Path(tmp))
+        timings[name] = round(time.perf_counter() - t, 3)
+        rows.append((name, timings[name], _summary_line(name, summary)))
+        outputs.append(str(out_root / name))
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    atomic_write_json(out_root / "timings.json", {"seconds": timings, "narrator": inputs.narrate.name,
+                                                   "scaling_narrator": inputs.narrate_fast.name,
+                                                   "n_windows": len(inputs.frames), "n_units": inputs.n_units})
+    width = max(len(r[0]) for r in rows) if rows else 8
+    table = "\n".join([f"{'analysis':<{width}}  seconds  result", *(f"{n:<{width}}  {s:7.1f}  {line}" for n, s, line in rows)])
+    return StageResult(
+        summary=f"analyze: {len(rows)} analyses in {timings['total']:.1f} s on {len(inputs.frames)} test windows "
+                f"× {inputs.n_units} units (narrator {inputs.narrate.name}; scaling {inputs.narrate_fast.name})",
+        outputs=[*outputs, str(out_root / "timings.json")],
+        table=table,
+    )
