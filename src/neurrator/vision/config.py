@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The paper's vision tower (LLaVA-1.5's): 24 × 24 patches × 1024 at its penultimate layer.
+DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14-336"
 
 
 class VisionConfig(BaseModel):
-    """Options for the vision space (training target) and the patch-target cache."""
+    """Options for the vision space (training target) and the patch-target cache.
+
+    The default backend, ``"oriented-energy"``, is an offline stand-in (no pretrained weights are
+    available here); ``"clip"`` is the paper's space and needs ``model`` to be reachable.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    #: Registered vision-space name: ``"oriented-energy"`` (offline stand-in) or ``"clip"``.
+    backend: str = "oriented-energy"
+    #: CLIP backend: hub id or local directory of a CLIP (vision) checkpoint.
+    model: str = DEFAULT_CLIP_MODEL
+    #: CLIP backend: index into ``hidden_states`` (LLaVA-1.5 reads -2, without the CLS token).
+    feature_layer: int = -2
+    #: CLIP backend: torch device and weight/activation dtype.
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    #: CLIP backend: never reach for the network (fail fast offline).
+    local_files_only: bool = False
+    #: Frames per forward pass while building the patch-target cache.
+    batch_size: int = Field(32, ge=1)
+    #: Show a progress bar while embedding.
+    progress: bool = True
