@@ -23,7 +23,7 @@ from neurrator.rundir import RunDir
 
 ALL_PARTS = ("ingest", "train", "narrate", "evaluate", "benchmark", "analyze")
 N_REPEATS, N_FRAMES, N_UNITS, BINS_PER_FRAME, WINDOW = 3, 40, 24, 4, 20
-TEST_REPEAT = 2
+TEST_REPEAT = N_REPEATS - 1
 AREAS = ("LGd", "VISp", "VISl", "CA1")
 
 
@@ -45,19 +45,19 @@ def _png(title: str, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _dataset(rng: np.random.Generator) -> NeuralDataset:
+def _dataset(rng: np.random.Generator, n_repeats: int, n_frames: int, n_units: int) -> NeuralDataset:
     pad = WINDOW
-    n_time = N_FRAMES * BINS_PER_FRAME + 2 * pad
+    n_time = n_frames * BINS_PER_FRAME + 2 * pad
     units = pd.DataFrame(
         {
-            "area": [AREAS[i % len(AREAS)] for i in range(N_UNITS)],
-            "probe": ["probeA"] * N_UNITS,
-            "depth": rng.uniform(0, 3000, N_UNITS),
-            "cell_type": [None] * N_UNITS,
+            "area": [AREAS[i % len(AREAS)] for i in range(n_units)],
+            "probe": ["probeA"] * n_units,
+            "depth": rng.uniform(0, 3000, n_units),
+            "cell_type": [None] * n_units,
         },
-        index=pd.Index(np.arange(1000, 1000 + N_UNITS, dtype=np.int64), name="unit_id"),
+        index=pd.Index(np.arange(1000, 1000 + n_units, dtype=np.int64), name="unit_id"),
     )
-    responses = rng.normal(size=(N_REPEATS, n_time, N_UNITS)).astype(np.float32)
+    responses = rng.normal(size=(n_repeats, n_time, n_units)).astype(np.float32)
     responses[:, :pad] = 0
     responses[:, -pad:] = 0
     return NeuralDataset(
@@ -67,8 +67,8 @@ def _dataset(rng: np.random.Generator) -> NeuralDataset:
         window=WINDOW,
         pad=pad,
         units=units,
-        zscore=ZScoreStats(mean=np.zeros(N_UNITS, np.float32), std=np.ones(N_UNITS, np.float32)),
-        n_frames=N_FRAMES,
+        zscore=ZScoreStats(mean=np.zeros(n_units, np.float32), std=np.ones(n_units, np.float32)),
+        n_frames=n_frames,
     )
 
 
@@ -79,11 +79,15 @@ def write_synthetic_run(
     narration: str | None = None,
     stand_ins: dict[str, str] | None = None,
     seed: int = 0,
+    n_frames: int = N_FRAMES,
+    n_units: int = N_UNITS,
+    n_repeats: int = N_REPEATS,
 ) -> RunDir:
     """Write a synthetic run holding the artifacts of ``parts`` (stage names).
 
     ``narration``, if given, replaces the first test window's decoded sentence (for escaping
-    tests). ``stand_ins`` defaults to the offline demo's stand-ins.
+    tests). ``stand_ins`` defaults to the offline demo's stand-ins. The last repeat is the
+    test repeat.
     """
     rng = np.random.default_rng(seed)
     run = RunDir.create(root, RunConfig(name="synthetic", seed=seed))
@@ -94,21 +98,21 @@ def write_synthetic_run(
     for component, description in stand_ins.items():
         run.mark_stand_in(component, description)
 
-    frames = np.arange(N_FRAMES)
-    test_pairs = np.stack([np.full(N_FRAMES, TEST_REPEAT), frames], axis=1)
+    frames = np.arange(n_frames)
+    test_pairs = np.stack([np.full(n_frames, n_repeats - 1), frames], axis=1)
     sentences = [f"a grey grating drifting to the left, frame {f}" for f in frames]
     if narration is not None:
         sentences[0] = narration
     references = [f"a striped pattern moving sideways (frame {f})" for f in frames]
-    matched = rng.uniform(0.2, 0.7, N_FRAMES)
+    matched = rng.uniform(0.2, 0.7, n_frames)
 
     if "ingest" in parts:
-        save_dataset(_dataset(rng), run.stage_dir("ingest") / "dataset")
+        save_dataset(_dataset(rng, n_repeats, n_frames, n_units), run.stage_dir("ingest") / "dataset")
         # Tests monkeypatch neurrator.data.load_stimulus_record to return synthetic_frames().
-        record = {"name": "natural_movie_one", "source": "synthetic test frames", "n_frames": N_FRAMES}
+        record = {"name": "natural_movie_one", "source": "synthetic test frames", "n_frames": n_frames}
         (run.stage_dir("ingest") / "stimulus.json").write_text(json.dumps(record))
     if "train" in parts:
-        ids = list(range(1000, 1000 + N_UNITS - 4))  # the model used all but the last 4 units
+        ids = list(range(1000, 1000 + n_units - 4))  # the model used all but the last 4 units
         (run.stage_dir("train")).mkdir(parents=True, exist_ok=True)
         (run.stage_dir("train") / "checkpoint.json").write_text(json.dumps({"unit_ids": ids, "seed": seed}))
     if "narrate" in parts:
@@ -126,13 +130,13 @@ def write_synthetic_run(
                 "narration": sentences,
                 "matched": matched,
                 "matched_max": matched + 0.05,
-                "shuffled": rng.uniform(0.0, 0.3, N_FRAMES),
-                "word_salad": rng.uniform(-0.05, 0.1, N_FRAMES),
-                "random_caption": rng.uniform(0.0, 0.2, N_FRAMES),
+                "shuffled": rng.uniform(0.0, 0.3, n_frames),
+                "word_salad": rng.uniform(-0.05, 0.1, n_frames),
+                "random_caption": rng.uniform(0.0, 0.2, n_frames),
             }
         ).to_parquet(run.stage_dir("evaluate") / "per_window.parquet")
         summary = {
-            "n_windows": N_FRAMES,
+            "n_windows": n_frames,
             "headline": "matched",
             "scores": {"matched": {"mean": float(matched.mean()), "std": float(matched.std()),
                                    "ci_low": 0.4, "ci_high": 0.5}},
