@@ -21,17 +21,43 @@ class UnitFilterConfig(BaseModel):
 
 
 class SimulationConfig(BaseModel):
-    """Options of ``neurrator simulate`` (used when ``data.source == "simulate"``)."""
+    """Options of ``neurrator simulate`` (used when ``data.source == "simulate"``).
+
+    The default simulates three sessions (one Pvalb-, one Sst-, one Vip-Cre × Ai32 mouse) of
+    1,000 units each before QC (about 690 pass), which ingest pools into one frame-aligned
+    pseudo-mouse of about 2,000 units whose optotagged PV, SST and VIP units can be queried.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    n_units: int = Field(2000, ge=1)
-    n_sessions: int = Field(1, ge=1)
+    #: Units per session before QC (about 70 % pass AllenSDK's default filter).
+    n_units: int = Field(1000, ge=1)
+    #: One session per genotype in turn; ``n_sessions`` (if set) cycles through them.
+    genotypes: list[Literal["wt", "Pvalb", "Sst", "Vip"]] = Field(["Pvalb", "Sst", "Vip"], min_length=1)
+    n_sessions: int | None = Field(None, ge=1)
     areas: list[str] = ["VISp", "VISl", "VISal", "VISrl", "VISam", "VISpm", "LGd", "LP", "CA1", "CA3", "DG"]
-    genotype: Literal["wt", "Pvalb", "Sst", "Vip"] = "wt"
     movie_repeats: int = Field(20, ge=2)
-    scene_repeats: int = Field(50, ge=1)
+    scene_repeats: int = Field(50, ge=0)
     include_movie_three: bool = False
+    #: Add a (units, 82, 384) waveform_mean column as in real files (large; for memory tests).
+    waveform_mean: bool = False
     seed: int = 0
+
+    def session_genotypes(self) -> list[str]:
+        n = self.n_sessions or len(self.genotypes)
+        return [self.genotypes[k % len(self.genotypes)] for k in range(n)]
+
+
+class OptotagConfig(BaseModel):
+    """Light-response rule for optotagging (see :mod:`neurrator.data.optotag`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pulse_duration: float = Field(0.010, gt=0)
+    evoked_window: tuple[float, float] = (0.001, 0.009)
+    baseline_window: tuple[float, float] = (-0.010, -0.002)
+    min_ratio: float = 2.0
+    baseline_offset_hz: float = 1.0
+    min_reliability: float = Field(0.2, ge=0, le=1)
+    max_median_latency: float | None = 0.009
 
 
 class DataConfig(BaseModel):
@@ -47,4 +73,7 @@ class DataConfig(BaseModel):
     #: JSON file mapping frame index → list of captions; overrides bundled captions.
     captions_json: Path | None = None
     unit_filter: UnitFilterConfig = UnitFilterConfig()
+    optotag: OptotagConfig = OptotagConfig()
     simulation: SimulationConfig = SimulationConfig()
+    #: Download cache for ``neurrator.data.download`` (DANDI / Allen warehouse sessions).
+    download_dir: Path = Path(".neurrator-cache/sessions")
