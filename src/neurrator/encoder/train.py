@@ -1,0 +1,377 @@
+"""The training loop: spike windows in, patch tensors (or training-image classes) out.
+
+Read top to bottom like nanoGPT's ``train.py``: settings, data, the cosine schedule, the loop,
+validation, early stopping, and a resume checkpoint written every epoch.
+
+Resume checkpoints (``resume_dir/state.safetensors`` + ``state.json``) hold the model, the best
+weights so far, the AdamW moments, both RNG states (as uint8 tensors), the step and epoch, the
+best metric and the early-stopping counter. They are written into a temp folder renamed into
+place, so a run killed at any moment (SIGKILL included) restarts from its last finished epoch
+and, with the same seed, ends with the same weights as a run that was never interrupted.
+Nothing is pickled: tensors go to safetensors, everything else to JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from neurrator.core.errors import InputError
+from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text
+from neurrator.encoder.config import EncoderConfig
+from neurrator.encoder.model import patch_cosine, patch_loss
+from neurrator.preprocess.types import NeuralDataset
+from neurrator.vision.base import PatchTargets
+
+RESUME_TENSORS = "state.safetensors"
+RESUME_JSON = "state.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: windows are gathered from a strided view, targets from the (memory-mapped) cache
+# ---------------------------------------------------------------------------------------------
+
+
+class WindowSampler:
+    """Cuts (window, frame) batches out of a :class:`NeuralDataset` without copying it.
+
+    ``dataset.windows_view()`` is a strided view (n_repeats, n_positions, n_units, window);
+    indexing it with a batch of (repeat, start) pairs copies only that batch.
+    """
+
+    def __init__(self, dataset: NeuralDataset):
+        self.dataset = dataset
+        self.view = dataset.windows_view()
+        self.n_positions = self.view.shape[1]
+
+    def gather(self, pairs: np.ndarray, shifts: np.ndarray | None = None) -> torch.Tensor:
+        """Windows of ``(repeat, frame)`` pairs (n, 2), shifted per window by ``shifts`` bins.
+
+        Returns (n, window, n_units) float32 (a transposed view of a fresh (n, n_units, window)
+        array).
+        """
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        start = self.dataset.window_start(pairs[:, 1])
+        if shifts is not None:
+            start = start + shifts
+        start = np.clip(start, 0, self.n_positions - 1)
+        batch = np.asarray(self.view[pairs[:, 0], start], dtype=np.float32)  # (n, n_units, window)
+        return torch.from_numpy(batch).transpose(1, 2)
+
+
+def augmentation_mask(
+    batch: int, n_units: int, *, unit_dropout: float, subset_fraction: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Per-window unit masks (batch, n_units) bool.
+
+    Every window loses ``unit_dropout`` of its units at random. With subset-robust training a
+    ``subset_fraction`` share of the windows instead keeps only k random units, k log-uniform
+    between 1 and all, so that querying the model with a small population is in-distribution.
+    """
+    mask = torch.rand(batch, n_units, generator=generator) >= unit_dropout
+    if subset_fraction > 0:
+        chosen = torch.rand(batch, generator=generator) < subset_fraction
+        keep = torch.exp(torch.rand(batch, generator=generator) * math.log(n_units)).round().clamp(1, n_units)
+        rank = torch.rand(batch, n_units, generator=generator).argsort(dim=1).argsort(dim=1)
+        mask = torch.where(chosen[:, None], rank < keep[:, None], mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: what a batch's loss is and how validation is scored (higher is better)
+# ---------------------------------------------------------------------------------------------
+
+
+class Task(Protocol):
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> torch.Tensor: ...
+
+    def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, batch_size: int) -> float: ...
+
+
+class PatchTask:
+    """Regress patch tensors. Loss: ``patch_loss``; validation: mean per-patch cosine."""
+
+    def __init__(self, targets: PatchTargets, config: EncoderConfig):
+        self.targets = targets
+        self.config = config
+
+    def loss(self, model, x, mask, frames):
+        c = self.config
+        return patch_loss(
+            model(x, mask), self.targets.batch(frames),
+            mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
+            infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
+        )
+
+    @torch.no_grad()
+    def validate(self, model, sampler, pairs, batch_size):
+        total = 0.0
+        for lo in range(0, len(pairs), batch_size):
+            chunk = pairs[lo : lo + batch_size]
+            pred = model(sampler.gather(chunk))
+            total += patch_cosine(pred, self.targets.batch(chunk[:, 1])).mean(dim=1).sum().item()
+        return total / max(len(pairs), 1)
+
+
+class RetrievalTask:
+    """Classify windows over the training-image vocabulary (cross-entropy).
+
+    Validation scores what the narrator would receive: the mean per-patch cosine between the
+    real patches of the arg-max training frame and the true frame's patches, so it is
+    comparable with :class:`PatchTask` and defined even for frames outside the vocabulary.
+    """
+
+    def __init__(self, targets: PatchTargets, vocabulary: np.ndarray):
+        self.targets = targets
+        self.vocabulary = np.asarray(vocabulary, dtype=np.int64)
+        self.class_of_frame = np.full(targets.n_frames, -1, dtype=np.int64)
+        self.class_of_frame[self.vocabulary] = np.arange(len(self.vocabulary))
+
+    def loss(self, model, x, mask, frames):
+        labels = torch.from_numpy(self.class_of_frame[frames])
+        return F.cross_entropy(model(x, mask), labels)
+
+    @torch.no_grad()
+    def validate(self, model, sampler, pairs, batch_size):
+        total = 0.0
+        for lo in range(0, len(pairs), batch_size):
+            chunk = pairs[lo : lo + batch_size]
+            retrieved = self.vocabulary[model(sampler.gather(chunk)).argmax(dim=1).numpy()]
+            cos = patch_cosine(self.targets.batch(retrieved), self.targets.batch(chunk[:, 1]))
+            total += cos.mean(dim=1).sum().item()
+        return total / max(len(pairs), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# State, schedule, resume
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs."""
+
+    epoch: int = 0  # epochs finished
+    step: int = 0  # optimizer steps taken
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
+    seconds: float = 0.0  # training wall time so far, across restarts
+    stopped: str = ""  # why training ended ("" while running)
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_encoder` returns. ``history``: one dict per epoch (see ``LOG_COLUMNS``)."""
+
+    best_metric: float
+    best_epoch: int
+    epochs: int
+    seconds: float
+    stopped: str
+    history: list[dict]
+
+
+LOG_COLUMNS = ("epoch", "train_loss", "val_metric", "lr", "seconds", "windows_per_s", "best")
+
+
+def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
+    """Cosine decay from ``base_lr`` to 0 over ``total_steps`` (no warm-up, as in the paper)."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * progress))
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without the frozen basis buffers (they never change, so copies are waste)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if ".basis." not in k}
+
+
+def save_resume(
+    folder: Path, model, optimizer, best: dict[str, torch.Tensor], data_rng: torch.Generator,
+    state: TrainState, fingerprint: dict,
+) -> None:
+    """Write the resume checkpoint of the current epoch; the folder is replaced atomically."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best.items()})
+    optim = optimizer.state_dict()
+    for index, slots in optim["state"].items():
+        tensors.update({f"optim.{index}.{name}": t for name, t in slots.items()})
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.data"] = data_rng.get_state()
+    meta = {"fingerprint": fingerprint, "state": asdict(state), "param_groups": optim["param_groups"]}
+    with atomic_dir(folder) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / RESUME_TENSORS))
+        atomic_write_json(tmp / RESUME_JSON, meta)
+
+
+def load_resume(
+    folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict
+) -> tuple[TrainState, dict[str, torch.Tensor]]:
+    """Restore model, optimizer and RNGs from ``folder``; return the state and the best weights."""
+    try:
+        meta = json.loads((folder / RESUME_JSON).read_text())
+        tensors = load_file(str(folder / RESUME_TENSORS))
+    except (OSError, ValueError) as exc:
+        raise InputError(folder, f"unreadable resume checkpoint ({exc}); delete the folder to start over") from None
+    if meta["fingerprint"] != fingerprint:
+        changed = sorted(k for k in fingerprint if meta["fingerprint"].get(k) != fingerprint[k])
+        raise InputError(
+            folder, f"resume checkpoint was written by a different run (differs in: {', '.join(changed)}); "
+            "delete the folder to start over"
+        )
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    data_rng.set_state(tensors["rng.data"])
+    best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+    return TrainState(**meta["state"]), best
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def train_encoder(
+    model: torch.nn.Module,
+    task: Task,
+    dataset: NeuralDataset,
+    train_pairs: np.ndarray,
+    val_pairs: np.ndarray,
+    config: EncoderConfig,
+    *,
+    seed: int = 0,
+    resume_dir: str | Path | None = None,
+    log_path: str | Path | None = None,
+    on_epoch_end: Callable[[TrainState], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and load the weights of its best validation epoch.
+
+    Parameters
+    ----------
+    model : a :class:`NeurratorPatches` or :class:`NeurratorRetrieval`.
+    task : :class:`PatchTask` or :class:`RetrievalTask` (loss and validation metric).
+    dataset : windows are cut from it as views.
+    train_pairs, val_pairs : (n, 2) int64 ``(repeat, frame)`` pairs.
+    config : a resolved :class:`EncoderConfig` (optimiser, schedule, augmentation, budget).
+    seed : seeds dropout (global torch RNG) and the data order/augmentation (own generator).
+    resume_dir : if given, a resume checkpoint is written here every epoch and, if one is
+        already there, training continues from it.
+    log_path : CSV of per-epoch loss, validation metric, learning rate and seconds.
+    on_epoch_end : called with the state after each epoch's checkpoint is written.
+    """
+    c = config.resolved()
+    if c.num_threads:
+        torch.set_num_threads(c.num_threads)
+    train_pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
+    val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
+    sampler = WindowSampler(dataset)
+    n_units = dataset.n_units
+
+    torch.manual_seed(seed)
+    data_rng = torch.Generator().manual_seed(seed + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    windows_per_epoch = min(c.windows_per_epoch or len(train_pairs), len(train_pairs))
+    steps_per_epoch = max(windows_per_epoch // c.batch_size, 1)  # drop the last partial batch (BatchNorm)
+    total_steps = c.max_epochs * steps_per_epoch
+    subset_fraction = c.subset_fraction if c.subset_robust else 0.0
+
+    fingerprint = {
+        "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
+        "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
+        "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size"}),
+    }
+    state, best = TrainState(), _trainable_state(model)
+    resume_dir = Path(resume_dir) if resume_dir is not None else None
+    if resume_dir is not None and (resume_dir / RESUME_JSON).is_file():
+        state, best = load_resume(resume_dir, model, optimizer, data_rng, fingerprint)
+
+    while not state.stopped:
+        if state.epoch >= c.max_epochs:
+            state.stopped = "max_epochs"
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train_pairs), generator=data_rng)[: steps_per_epoch * c.batch_size].numpy()
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {state.epoch + 1}/{c.max_epochs}",
+                   disable=not c.progress, leave=False, unit="batch")
+        for i in bar:
+            lr = cosine_lr(state.step, total_steps, c.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = train_pairs[order[i * c.batch_size : (i + 1) * c.batch_size]]
+            shifts = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
+            mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
+                                     subset_fraction=subset_fraction, generator=data_rng)
+            loss = task.loss(model, sampler.gather(batch, shifts), mask, batch[:, 1])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            optimizer.step()
+            state.step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+
+        model.eval()
+        metric = task.validate(model, sampler, val_pairs, c.eval_batch_size)
+        seconds = time.perf_counter() - t0
+        state.epoch += 1
+        state.seconds += seconds
+        improved = metric > state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch, state.bad_epochs = metric, state.epoch, 0
+            best = _trainable_state(model)
+        else:
+            state.bad_epochs += 1
+        state.history.append({
+            "epoch": state.epoch, "train_loss": float(np.mean(losses)), "val_metric": metric, "lr": lr,
+            "seconds": round(seconds, 3), "windows_per_s": round(len(losses) * c.batch_size / seconds, 1),
+            "best": improved,
+        })
+        if c.progress:
+            tqdm.write(f"epoch {state.epoch:3d}  loss {np.mean(losses):.4f}  val {metric:.4f}"
+                       f"{' *' if improved else '  '}  {seconds:.1f} s")
+        if state.bad_epochs >= c.patience:
+            state.stopped = "early_stopping"
+        elif c.max_minutes and state.seconds + seconds > c.max_minutes * 60:
+            state.stopped = "time_budget"  # the next epoch would overrun the budget
+        elif state.epoch >= c.max_epochs:
+            state.stopped = "max_epochs"
+        if log_path is not None:
+            write_log(Path(log_path), state.history)
+        if resume_dir is not None:
+            save_resume(resume_dir, model, optimizer, best, data_rng, state, fingerprint)
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+
+    model.load_state_dict(best, strict=False)  # frozen basis buffers are already in place
+    model.eval()
+    return TrainResult(state.best_metric, state.best_epoch, state.epoch, state.seconds, state.stopped, state.history)
