@@ -91,8 +91,9 @@ def write_allen_nwb(sim: SimulatedSession, path: str | Path, *, waveform_mean: b
     nwb.add_processing_module(opto)
     running = ProcessingModule(name="running", description="running speed data")
     rs = s.running_speed
-    running.add(TimeSeries(name="running_speed", data=rs.speed.astype(np.float32), timestamps=rs.times,
-                           unit="cm/s", description="running speed of the mouse on the disc"))
+    running.add(TimeSeries(name="running_speed", data=rs.speed.astype(np.float32), starting_time=float(rs.times[0]),
+                           rate=float(1 / np.median(np.diff(rs.times))), unit="cm/s",
+                           description="running speed of the mouse on the disc"))
     nwb.add_processing_module(running)
     with atomic_path(path) as tmp, NWBHDF5IO(str(tmp), "w") as io:
         io.write(nwb)
@@ -142,7 +143,7 @@ def _units(nwb: NWBFile, sim: SimulatedSession, waveform_mean: bool) -> None:
         columns.append(VectorData(name="waveform_mean", description="mean waveform per channel (uV)", data=data))
     nwb.units = Units(
         name="units", description="sorted single units (simulated)", id=s.units.index.to_numpy(), columns=columns,
-        waveform_rate=30000.0 if waveform_mean else None, waveform_unit="microvolts",
+        waveform_rate=30000.0 if waveform_mean else None, waveform_unit="microvolts", resolution=1 / 30000.0,
     )
 
 

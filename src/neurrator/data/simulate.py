@@ -32,8 +32,8 @@ optotagging                 ChR2-expressing units fire 1–2 spikes 2–6 ms aft
                             with high reliability; ~15 % of Cre+ units express too weakly to tag
 QC metrics                  presence ratio computed from the spikes (some units drift out);
                             amplitude cutoff, ISI violations drawn so that about a fifth of
-                            units fail AllenSDK's default filter; some units sit on invalid or
-                            out-of-brain channels
+                            units fail AllenSDK's default filter; about 1 % sit on channels
+                            flagged invalid
 ==========================  =================================================================
 
 Times are compressed compared with a real session: only the natural stimuli, short gray
@@ -72,7 +72,7 @@ _PROBE_REGIONS = {
     "probeE": [("LGd-sh", 200, 1500), ("CA3", 1500, 2100), ("CA1", 2100, 2700)],
     "probeF": [("LP", 200, 1500), ("CA3", 1500, 2100), ("CA1", 2100, 2700)],
 }
-_CORTEX_DEPTH = (2700, 3500)  # above 3500 µm the probe is outside the brain ("None")
+_CORTEX_DEPTH = (2700, 3860)
 
 #: Relative share of units per area (before QC), roughly as in BO 1.1 sessions.
 AREA_WEIGHT = {"VISp": 0.16, "VISl": 0.10, "VISal": 0.10, "VISrl": 0.08, "VISam": 0.08, "VISpm": 0.08,
@@ -211,7 +211,7 @@ def _electrodes(rng: np.random.Generator, session_index: int) -> pd.DataFrame:
         invalid = set(rng.choice(N_CHANNELS, 4, replace=False).tolist()) | {191}  # 191: reference channel
         for ch in range(N_CHANNELS):
             vertical = 20 * (ch // 2) + 20
-            location = "None"
+            location = "root"
             if _CORTEX_DEPTH[0] <= vertical < _CORTEX_DEPTH[1]:
                 location = cortex
             for loc, lo, hi in _PROBE_REGIONS[probe]:
@@ -235,18 +235,16 @@ def _strip(location: str) -> str:
 
 
 def _place_units(rng, electrodes: pd.DataFrame, areas: list[str], n_units: int, first_unit_id: int) -> pd.DataFrame:
-    """Put units on channels: by area weight, a few on invalid or out-of-brain channels."""
+    """Put units on channels by area weight; a few land on channels flagged invalid."""
     area_of_channel = electrodes["location"].map(_strip)
     pools = {a: electrodes.index[(area_of_channel == a).to_numpy()].to_numpy() for a in set(area_of_channel)}
     invalid = electrodes.index[~electrodes["valid_data"].to_numpy()].to_numpy()
     weights = np.array([AREA_WEIGHT[a] for a in areas])
     chosen = rng.choice(len(areas), size=n_units, p=weights / weights.sum())
-    stray = rng.random(n_units)
+    stray = rng.random(n_units)  # 1 %: on a channel flagged invalid
     peak = np.empty(n_units, dtype=np.int64)
     for i in range(n_units):
-        if stray[i] < 0.02:  # outside the brain: no area
-            pool = pools["None"]
-        elif stray[i] < 0.03:  # on a channel flagged invalid
+        if stray[i] < 0.01:
             pool = invalid
         else:
             pool = pools[areas[chosen[i]]]

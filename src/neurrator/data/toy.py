@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from neurrator.data.types import RunningSpeed, Session, SpikeTrains
+from neurrator.data.types import RunningSpeed, Session, SpikeTrains, Stimulus
 
 _TOY_AREAS = ("VISp", "VISl", "VISal", "LGd", "CA1")
 
@@ -96,3 +96,22 @@ def toy_session(
         running_speed=RunningSpeed(speed_t, np.abs(rng.normal(0, 5, len(speed_t)))),
         is_simulated=True,
     )
+
+
+def toy_stimuli(n_frames: int = 40, n_scenes: int = 4) -> dict[str, Stimulus]:
+    """Small real-image stimuli (scikit-image photographs, 304 × 608) for fast simulator tests.
+
+    ``natural_movie_one`` holds ``n_frames`` frames cycling through four photographs every
+    ten frames; ``natural_scenes`` holds ``n_scenes`` of them.
+    """
+    from skimage import data
+    from skimage.transform import resize
+
+    photos = [data.camera(), data.astronaut()[..., 0], data.coffee()[..., 0], data.chelsea()[..., 0]]
+    small = [(resize(p, (304, 608), anti_aliasing=True) * 255).astype(np.uint8) for p in photos]
+    movie = np.stack([small[(i // 10) % len(small)] for i in range(n_frames)])
+    scenes = np.stack([small[i % len(small)] for i in range(n_scenes)])
+    return {
+        "natural_movie_one": Stimulus("natural_movie_one", movie, 30.0, is_stand_in=True),
+        "natural_scenes": Stimulus("natural_scenes", scenes, None, is_stand_in=True),
+    }
