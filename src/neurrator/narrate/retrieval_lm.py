@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from neurrator.narrate.retrieval import CaptionBank, RetrievalNarrator
 SYSTEM_PROMPT = "You write short, plain image captions. Answer with one sentence only."
 #: One worked example fixes the answer format for a 135M-parameter model.
 _EXAMPLE_CAPTIONS = (("a dog runs along a sandy beach", 0.5), ("a dog playing in the sand", 0.3), ("waves rolling onto a beach", 0.2))
-_EXAMPLE_ANSWER = "A dog runs along a sandy beach near the waves."
+_EXAMPLE_ANSWER = "A dog runs across the sand of a beach."
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,15 @@ def caption_weights(scores: np.ndarray, decimals: int) -> np.ndarray:
     return np.round(weights, decimals)
 
 
-def _caption_list(captions: list[tuple[str, float]]) -> str:
-    lines = "\n".join(f"- {text} ({round(100 * weight)}%)" for text, weight in captions)
-    return f"Captions of similar images, with how similar each is:\n{lines}\nWrite one caption for the image."
+def caption_prompt(captions: Sequence[tuple[str, float]]) -> str:
+    """The user turn for weighted captions (best first): the best one is the main caption, the
+    others (with their weights; zero-weight ones left out) may add detail."""
+    related = "; ".join(f"{text} ({round(100 * weight)}%)" for text, weight in captions[1:] if weight > 0)
+    return (
+        f"Main caption: {captions[0][0]}\n"
+        + (f"Related captions: {related}\n" if related else "")
+        + "Rewrite the main caption as one clear sentence, adding a detail from the related captions only if it fits."
+    )
 
 
 class RetrievalLMNarrator:
@@ -179,9 +186,9 @@ class RetrievalLMNarrator:
     def _chat(self, captions: tuple[tuple[str, float], ...]) -> str:
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": _caption_list(list(_EXAMPLE_CAPTIONS))},
+            {"role": "user", "content": caption_prompt(_EXAMPLE_CAPTIONS)},
             {"role": "assistant", "content": _EXAMPLE_ANSWER},
-            {"role": "user", "content": _caption_list(list(captions))},
+            {"role": "user", "content": caption_prompt(captions)},
         ]
         return self.lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 

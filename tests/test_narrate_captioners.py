@@ -1,0 +1,100 @@
+"""Reference captioners: bundled and JSON captions, and BLIP-2 on a tiny model saved and reloaded
+through ``from_pretrained``."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from neurrator.core.errors import InputError
+from neurrator.narrate import CAPTIONERS, NarrateConfig, build_captioner
+from neurrator.narrate.captioners import Blip2Captioner, load_caption_json
+
+
+def _stimulus(captions, is_stand_in=True):
+    return SimpleNamespace(name="demo_movie", captions=captions, is_stand_in=is_stand_in)
+
+
+def test_bundled_captions_are_looked_up_by_frame():
+    captioner = build_captioner(NarrateConfig(captioner="bundled"), _stimulus({0: ["a car"], 1: ["a dog", "a puppy"]}))
+    assert captioner.caption(None, np.array([1, 0])) == [["a dog", "a puppy"], ["a car"]]
+    assert captioner.is_stand_in
+    with pytest.raises(InputError, match=r"no caption for frame\(s\) \[7\]"):
+        captioner.caption(None, np.array([7]))
+    with pytest.raises(InputError, match="no bundled captions"):
+        build_captioner(NarrateConfig(captioner="bundled"), _stimulus({}))
+
+
+def test_json_captions(tmp_path):
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"0": ["a car in a garage"], "3": "a single string is one caption"}))
+    captioner = build_captioner(NarrateConfig(captioner="json", captions_json=path), _stimulus({}))
+    assert captioner.caption(None, np.array([3, 0])) == [["a single string is one caption"], ["a car in a garage"]]
+    assert not captioner.is_stand_in
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("{oops", "not valid JSON"), ("[1, 2]", "must be an object"), ('{"x": ["a"]}', "not an integer"), ('{"1": []}', "non-empty list")],
+)
+def test_bad_caption_json_names_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad_captions.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=problem) as err:
+        load_caption_json(path)
+    assert err.value.path == path
+
+
+@pytest.fixture(scope="module")
+def tiny_blip2_dir(tmp_path_factory):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, Blip2QFormerConfig, Blip2VisionConfig,
+        BlipImageProcessor, OPTConfig, PreTrainedTokenizerFast,
+    )
+
+    words = "a the car dog room dark tree road person sits stands parked".split()
+    vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>", "<image>", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    config = Blip2Config(
+        vision_config=Blip2VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        image_size=28, patch_size=7),
+        qformer_config=Blip2QFormerConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                          encoder_hidden_size=16, vocab_size=len(vocab)),
+        text_config=OPTConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
+                              max_position_embeddings=64, word_embed_proj_dim=16, pad_token_id=1, bos_token_id=2, eos_token_id=3,
+                              init_std=0.5),
+        num_query_tokens=4, image_token_index=vocab["<image>"],
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-blip2")
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    Blip2Processor(image_processor=BlipImageProcessor(size={"height": 28, "width": 28}), tokenizer=tokenizer,
+                   num_query_tokens=4).save_pretrained(folder)
+    return folder
+
+
+def test_blip2_captions_true_frames(tiny_blip2_dir):
+    captioner = build_captioner(NarrateConfig(captioner="blip2", blip2_model=str(tiny_blip2_dir), batch_size=2), _stimulus({}))
+    assert isinstance(captioner, Blip2Captioner) and not captioner.is_stand_in and "blip2" in CAPTIONERS
+    frames = np.random.default_rng(0).integers(0, 255, size=(3, 30, 40), dtype=np.uint8)
+    calls = [0]
+    captioner.model.vision_model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    captions = captioner.caption(frames, np.arange(3))
+    assert calls[0] == 2  # two batches through the real BLIP-2 vision model
+    assert [len(c) for c in captions] == [1, 1, 1] and all(isinstance(c[0], str) for c in captions)
+    assert captioner.caption(frames[:1], np.arange(1)) == captions[:1]
+
+
+def test_unavailable_blip2_is_a_clear_input_error(tmp_path):
+    with pytest.raises(InputError, match="cannot load a BLIP-2 model"):
+        Blip2Captioner(tmp_path / "missing")
