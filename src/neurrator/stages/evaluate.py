@@ -1,0 +1,327 @@
+"""``neurrator evaluate``: score the narrations and the predicted patches, with controls.
+
+Reads ``narrate/narrations.parquet`` and ``narrate/predictions.npy`` (one row per test window,
+same order), the stimulus and its reference captions (``ingest/stimulus.json``), the patch
+targets (``embed/targets.json``) and, for the controls, the dataset, the split and the trained
+encoder. Writes:
+
+- ``evaluate/per_window.parquet``: one row per test window: ``repeat``, ``frame``,
+  ``narration``, the SBERT scores (``matched`` is the headline), the floors' draws, and the
+  retrieval ``rank`` / ``retrieved_frame`` of the window's predicted patches;
+- ``evaluate/summary.json``: means ± std, frame-resampled bootstrap CIs, Wilcoxon tests at
+  window / frame / shot level, embedding metrics with chance levels, controls, stand-ins.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurrator.config import RunConfig
+from neurrator.core.errors import InputError
+from neurrator.core.io import atomic_path, atomic_write_json
+from neurrator.data import load_stimulus_record
+from neurrator.data.types import Stimulus
+from neurrator.evaluate import sbert  # noqa: F401  (registers the "sbert" scorer)
+from neurrator.evaluate.base import SENTENCE_SCORERS, SentenceScorer
+from neurrator.evaluate.config import EvaluateConfig
+from neurrator.evaluate.controls import (
+    compare_control,
+    evenly_spaced,
+    mean_training_patch,
+    shuffled_labels,
+    time_shifted_pairs,
+)
+from neurrator.evaluate.embedding import embedding_metrics, pool_patches
+from neurrator.evaluate.scores import (
+    SCORE_COLUMNS,
+    ReferenceBank,
+    load_word_salad,
+    score_windows,
+    summarize_scores,
+)
+from neurrator.evaluate.tables import PAPER_A1, fmt, markdown_table, stand_in_note
+from neurrator.preprocess.io import load_dataset, load_split
+from neurrator.preprocess.types import Split
+from neurrator.rundir import RunDir
+from neurrator.stages import StageResult
+from neurrator.stages.embed import read_targets
+from neurrator.vision.base import PatchTargets
+
+NARRATION_COLUMNS = ("repeat", "frame", "narration")
+
+
+# ---- inputs shared with the benchmark stage ---------------------------------------------------
+
+
+def build_scorer(config: EvaluateConfig) -> SentenceScorer:
+    """The configured sentence scorer (SBERT all-MiniLM-L6-v2, offline, by default)."""
+    return SENTENCE_SCORERS.create(config.scorer, model=config.scorer_model, batch_size=config.scorer_batch_size)
+
+
+def build_narrator(config: RunConfig, name: str | None, targets: PatchTargets, captions: dict[int, list[str]],
+                   train_frames: np.ndarray):
+    """Narrator ``name`` (``None``: the run's) over a caption bank of ``train_frames`` only."""
+    from neurrator.narrate import CaptionBank, NARRATORS
+
+    narrate_config = config.narrate if name is None else config.narrate.model_copy(update={"narrator": name})
+    bank = CaptionBank.from_training_frames(targets.patches, captions, train_frames, strict=narrate_config.strict_bank)
+    if narrate_config.caption_bank_json is not None:
+        bank = bank.concat(CaptionBank.from_json(narrate_config.caption_bank_json, space_id=targets.info.space_id))
+    return NARRATORS.create(narrate_config.narrator, config=narrate_config, bank=bank)
+
+
+def reference_captions(stimulus: Stimulus, path: Path) -> dict[int, list[str]]:
+    """The stimulus's reference captions; an error naming ``path`` if there are none."""
+    captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
+    if not captions:
+        raise InputError(path, f"stimulus {stimulus.name!r} has no reference captions; give captions_json "
+                               "(data config) or a captioner that writes them")
+    return captions
+
+
+def stand_ins(run: RunDir) -> dict[str, str]:
+    """Components of this run that are offline stand-ins (from the manifest)."""
+    return dict(run.manifest().get("stand_ins", {}))
+
+
+# ---- the stage ---------------------------------------------------------------------------------
+
+
+def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, Path]:
+    path = run.require("narrate", "narrations.parquet")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        raise InputError(path, f"not a readable parquet table: {exc}") from None
+    missing = [c for c in NARRATION_COLUMNS if c not in table]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    pred_path = run.require("narrate", "predictions.npy")
+    try:
+        predictions = np.load(pred_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(pred_path, f"not a readable .npy array: {exc}") from None
+    if predictions.ndim != 3 or len(predictions) != len(table):
+        raise InputError(pred_path, f"expected ({len(table)}, n_patches, dim) predictions for the {len(table)} "
+                                    f"narrated windows, found shape {predictions.shape}")
+    return table.reset_index(drop=True), predictions, path
+
+
+def run(run: RunDir, config: RunConfig) -> StageResult:
+    ec = config.evaluate
+    seed = config.seed + ec.seed
+    narrations, predictions, narrations_path = _read_narrations(run)
+    stimulus_path = run.require("ingest", "stimulus.json")
+    stimulus = load_stimulus_record(stimulus_path)
+    captions = reference_captions(stimulus, stimulus_path)
+    targets = read_targets(run)
+    if predictions.shape[1:] != targets.patches.shape[1:]:
+        raise InputError(run.stage_dir("narrate") / "predictions.npy",
+                         f"predictions are {predictions.shape[1:]} per window, targets {targets.patches.shape[1:]}")
+    frames = narrations["frame"].to_numpy(dtype=np.int64)
+    if frames.min() < 0 or frames.max() >= targets.n_frames:
+        raise InputError(narrations_path, f"frame indices outside the stimulus's {targets.n_frames} frames")
+    uncaptioned = sorted(set(frames.tolist()) - set(captions))
+    if uncaptioned:
+        raise InputError(narrations_path, f"{len(uncaptioned)} narrated frames have no reference caption, "
+                                          f"e.g. {uncaptioned[:5]}")
+
+    t0 = time.perf_counter()
+    scorer = build_scorer(ec)
+    bank = ReferenceBank(captions, scorer)
+    word_salad = load_word_salad(ec.word_salad_path)
+    shots = stimulus.shot_of_frame
+    per_window = score_windows(narrations["narration"].astype(str).tolist(), frames, bank, scorer,
+                               word_salad=word_salad, shot_of_frame=shots, seed=seed)
+    per_window.insert(0, "repeat", narrations["repeat"].to_numpy(dtype=np.int64))
+    summary = summarize_scores(per_window, shot_of_frame=shots, n_bootstrap=ec.n_bootstrap,
+                               ci_level=ec.ci_level, seed=seed)
+
+    frame_targets = pool_patches(targets.patches)
+    predicted = pool_patches(predictions)
+    metrics = embedding_metrics(predicted, frames, frame_targets, frame_rate=stimulus.frame_rate,
+                                tolerance_s=ec.frame_id_tolerance_s, knn_k=ec.knn_k, center=ec.center_retrieval)
+    per_window["rank"] = metrics.pop("ranks")
+    per_window["retrieved_frame"] = metrics.pop("retrieved")
+    summary["embedding"] = metrics
+    summary["embedding"]["representation"] = "patches averaged over the grid (pooled), cosine"
+    summary["embedding"]["knn_purity_definition"] = (
+        "fraction of each window's k nearest test windows (predicted space) that are also among its k "
+        "nearest in true-target space")
+    summary["scoring_seconds"] = round(time.perf_counter() - t0, 2)
+
+    split_path = run.require("ingest", "split.json")
+    split = load_split(split_path)
+    summary["split"] = {"name": split.name, "description": split.description}
+    summary["narrator"] = sorted(narrations["narrator"].astype(str).unique()) if "narrator" in narrations else None
+    summary["scorer"] = {"name": ec.scorer, "model": ec.scorer_model}
+    summary["stand_ins"] = stand_ins(run)
+    summary["paper_reference"] = _paper_reference(split.name)
+
+    control_note = None
+    if ec.controls:
+        t1 = time.perf_counter()
+        summary["controls"], control_note = _run_controls(run, config, narrations, predicted, per_window, split,
+                                                          stimulus, captions, targets, bank, scorer, word_salad,
+                                                          frame_targets, seed)
+        summary["controls_seconds"] = round(time.perf_counter() - t1, 2)
+    else:
+        summary["controls"] = {}
+        control_note = "controls off (evaluate.controls=false)"
+
+    out = run.stage_dir("evaluate")
+    with atomic_path(out / "per_window.parquet") as tmp:
+        per_window.to_parquet(tmp, index=False)
+    atomic_write_json(out / "summary.json", summary)
+    s = summary["scores"]["matched"]
+    floor = summary["scores"]["word_salad"]["mean"]
+    return StageResult(
+        summary=(f"{len(per_window)} windows / {summary['n_frames']} frames: SBERT matched "
+                 f"{s['mean']:.3f} ± {s['std']:.3f} (word-salad floor {floor:.3f}); "
+                 f"R@10 {metrics['r10']:.1%} (chance {metrics['r10_chance']:.1%})"
+                 + (f"; {control_note}" if control_note else "")),
+        outputs=[str(out / "per_window.parquet"), str(out / "summary.json")],
+        table=summary_table(summary),
+    )
+
+
+def _paper_reference(split_name: str) -> dict:
+    regime = {k: v.get(split_name) for k, v in PAPER_A1.items()}
+    return {"table": "A1", "regime": split_name, "sbert": regime} if regime["Neurrator"] is not None else {}
+
+
+# ---- controls ----------------------------------------------------------------------------------
+
+
+def _run_controls(run, config, narrations, predicted, per_window, split: Split, stimulus: Stimulus, captions,
+                  targets: PatchTargets, bank: ReferenceBank, scorer, word_salad, frame_targets, seed):
+    """Every control on the same evenly spaced subset of test windows."""
+    ec = config.evaluate
+    rows = evenly_spaced(len(per_window), ec.controls_max_windows)
+    pairs = narrations[["repeat", "frame"]].to_numpy(dtype=np.int64)[rows]
+    frames = pairs[:, 1]
+    real = per_window.iloc[rows].reset_index(drop=True)
+    common = dict(word_salad=word_salad, shot_of_frame=stimulus.shot_of_frame, seed=seed)
+    metric_args = dict(frame_rate=stimulus.frame_rate, tolerance_s=ec.frame_id_tolerance_s, knn_k=ec.knn_k,
+                       center=ec.center_retrieval)
+    stat_args = dict(n_bootstrap=ec.n_bootstrap, ci_level=ec.ci_level, seed=seed)
+    results: dict[str, dict] = {}
+    skipped: list[str] = []
+
+    def record(name: str, sentences: list[str], score_frames: np.ndarray, pooled: np.ndarray | None) -> None:
+        scores = score_windows(sentences, score_frames, bank, scorer, **common)
+        metrics = None
+        if pooled is not None:
+            metrics = embedding_metrics(pooled, score_frames, frame_targets, **metric_args)
+        results[name] = compare_control(name, scores, real, metrics=metrics, **stat_args).to_dict()
+
+    # Shuffled frame labels: the real narrations and patches judged against permuted frames.
+    permuted = shuffled_labels(frames, np.random.default_rng(seed))
+    record("shuffled_labels", real["narration"].tolist(), permuted, predicted[rows])
+
+    narrator = build_narrator(config, ec.controls_narrator, targets, captions, split.train_frames)
+    results_narrator = getattr(narrator, "name", ec.controls_narrator or config.narrate.narrator)
+
+    # The mean training patch, narrated once, for every window.
+    mean_patch = mean_training_patch(targets.patches, split.train_frames)
+    sentence = narrator.narrate(torch.from_numpy(mean_patch[None]))[0]
+    record("mean_patch", [sentence] * len(rows), frames, np.repeat(mean_patch.mean(0)[None], len(rows), axis=0))
+
+    encoder, dataset, why_not = _load_encoder(run)
+    if encoder is None:
+        skipped += [f"time_shifted, hippocampus ({why_not})"]
+    else:
+        shift = max(1, round(ec.control_shift_s * stimulus.frame_rate)) if stimulus.frame_rate else targets.n_frames // 2
+        shifted = time_shifted_pairs(pairs, targets.n_frames, shift)
+        patches = encoder.predict(dataset, shifted)
+        record("time_shifted", narrator.narrate(patches), frames, patches.mean(dim=1).numpy())
+        results["time_shifted"]["shift_frames"] = shift
+        try:
+            from neurrator.preprocess.subsets import subset_mask
+
+            mask = subset_mask(dataset.units, ec.control_subset)
+        except InputError as exc:
+            skipped.append(f"hippocampus ({exc.problem})")
+        else:
+            patches = encoder.predict(dataset, pairs, units=mask)
+            record("hippocampus", narrator.narrate(patches), frames, patches.mean(dim=1).numpy())
+            results["hippocampus"]["n_units"] = int(mask.sum())
+            results["hippocampus"]["subset"] = ec.control_subset
+    for r in results.values():
+        r["narrator"] = results_narrator
+    note = f"controls on {len(rows)} windows, narrator {results_narrator}"
+    if skipped:
+        note += "; skipped: " + ", ".join(skipped)
+        results["skipped"] = skipped
+    return results, note
+
+
+def _load_encoder(run: RunDir):
+    """The trained encoder and the dataset it reads, or ``(None, None, reason)``."""
+    folder = run.stage_dir("train")
+    if not (folder / "checkpoint.safetensors").is_file():
+        return None, None, f"no trained encoder in {folder}"
+    from neurrator.encoder import Neurrator
+
+    dataset = load_dataset(run.require("ingest", "dataset"))
+    encoder = Neurrator.load(folder, expect_units=dataset.unit_ids)
+    return encoder, dataset, None
+
+
+# ---- table -------------------------------------------------------------------------------------
+
+
+def summary_table(summary: dict) -> str:
+    """The evaluation summary as Markdown tables (scores, tests, embedding metrics, controls)."""
+    scores = summary["scores"]
+    ref = summary.get("paper_reference", {}).get("sbert", {})
+    paper = {"matched": ref.get("Neurrator"), "word_salad": ref.get("Word-salad floor")}
+    rows = [[name, fmt(s["mean"]), fmt(s["std"]), f"[{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]", fmt(paper.get(name))]
+            for name, s in scores.items()]
+    regime = summary.get("paper_reference", {}).get("regime", "—")
+    parts = [markdown_table(
+        ["SBERT score", "mean", "std", "95% CI (frames)", f"paper A1 ({regime})"], rows,
+        title=f"Sentence scores: {summary['n_windows']} windows, {summary['n_frames']} frames",
+        note=(f"matched = {SCORE_COLUMNS['matched']}. Unique sentences: "
+              f"{summary.get('unique_sentence_fraction', float('nan')):.1%}."),
+    )]
+    test_rows = []
+    for name, levels in summary["tests"].items():
+        cells = [f"{fmt(t['p_value'], 'p')} (n={t['n']}, r={t['rank_biserial']:+.2f})" for t in levels.values()]
+        test_rows.append([name.replace("_", " "), fmt(levels["window"]["mean_difference"]), *cells])
+    level_names = list(next(iter(summary["tests"].values())).keys()) if summary["tests"] else []
+    parts.append(markdown_table(["Wilcoxon (two-sided)", "mean diff", *[f"p, {lv} level" for lv in level_names]],
+                                test_rows, note="Frame level (repeats averaged) is the one to quote; shot level is "
+                                                "the most conservative."))
+    e = summary["embedding"]
+    parts.append(markdown_table(
+        ["Embedding metric", "value", "chance", "paper A2 (Neurrator)"],
+        [["linear CKA (pooled)", fmt(e["cka"]), "0", "0.890"],
+         [f"kNN purity (k={e['knn_k']})", fmt(e["knn_purity"]), fmt(e["knn_purity_chance"]), "0.174"],
+         ["R@1", fmt(e["r1"], "pct"), fmt(e["r1_chance"], "pct"), "—"],
+         ["R@10", fmt(e["r10"], "pct"), fmt(e["r10_chance"], "pct"), "38.8%"],
+         ["median rank", fmt(e["median_rank"], "int"), fmt(e["median_rank_chance"], "int"), "14"],
+         [f"frame ID within ±{e['tolerance_frames']} frames", fmt(e["frame_id_within_tol"], "pct"),
+          fmt(e["frame_id_within_tol_chance"], "pct"), "CEBRA: 94–99%"]],
+        title=f"Embedding level: true frame among {e['n_candidates']} candidates",
+    ))
+    controls = {k: v for k, v in summary.get("controls", {}).items() if k != "skipped"}
+    if controls:
+        rows = [[name, fmt(c["matched_mean"]), f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]", fmt(c["real_matched_mean"]),
+                 fmt(c["frame_p_value"], "p"), fmt(c["r10"], "pct"),
+                 "—" if c["unique_sentence_fraction"] is None else f"{c['unique_sentence_fraction']:.0%}"]
+                for name, c in controls.items()]
+        skipped = summary["controls"].get("skipped")
+        parts.append(markdown_table(
+            ["Control", "SBERT matched", "95% CI", "real (same windows)", "p (real vs control, frames)", "R@10",
+             "unique"], rows, title="Controls",
+            note=("Skipped: " + "; ".join(skipped)) if skipped else None))
+    note = stand_in_note(summary.get("stand_ins", {}))
+    if note:
+        parts.append(note)
+    return "\n\n".join(parts)

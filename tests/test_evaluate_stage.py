@@ -1,0 +1,135 @@
+"""The evaluate stage on a small synthetic run directory (real embed stage, synthetic narrations)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurrator.config import RunConfig
+from neurrator.core.errors import InputError, StageUnavailableError
+from neurrator.data.stimulus import load_stimulus
+from neurrator.data.stimulus_record import save_stimulus_record
+from neurrator.preprocess.io import save_dataset, save_split
+from neurrator.preprocess.splits import make_split
+from neurrator.preprocess.types import NeuralDataset, ZScoreStats
+from neurrator.rundir import RunDir
+from neurrator.stages import run_stage
+
+TOPICS = [
+    ("a cat sleeping on a sofa", "a tabby cat curled up on a couch", "close-up of a sleeping cat"),
+    ("a red car parked on a street", "a car by the kerb in a city", "an automobile on an urban road"),
+    ("tall trees in a green forest", "a path through woodland", "sunlight between forest trees"),
+    ("boats moored in a harbour", "sailing boats on calm water", "a marina with small boats"),
+    ("a rocket launching into the sky", "a space shuttle lifting off", "smoke trail of a launching rocket"),
+    ("the face of an astronaut", "a woman in a space suit", "portrait of an astronaut smiling"),
+]
+N_FRAMES, FRAMES_PER_SHOT, N_REPEATS, N_UNITS = 60, 10, 8, 48
+
+
+def _movie(rng):
+    """Six shots with distinct textures (orientation and scale), slowly drifting within a shot."""
+    yy, xx = np.mgrid[0:48, 0:96].astype(np.float32)
+    frames = []
+    for f in range(N_FRAMES):
+        shot, t = divmod(f, FRAMES_PER_SHOT)
+        angle, freq = shot * np.pi / 6, 0.15 + 0.08 * shot
+        phase = xx * np.cos(angle) + yy * np.sin(angle) + 2 * t
+        img = 128 + 90 * np.sin(freq * phase) * (0.5 + shot / 10) + rng.normal(0, 5, size=yy.shape)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def build_run(root, *, seed=0, config_overrides=None):
+    """A run directory with ingest/, embed/ and narrate/ outputs; returns (run, config, targets)."""
+    rng = np.random.default_rng(seed)
+    stim_dir = root / "stimulus"
+    stim_dir.mkdir(parents=True)
+    np.save(stim_dir / "natural_movie_one.npy", _movie(rng))
+    captions = {str(f): list(TOPICS[f // FRAMES_PER_SHOT]) for f in range(N_FRAMES)}
+    (stim_dir / "captions.json").write_text(json.dumps(captions))
+    overrides = {"cache_dir": str(root / "cache"), "evaluate": {"n_bootstrap": 200, "controls_max_windows": 60}}
+    config = RunConfig.validated({**overrides, **(config_overrides or {})})
+    run = RunDir.create(root / "run", config)
+    stimulus = load_stimulus("natural_movie_one", stim_dir, stim_dir / "captions.json")
+    save_stimulus_record(run.stage_dir("ingest") / "stimulus.json", stimulus, stimulus_dir=stim_dir,
+                         captions_json=stim_dir / "captions.json")
+    run_stage("embed", run, config)
+    from neurrator.stages.embed import read_targets
+
+    targets = read_targets(run)
+    # Units driven by the frame's pooled target (visual) or by nothing (hippocampus).
+    pooled = np.asarray(targets.patches, dtype=np.float32).mean(1)
+    pooled = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-6)
+    weights = rng.normal(size=(pooled.shape[1], N_UNITS)) / np.sqrt(pooled.shape[1])
+    weights[:, -8:] = 0
+    bpf, window, pad = 4, 20, 10
+    drive = np.repeat(pooled @ weights, bpf, axis=0)
+    responses = np.zeros((N_REPEATS, N_FRAMES * bpf + 2 * pad, N_UNITS), dtype=np.float32)
+    responses[:, pad:-pad] = drive + 0.5 * rng.normal(size=(N_REPEATS, N_FRAMES * bpf, N_UNITS))
+    units = pd.DataFrame({"area": ["VISp"] * (N_UNITS - 8) + ["CA1"] * 8, "probe": "probeA",
+                          "depth": np.linspace(0, 3000, N_UNITS), "cell_type": None},
+                         index=pd.Index(np.arange(1000, 1000 + N_UNITS), name="unit_id"))
+    dataset = NeuralDataset(stimulus="natural_movie_one", responses=responses, bins_per_frame=bpf, window=window,
+                            pad=pad, units=units, zscore=ZScoreStats(np.zeros(N_UNITS, np.float32),
+                                                                     np.ones(N_UNITS, np.float32)),
+                            n_frames=N_FRAMES)
+    save_dataset(dataset, run.stage_dir("ingest") / "dataset")
+    for name in ("repeats", "sparse_random", "contiguous_middle", "front_only"):
+        save_split(make_split(name, N_REPEATS, N_FRAMES, seed), run.stage_dir("ingest") / "splits" / f"{name}.json")
+    split = make_split("sparse_random", N_REPEATS, N_FRAMES, seed, heldout_fraction=0.2)
+    save_split(split, run.stage_dir("ingest") / "split.json")
+    # Narrate outputs: good predictions and mostly right sentences.
+    test = split.test
+    frames = test[:, 1]
+    noise = rng.normal(scale=0.3, size=(len(test), *targets.patches.shape[1:]))
+    predictions = (np.asarray(targets.patches[frames], dtype=np.float32) * (1 + noise)).astype(np.float16)
+    right = rng.random(len(test)) < 0.8
+    narrations = [TOPICS[f // FRAMES_PER_SHOT][0] if ok else TOPICS[(f // FRAMES_PER_SHOT + 3) % 6][0]
+                  for f, ok in zip(frames, right)]
+    narrate = run.stage_dir("narrate")
+    narrate.mkdir(parents=True, exist_ok=True)
+    np.save(narrate / "predictions.npy", predictions)
+    pd.DataFrame({"repeat": test[:, 0], "frame": frames, "narration": narrations, "narrator": "synthetic",
+                  "is_stand_in": True}).to_parquet(narrate / "narrations.parquet")
+    return run, config, targets
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    return build_run(tmp_path_factory.mktemp("evaluate"))
+
+
+def test_evaluate_writes_scores_summary_and_table(synthetic_run):
+    run, config, _ = synthetic_run
+    result = run_stage("evaluate", run, config)
+    per_window = pd.read_parquet(run.stage_dir("evaluate") / "per_window.parquet")
+    summary = json.loads((run.stage_dir("evaluate") / "summary.json").read_text())
+    narrations = pd.read_parquet(run.stage_dir("narrate") / "narrations.parquet")
+    assert len(per_window) == len(narrations)
+    assert (per_window[["repeat", "frame"]].to_numpy() == narrations[["repeat", "frame"]].to_numpy()).all()
+    for col in ("matched", "matched_max", "shuffled", "word_salad", "random_caption", "rank", "retrieved_frame"):
+        assert col in per_window
+    scores = summary["scores"]
+    assert scores["matched"]["mean"] > scores["shuffled"]["mean"] > scores["word_salad"]["mean"]
+    assert summary["tests"]["matched_vs_word_salad"]["frame"]["p_value"] < 0.01
+    assert summary["embedding"]["r10"] > 5 * summary["embedding"]["r10_chance"]
+    assert summary["n_shots"] is None  # an Allen-style movie has no shot table
+    controls = summary["controls"]
+    assert {"shuffled_labels", "mean_patch"} <= controls.keys()
+    assert controls["shuffled_labels"]["matched_mean"] < controls["shuffled_labels"]["real_matched_mean"]
+    assert any("time_shifted" in s for s in controls["skipped"])  # no trained encoder in this run
+    assert "Sentence scores" in result.table and "Controls" in result.table
+
+
+def test_evaluate_refuses_mismatched_predictions_without_partial_output(tmp_path):
+    run, config, _ = build_run(tmp_path)
+    preds = np.load(run.stage_dir("narrate") / "predictions.npy")
+    np.save(run.stage_dir("narrate") / "predictions.npy", preds[:-1])
+    with pytest.raises(InputError, match="predictions.npy"):
+        run_stage("evaluate", run, config)
+    assert not (run.stage_dir("evaluate") / "summary.json").exists()
+    assert not (run.stage_dir("evaluate") / "per_window.parquet").exists()
+    (run.stage_dir("narrate") / "narrations.parquet").unlink()
+    with pytest.raises(StageUnavailableError, match="narrate"):
+        run_stage("evaluate", run, config)
