@@ -118,7 +118,10 @@ class SimulatedSession:
     presentations: dict[str, pd.DataFrame]
     optotagging: pd.DataFrame
     truth: dict
-    waveform_duration: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: The planted model (receptive fields, gains, latencies), for tests; not written to NWB.
+    model: _ReceptiveFieldModel | None = None
+    #: Planted stimulus drive per stimulus: (n_frames + 1, n_units) z-scores (last row: gray).
+    drive: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def simulate_session(
@@ -200,7 +203,7 @@ def simulate_session(
         is_simulated=True,
     )
     truth = _truth(units, model, genotype, seed, session_index, areas)
-    return SimulatedSession(session, electrodes, presentations, opto, truth)
+    return SimulatedSession(session, electrodes, presentations, opto, truth, model, drive)
 
 
 # ---- probes, units and cell types -----------------------------------------------------------
