@@ -9,7 +9,12 @@ import pytest
 import tifffile
 
 from neurrator.core.errors import InputError
-from neurrator.data.stimulus import demo_definition, load_stimulus, read_captions_json, render_demo_movie
+from neurrator.data.stimulus import (
+    demo_definition,
+    load_stimulus,
+    read_captions_json,
+    render_demo_movie,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def test_demo_movie_is_nm1_shaped_stand_in(movie):
 
 
 def test_demo_movie_has_cuts_pans_and_zooms(movie):
-    f = movie.frames.astype(np.float32)
+    f = movie.frames[:, ::4, ::4].astype(np.float32)
     step = np.abs(np.diff(f, axis=0)).mean(axis=(1, 2))
     cut = np.diff(movie.shot_of_frame) != 0
     # Consecutive frames within a shot move a little (camera motion) but much less than across a cut.

@@ -137,7 +137,7 @@ def test_interrupted_build_leaves_no_entry(tmp_path, stimulus):
 
 
 def test_build_folder_of_a_killed_process_is_cleaned_up(tmp_path, stimulus):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     space = CountingSpace()
     entry = entry_dir(tmp_path, space.info.space_id, stimulus.content_hash)
     leftover = entry.with_name(f".{entry.name}.building-{int(dead.stdout)}")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+)
 
 from neurrator.core.errors import InputError
 from neurrator.vision import build_space
@@ -14,8 +20,8 @@ from neurrator.vision.base import VisionSpace
 from neurrator.vision.clip import CLIPSpace
 from neurrator.vision.config import VisionConfig
 
-TINY = dict(image_size=28, patch_size=7, hidden_size=32, intermediate_size=37, num_hidden_layers=3,
-            num_attention_heads=2)
+TINY = {"image_size": 28, "patch_size": 7, "hidden_size": 32, "intermediate_size": 37,
+        "num_hidden_layers": 3, "num_attention_heads": 2}
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
 
@@ -65,8 +71,8 @@ def test_preprocessing_matches_llava_clip_processor(tiny_tower, frames):
 def test_saved_processor_and_full_clip_checkpoint(tmp_path, frames):
     """A full CLIP checkpoint with its own processor config loads like the hub model would."""
     torch.manual_seed(1)
-    config = CLIPConfig(vision_config=TINY, text_config=dict(hidden_size=16, intermediate_size=20,
-                        num_hidden_layers=1, num_attention_heads=2, vocab_size=50), projection_dim=8)
+    config = CLIPConfig(vision_config=TINY, text_config={"hidden_size": 16, "intermediate_size": 20,
+                        "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 50}, projection_dim=8)
     CLIPModel(config).save_pretrained(tmp_path)
     CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(tmp_path)
     space = build_space(VisionConfig(backend="clip", model=str(tmp_path), local_files_only=True))

@@ -46,7 +46,7 @@ def test_allen_template_run(tmp_path):
     folder = tmp_path / "templates"
     folder.mkdir()
     np.save(folder / "natural_movie_one.npy", np.random.default_rng(0).integers(0, 256, (6, 40, 80), dtype=np.uint8))
-    run, config, movie = make_run(tmp_path, "natural_movie_one", folder)
+    run, config, _ = make_run(tmp_path, "natural_movie_one", folder)
     run_stage("embed", run, config)
     assert read_targets(run).patches.shape == (6, 576, 64)
 

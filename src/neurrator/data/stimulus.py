@@ -27,7 +27,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,7 @@ def load_allen_scenes(stimulus_dir: Path) -> Stimulus:
     for i in range(len(files)):
         try:
             image = tifffile.imread(files[i])
-        except Exception as exc:  # tifffile raises several unrelated types on bad files
+        except (tifffile.TiffFileError, ValueError, OSError) as exc:
             raise InputError(files[i], f"not a readable TIFF image: {exc}") from None
         if image.ndim != 2 or (images and image.shape != images[0].shape):
             raise InputError(files[i], f"expected a grayscale image like the others, got shape {image.shape}")
@@ -221,7 +221,7 @@ def demo_version() -> str:
     return str(demo_definition()["version"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo(source: str) -> np.ndarray:
     """A source photo as (H, W) float32 luminance in [0, 1]. ``source`` is ``"skimage:<name>"`` or ``"sklearn:<file>"``."""
     from skimage.color import rgb2gray

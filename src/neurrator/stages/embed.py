@@ -19,9 +19,15 @@ from neurrator.core.io import atomic_write_json
 from neurrator.data import load_stimulus_record
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-from neurrator.vision import build_space
+from neurrator.vision import build_space, torch_threads
 from neurrator.vision.base import PatchTargets
-from neurrator.vision.cache import MANIFEST_FILE, Verify, entry_dir, get_or_build_targets, load_targets
+from neurrator.vision.cache import (
+    MANIFEST_FILE,
+    Verify,
+    entry_dir,
+    get_or_build_targets,
+    load_targets,
+)
 
 TARGETS_FILE = "targets.json"
 
@@ -33,9 +39,10 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     entry = entry_dir(config.cache_dir, info.space_id, stimulus.content_hash)
     manifest_before = _read_bytes(entry / MANIFEST_FILE)
     t0 = time.perf_counter()
-    targets = get_or_build_targets(
-        space, stimulus, config.cache_dir, batch_size=config.vision.batch_size, progress=config.vision.progress
-    )
+    with torch_threads(config.vision.num_threads):
+        targets = get_or_build_targets(
+            space, stimulus, config.cache_dir, batch_size=config.vision.batch_size, progress=config.vision.progress
+        )
     seconds = time.perf_counter() - t0
     size_mb = targets.patches.nbytes / 1e6
     pointer = run.stage_dir("embed") / TARGETS_FILE

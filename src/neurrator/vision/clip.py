@@ -21,7 +21,6 @@ from neurrator.core.errors import InputError
 from neurrator.vision.base import VISION_SPACES, SpaceInfo
 from neurrator.vision.config import DEFAULT_CLIP_MODEL
 
-
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
