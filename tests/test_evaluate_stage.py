@@ -79,19 +79,24 @@ def build_run(root, *, seed=0, config_overrides=None):
         save_split(make_split(name, N_REPEATS, N_FRAMES, seed), run.stage_dir("ingest") / "splits" / f"{name}.json")
     split = make_split("sparse_random", N_REPEATS, N_FRAMES, seed, heldout_fraction=0.2)
     save_split(split, run.stage_dir("ingest") / "split.json")
-    # Narrate outputs: good predictions and mostly right sentences.
-    test = split.test
-    frames = test[:, 1]
+    # Narrate outputs as the narrate stage writes them: every test window predicted (ordered by
+    # frame, then repeat), every other one narrated; good predictions and mostly right sentences.
+    test = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]
     noise = rng.normal(scale=0.3, size=(len(test), *targets.patches.shape[1:]))
-    predictions = (np.asarray(targets.patches[frames], dtype=np.float32) * (1 + noise)).astype(np.float16)
-    right = rng.random(len(test)) < 0.8
+    predictions = (np.asarray(targets.patches[test[:, 1]], dtype=np.float32) * (1 + noise)).astype(np.float16)
+    rows = np.arange(0, len(test), 2)
+    frames = test[rows, 1]
+    right = rng.random(len(rows)) < 0.8
     narrations = [TOPICS[f // FRAMES_PER_SHOT][0] if ok else TOPICS[(f // FRAMES_PER_SHOT + 3) % 6][0]
                   for f, ok in zip(frames, right)]
     narrate = run.stage_dir("narrate")
     narrate.mkdir(parents=True, exist_ok=True)
     np.save(narrate / "predictions.npy", predictions)
-    pd.DataFrame({"repeat": test[:, 0], "frame": frames, "narration": narrations, "narrator": "synthetic",
-                  "is_stand_in": True}).to_parquet(narrate / "narrations.parquet")
+    np.save(narrate / "windows.npy", test)
+    pd.DataFrame({"window": rows, "repeat": test[rows, 0], "frame": frames, "narration": narrations,
+                  "narrator": "synthetic", "is_stand_in": True,
+                  "references": [list(TOPICS[f // FRAMES_PER_SHOT]) for f in frames]}
+                 ).to_parquet(narrate / "narrations.parquet")
     return run, config, targets
 
 
@@ -106,7 +111,8 @@ def test_evaluate_writes_scores_summary_and_table(synthetic_run):
     per_window = pd.read_parquet(run.stage_dir("evaluate") / "per_window.parquet")
     summary = json.loads((run.stage_dir("evaluate") / "summary.json").read_text())
     narrations = pd.read_parquet(run.stage_dir("narrate") / "narrations.parquet")
-    assert len(per_window) == len(narrations)
+    assert len(per_window) == len(narrations) == len(np.load(run.stage_dir("narrate") / "predictions.npy")) // 2
+    assert summary["embedding"]["n_windows"] == 2 * len(narrations)  # every predicted window
     assert (per_window[["repeat", "frame"]].to_numpy() == narrations[["repeat", "frame"]].to_numpy()).all()
     for col in ("matched", "matched_max", "shuffled", "word_salad", "random_caption", "rank", "retrieved_frame"):
         assert col in per_window
@@ -125,7 +131,7 @@ def test_evaluate_writes_scores_summary_and_table(synthetic_run):
 def test_evaluate_refuses_mismatched_predictions_without_partial_output(tmp_path):
     run, config, _ = build_run(tmp_path)
     preds = np.load(run.stage_dir("narrate") / "predictions.npy")
-    np.save(run.stage_dir("narrate") / "predictions.npy", preds[:-1])
+    np.save(run.stage_dir("narrate") / "predictions.npy", preds[:-3])
     with pytest.raises(InputError, match="predictions.npy"):
         run_stage("evaluate", run, config)
     assert not (run.stage_dir("evaluate") / "summary.json").exists()

@@ -75,15 +75,6 @@ def build_narrator(config: RunConfig, name: str | None, targets: PatchTargets, c
     return NARRATORS.create(narrate_config.narrator, config=narrate_config, bank=bank)
 
 
-def reference_captions(stimulus: Stimulus, path: Path) -> dict[int, list[str]]:
-    """The stimulus's reference captions; an error naming ``path`` if there are none."""
-    captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
-    if not captions:
-        raise InputError(path, f"stimulus {stimulus.name!r} has no reference captions; give captions_json "
-                               "(data config) or a captioner that writes them")
-    return captions
-
-
 def stand_ins(run: RunDir) -> dict[str, str]:
     """Components of this run that are offline stand-ins (from the manifest)."""
     return dict(run.manifest().get("stand_ins", {}))
@@ -92,7 +83,12 @@ def stand_ins(run: RunDir) -> dict[str, str]:
 # ---- the stage ---------------------------------------------------------------------------------
 
 
-def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, Path]:
+def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, Path]:
+    """Narrations (one row per narrated window), all predictions, and each prediction's frame.
+
+    ``predictions.npy`` holds every test window; the narrations may be a subset, linked by
+    their ``window`` column (row of ``predictions.npy``), or else row by row.
+    """
     path = run.require("narrate", "narrations.parquet")
     try:
         table = pd.read_parquet(path)
@@ -101,30 +97,61 @@ def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, Path]:
     missing = [c for c in NARRATION_COLUMNS if c not in table]
     if missing:
         raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    table = table.reset_index(drop=True)
     pred_path = run.require("narrate", "predictions.npy")
     try:
         predictions = np.load(pred_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(pred_path, f"not a readable .npy array: {exc}") from None
-    if predictions.ndim != 3 or len(predictions) != len(table):
-        raise InputError(pred_path, f"expected ({len(table)}, n_patches, dim) predictions for the {len(table)} "
-                                    f"narrated windows, found shape {predictions.shape}")
-    return table.reset_index(drop=True), predictions, path
+    if "window" not in table:
+        table["window"] = np.arange(len(table))
+    rows = table["window"].to_numpy(dtype=np.int64)
+    if predictions.ndim != 3 or len(rows) == 0 or rows.min() < 0 or rows.max() >= len(predictions):
+        raise InputError(pred_path, f"expected (n_windows, n_patches, dim) predictions covering the narrated rows "
+                                    f"(max row {rows.max() if len(rows) else '—'}), found shape {predictions.shape}")
+    windows_path = run.stage_dir("narrate") / "windows.npy"
+    if windows_path.is_file():
+        windows = np.load(windows_path, allow_pickle=False)
+        if windows.shape != (len(predictions), 2):
+            raise InputError(windows_path, f"expected ({len(predictions)}, 2) (repeat, frame) rows, found {windows.shape}")
+        if not np.array_equal(windows[rows], table[["repeat", "frame"]].to_numpy(dtype=np.int64)):
+            raise InputError(path, "narrated (repeat, frame) pairs disagree with windows.npy")
+        prediction_frames = windows[:, 1].astype(np.int64)
+    elif len(predictions) == len(table):
+        prediction_frames = table["frame"].to_numpy(dtype=np.int64)
+    else:
+        raise InputError(pred_path, f"{len(predictions)} predictions for {len(table)} narrations and no windows.npy "
+                                    "saying which frame each prediction is")
+    return table, predictions, prediction_frames, path
+
+
+def merged_captions(stimulus: Stimulus, narrations: pd.DataFrame, path: Path) -> dict[int, list[str]]:
+    """Reference captions per frame: the stimulus's, overridden by the narrate stage's captioner
+    output (``references`` column) for the frames it captioned."""
+    captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
+    if "references" in narrations:
+        for frame, refs in zip(narrations["frame"], narrations["references"], strict=True):
+            refs = [str(r) for r in (refs if refs is not None else []) if str(r).strip()]
+            if refs:
+                captions[int(frame)] = refs
+    if not captions:
+        raise InputError(path, f"no reference captions for {stimulus.name!r}: neither the stimulus nor the narrate "
+                               "stage's captioner provided any")
+    return captions
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     ec = config.evaluate
     seed = config.seed + ec.seed
-    narrations, predictions, narrations_path = _read_narrations(run)
-    stimulus_path = run.require("ingest", "stimulus.json")
-    stimulus = load_stimulus_record(stimulus_path)
-    captions = reference_captions(stimulus, stimulus_path)
+    narrations, predictions, prediction_frames, narrations_path = _read_narrations(run)
+    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
+    captions = merged_captions(stimulus, narrations, narrations_path)
     targets = read_targets(run)
     if predictions.shape[1:] != targets.patches.shape[1:]:
         raise InputError(run.stage_dir("narrate") / "predictions.npy",
                          f"predictions are {predictions.shape[1:]} per window, targets {targets.patches.shape[1:]}")
     frames = narrations["frame"].to_numpy(dtype=np.int64)
-    if frames.min() < 0 or frames.max() >= targets.n_frames:
+    if min(frames.min(), prediction_frames.min()) < 0 or max(frames.max(), prediction_frames.max()) >= targets.n_frames:
         raise InputError(narrations_path, f"frame indices outside the stimulus's {targets.n_frames} frames")
     uncaptioned = sorted(set(frames.tolist()) - set(captions))
     if uncaptioned:
@@ -143,11 +170,15 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
                                ci_level=ec.ci_level, seed=seed)
 
     frame_targets = pool_patches(targets.patches)
-    predicted = pool_patches(predictions)
-    metrics = embedding_metrics(predicted, frames, frame_targets, frame_rate=stimulus.frame_rate,
+    # Embedding metrics use every predicted test window, narrated or not.
+    predicted_all = pool_patches(predictions)
+    metrics = embedding_metrics(predicted_all, prediction_frames, frame_targets, frame_rate=stimulus.frame_rate,
                                 tolerance_s=ec.frame_id_tolerance_s, knn_k=ec.knn_k, center=ec.center_retrieval)
-    per_window["rank"] = metrics.pop("ranks")
-    per_window["retrieved_frame"] = metrics.pop("retrieved")
+    narrated_rows = narrations["window"].to_numpy(dtype=np.int64)
+    predicted = predicted_all[narrated_rows]
+    per_window["window"] = narrated_rows
+    per_window["rank"] = metrics.pop("ranks")[narrated_rows]
+    per_window["retrieved_frame"] = metrics.pop("retrieved")[narrated_rows]
     summary["embedding"] = metrics
     summary["embedding"]["representation"] = "patches averaged over the grid (pooled), cosine"
     summary["embedding"]["knn_purity_definition"] = (
@@ -224,7 +255,11 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
     permuted = shuffled_labels(frames, np.random.default_rng(seed))
     record("shuffled_labels", real["narration"].tolist(), permuted, predicted[rows])
 
-    narrator = build_narrator(config, ec.controls_narrator, targets, captions, split.train_frames)
+    try:
+        narrator = build_narrator(config, ec.controls_narrator, targets, captions, split.train_frames)
+    except (ValueError, InputError) as exc:
+        results["skipped"] = [f"mean_patch, time_shifted, hippocampus (no narrator: {exc})"]
+        return results, f"controls on {len(rows)} windows; narrator-based controls skipped ({exc})"
     results_narrator = getattr(narrator, "name", ec.controls_narrator or config.narrate.narrator)
 
     # The mean training patch, narrated once, for every window.
