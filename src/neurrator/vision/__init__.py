@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
 def build_space(config: VisionConfig) -> VisionSpace:
     """The vision space named by ``config.backend``, built from the rest of ``config``."""
-    from neurrator.vision import clip, oriented_energy  # noqa: F401  (importing registers them)
-    from neurrator.vision.base import VISION_SPACES
+    from neurrator.vision.base import VISION_SPACES  # also registers the built-in backends
 
     return VISION_SPACES.create(config.backend, config=config)
 
