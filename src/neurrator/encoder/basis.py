@@ -66,7 +66,8 @@ def fit_patch_basis(patches: np.ndarray, frames: np.ndarray, rank: int, *, chunk
     eigvals, eigvecs = np.linalg.eigh(gram)
     order = np.argsort(eigvals)[::-1]
     eigvals, eigvecs = eigvals[order], eigvecs[:, order]
-    keep = min(rank, n - 1, int(np.sum(eigvals > eigvals[0] * 1e-9)))
+    # Eigenvalues below 1e-6 of the largest are float16/float32 rounding, not signal.
+    keep = min(rank, n - 1, int(np.sum(eigvals > eigvals[0] * 1e-6)))
     singular = np.sqrt(eigvals[:keep])
 
     # Principal directions V = X_cᵀ U / s, computed chunk by chunk over the features.
