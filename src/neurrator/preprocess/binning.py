@@ -96,26 +96,32 @@ def bin_spikes(
     # Units are processed in chunks of about ``chunk_spikes`` spikes to bound scratch memory.
     counts_per_unit = spikes.counts()
     for a, b in _unit_chunks(counts_per_unit, chunk_spikes):
-        times = spikes.times[spikes.offsets[a] : spikes.offsets[b]]
-        unit = np.repeat(np.arange(a, b, dtype=np.int64), counts_per_unit[a:b])
-        in_epoch = (times >= t_begin) & (times < t_end)
-        times, unit = times[in_epoch], unit[in_epoch]
-        pres = locate(times)
-        k = np.floor((times - sorted_starts[pres]) * bin_rate).astype(np.int64)
+        base = spikes.offsets[a]
+        times = spikes.times[base : spikes.offsets[b]]
+        idx = np.flatnonzero((times >= t_begin) & (times < t_end))
+        t = times[idx]
+        pres = locate(t)
+        k = ((t - sorted_starts[pres]) * bin_rate).astype(np.int64)  # t >= start, so truncation = floor
         keep = k < bins_per_frame
-        row = first_row[pres[keep]] + k[keep]
-        # Key (unit, row) is already sorted for movies (time order = row order within a unit);
-        # equal keys are then counted as runs, without a dense scratch array.
-        unit = unit[keep]
-        key = unit * (n_repeats * n_time) + row
-        if key.size == 0:
+        idx, row = idx[keep], first_row[pres[keep]] + k[keep]
+        if row.size == 0:
             continue
-        if not (key[1:] >= key[:-1]).all():  # scenes: rows are by image, not by time
-            order = np.argsort(key, kind="stable")
-            key, unit, row = key[order], unit[order], row[order]
-        run_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        run_count = np.diff(np.r_[run_start, key.size])
-        out_rows[row[run_start], unit[run_start]] = run_count
+        # Where each unit's kept spikes begin; within a unit, movie rows follow time order.
+        unit_begin = np.searchsorted(idx, spikes.offsets[a:b] - base)
+        unit_edge = np.zeros(row.size, dtype=bool)
+        unit_edge[unit_begin[unit_begin < row.size]] = True
+        if not ((row[1:] >= row[:-1]) | unit_edge[1:]).all():  # scenes: rows are by image, not time
+            unit_of = np.searchsorted(unit_begin, np.arange(row.size), side="right") - 1
+            order = np.lexsort((row, unit_of))
+            row = row[order]
+        # Equal (unit, row) keys are adjacent: count them as runs, with no dense scratch array.
+        new_run = unit_edge
+        np.logical_or(new_run[1:], row[1:] != row[:-1], out=new_run[1:])
+        new_run[0] = True
+        run_start = np.flatnonzero(new_run)
+        run_count = np.diff(run_start, append=row.size)
+        run_unit = a + np.searchsorted(unit_begin, run_start, side="right") - 1
+        out_rows[row[run_start], run_unit] = run_count
     return out
 
 
