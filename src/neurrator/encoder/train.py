@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from neurrator.core.errors import InputError
-from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text
+from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_array
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import patch_cosine, patch_loss
 from neurrator.preprocess.types import NeuralDataset
@@ -96,6 +96,8 @@ def augmentation_mask(
 
 
 class Task(Protocol):
+    targets: PatchTargets
+
     def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> torch.Tensor: ...
 
     def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, batch_size: int) -> float: ...
@@ -305,6 +307,9 @@ def train_encoder(
 
     fingerprint = {
         "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
+        "data": sha256_array(np.concatenate([dataset.zscore.mean, dataset.zscore.std])),
+        "split": sha256_array(np.concatenate([train_pairs, val_pairs])),
+        "targets": f"{task.targets.info.space_id}:{task.targets.stimulus_hash}",
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
         "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size"}),
     }
