@@ -34,19 +34,28 @@ EncodeFn = Callable[[list[str]], np.ndarray]
 
 
 @contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run small-matrix work (classifier fits, SAE steps) on one BLAS and one torch thread.
+def thread_limit(n: int) -> Iterator[None]:
+    """Run on at most ``n`` BLAS and torch threads (``0``: leave the libraries' defaults).
 
-    Thread pools spinning on a busy 2-core machine make such work 20–60× slower (measured:
-    a 144 × 64 logistic regression fit 0.43 s → 0.02 s; a tiny SAE step 15 ms → 0.25 ms).
+    On a busy 2-core machine, spinning thread pools make small-matrix work 20–60× slower
+    (measured here: a 144 × 64 logistic-regression fit 0.43 s → 0.02 s; a tiny SAE step
+    15 ms → 0.25 ms; a 24-window encoder batch 1.2 s → 0.04 s, 2 threads → 1).
     """
+    if n <= 0:
+        yield
+        return
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
-        with threadpool_limits(1):
+        with threadpool_limits(n):
             yield
     finally:
         torch.set_num_threads(previous)
+
+
+def single_threaded() -> contextlib.AbstractContextManager[None]:
+    """:func:`thread_limit` of 1, for classifier fits and SAE training."""
+    return thread_limit(1)
 
 
 class CachedNarrator:

@@ -147,6 +147,10 @@ class AnalysisConfig(_Section):
     #: Test windows used by similarity, contrasts and the SAE (evenly spaced); 0 = all.
     max_windows: int = Field(240, ge=0)
     batch_size: int = Field(256, ge=1)
+    #: torch and BLAS threads while analysing; 0 keeps the libraries' defaults. One thread is
+    #: the default because spinning thread pools on a shared 2-core machine made encoder
+    #: batches up to 30× slower (see ``neurrator.analysis.common.thread_limit``).
+    num_threads: int = Field(1, ge=0)
     scaling: ScalingConfig = ScalingConfig()
     similarity: SimilarityConfig = SimilarityConfig()
     contrasts: ContrastsConfig = ContrastsConfig()

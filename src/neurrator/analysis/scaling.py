@@ -90,6 +90,7 @@ def scaling_curves(
     ci_level: float = 0.95,
     seed: int = 0,
     narrator_name: str = "",
+    max_masks_per_call: int = 8,
 ) -> ScalingResult:
     """Fidelity against population size for every pool.
 
@@ -107,14 +108,14 @@ def scaling_curves(
     n_draws : random subsets per point.
     ci_level : confidence level. Across draws a Student-t interval; when every draw is the same
         subset (``"all"``) the interval is a bootstrap over test windows.
+    max_masks_per_call : subsets whose windows are narrated in one narrator call (bounds memory:
+        this many × n_windows predicted patch tensors are held at once).
 
     Returns
     -------
     ScalingResult
     """
     rng = np.random.default_rng(seed)
-    # Identical subsets (all draws of "all", small pools) are predicted once.
-    patch_cache: dict[bytes, tuple[torch.Tensor, list[str]]] = {}
     predictions = 0
     points: list[ScalingPoint] = []
     n_windows = 0
@@ -124,37 +125,41 @@ def scaling_curves(
         if n_pool == 0:
             continue
         wanted = sorted({n_pool if s == "all" else int(s) for s in sizes if s == "all" or int(s) < n_pool})
-        for size in wanted:
-            masks = _draw_masks(pool, size, n_draws, rng)
-            per_draw: dict[str, list[np.ndarray]] = {}
-            distinct = set()
+        draws = {size: _draw_masks(pool, size, n_draws, rng) for size in wanted}
+        # Identical subsets (every draw of "all", small pools) are predicted and scored once.
+        distinct: dict[bytes, np.ndarray] = {}
+        for masks in draws.values():
             for mask in masks:
-                key = np.packbits(mask).tobytes()
-                distinct.add(key)
-                if key not in patch_cache:
-                    patches = predict(mask)
-                    predictions += 1
-                    patch_cache[key] = (patches, narrate(patches))
-                patches, sentences = patch_cache[key]
-                n_windows = len(sentences)
-                for metric, values in fidelity(patches, sentences).items():
-                    per_draw.setdefault(metric, []).append(np.asarray(values, dtype=np.float64))
+                distinct.setdefault(np.packbits(mask).tobytes(), mask)
+        scores: dict[bytes, dict[str, np.ndarray]] = {}
+        keys = list(distinct)
+        # Narrate many subsets per call: narrators have a per-call cost (e.g. normalising the
+        # caption bank) that one call per subset would pay hundreds of times.
+        for start in range(0, len(keys), max_masks_per_call):
+            chunk = keys[start : start + max_masks_per_call]
+            patches = [predict(distinct[k]) for k in chunk]
+            predictions += len(chunk)
+            sentences = narrate(torch.cat(patches))
+            n_windows = len(patches[0])
+            for i, (k, p) in enumerate(zip(chunk, patches, strict=True)):
+                said = sentences[i * n_windows : (i + 1) * n_windows]
+                scores[k] = {m: np.asarray(v, dtype=np.float64) for m, v in fidelity(p, said).items()}
+        for size, masks in draws.items():
+            mask_keys = [np.packbits(m).tobytes() for m in masks]
+            n_distinct = len(set(mask_keys))
             summaries = {}
-            if len(distinct) > 1:
-                ci_method = f"student-t over {len(masks)} draws"
-                for metric, values in per_draw.items():
-                    draw_means = [float(v.mean()) for v in values]
+            for metric in scores[mask_keys[0]]:
+                values = [scores[k][metric] for k in mask_keys]
+                draw_means = [float(v.mean()) for v in values]
+                if n_distinct > 1:
                     mean, lo, hi = mean_ci(np.array(draw_means), ci_level)
-                    summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
-            else:
-                ci_method = "bootstrap over test windows (single distinct subset)"
-                for metric, values in per_draw.items():
+                else:
                     mean, lo, hi = bootstrap_ci(values[0], ci_level, seed=seed)
-                    summaries[metric] = MetricSummary(mean, lo, hi, [float(v.mean()) for v in values])
+                summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
+            ci_method = (f"student-t over {len(masks)} draws" if n_distinct > 1
+                         else "bootstrap over test windows (single distinct subset)")
             label = "all" if size == n_pool else str(size)
-            points.append(ScalingPoint(pool_name, size, label, len(distinct), ci_method, summaries))
-        # Free the pool's patches; later pools rarely repeat its subsets.
-        patch_cache.clear()
+            points.append(ScalingPoint(pool_name, size, label, n_distinct, ci_method, summaries))
     crossings = {
         pool_name: {m: crossing_point([p for p in points if p.pool == pool_name], m, f) for m, f in floors.items()}
         for pool_name in pools

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced
+from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, thread_limit
 from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError, StageUnavailableError
@@ -102,7 +102,8 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
 
 def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     """Everything the analyses read, from the run's ingest, embed and train outputs."""
-    from neurrator.evaluate import SENTENCE_SCORERS
+    import neurrator.evaluate.sbert  # noqa: F401  (registers the sbert scorer)
+    from neurrator.evaluate.base import SENTENCE_SCORERS
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
     from neurrator.narrate import CaptionBank, build_narrator
     from neurrator.preprocess.io import load_dataset, load_split
@@ -184,6 +185,11 @@ def _summary_line(name: str, summary: dict) -> str:
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     """Run the selected analyses; one folder per analysis, ``timings.json`` beside them."""
+    with thread_limit(config.analysis.num_threads):
+        return _run(run, config)
+
+
+def _run(run: RunDir, config: RunConfig) -> StageResult:
     seed_everything(config.seed)
     out_root = run.stage_dir("analyze")
     t0 = time.perf_counter()
