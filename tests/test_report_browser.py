@@ -178,8 +178,8 @@ def test_report_loads_without_console_errors_and_shows_every_figure(tmp_path, mo
     (tmp_path / "report.png").write_bytes(shot)
 
     assert browser.console_problems() == []
-    # 2 analysis figures + the score distribution + 4 thumbnails + 4 rasters, all decoded.
-    assert len(images) == 11
+    # 2 analysis figures + score distribution + training curve + 4 thumbnails + 4 rasters, all decoded.
+    assert len(images) == 12
     assert all(img["ok"] for img in images), [img["alt"] for img in images if not img["ok"]]
     assert browser.evaluate("document.scripts.length") == 0
     assert hostile in browser.evaluate("document.body.innerText")

@@ -158,8 +158,8 @@ def test_full_run_has_figures_timeline_and_provenance(tmp_path, fake_stimulus_lo
     html, result = _render(run, timeline_frames=4)
     page = _Page(html)
     text = page.visible
-    # 2 analysis figures + the score distribution + 4 thumbnails + 4 rasters.
-    assert len(page.images()) == 2 + 1 + 4 + 4
+    # 2 analysis figures + score distribution + training curve + 4 thumbnails + 4 rasters.
+    assert len(page.images()) == 2 + 1 + 1 + 4 + 4
     assert "vision_space" in text and "oriented-energy stand-in space" in text
     assert "Package versions" in text and "seed" in text
     assert "3.10e-08" in text  # the summary's p-value, formatted, not recomputed

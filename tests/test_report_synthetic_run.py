@@ -112,19 +112,28 @@ def write_synthetic_run(
         record = {"name": "natural_movie_one", "source": "synthetic test frames", "n_frames": n_frames}
         (run.stage_dir("ingest") / "stimulus.json").write_text(json.dumps(record))
     if "train" in parts:
-        ids = list(range(1000, 1000 + n_units - 4))  # the model used all but the last 4 units
-        (run.stage_dir("train")).mkdir(parents=True, exist_ok=True)
-        (run.stage_dir("train") / "checkpoint.json").write_text(json.dumps({"unit_ids": ids, "seed": seed}))
+        train = run.stage_dir("train")
+        train.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": "patches", "unit_ids": list(range(1000, 1000 + n_units - 4)),  # all but the last 4 units
+                "seed": seed, "split": {"name": "repeats"}, "metrics": {"best_epoch": 3, "best_metric": 0.42}}
+        (train / "checkpoint.json").write_text(json.dumps(meta))
+        pd.DataFrame({"epoch": [1, 2, 3, 4], "train_loss": [1.0, 0.7, 0.6, 0.58],
+                      "val_metric": [0.2, 0.35, 0.42, 0.41]}).to_csv(train / "log.csv", index=False)
     if "narrate" in parts:
         run.stage_dir("narrate").mkdir(parents=True, exist_ok=True)
+        # Columns of the narrate stage (neurrator.stages.narrate).
         pd.DataFrame(
-            {"repeat": test_pairs[:, 0], "frame": test_pairs[:, 1], "narration": sentences, "reference": references}
+            {"window": np.arange(n_frames), "repeat": test_pairs[:, 0], "frame": test_pairs[:, 1],
+             "narration": sentences, "narrator": "retrieval", "is_stand_in": True,
+             "references": [[r] for r in references]}
         ).to_parquet(run.stage_dir("narrate") / "narrations.parquet")
+        (run.stage_dir("narrate") / "summary.json").write_text(json.dumps({"narrator": "retrieval", "n_windows": n_frames}))
     if "evaluate" in parts:
         run.stage_dir("evaluate").mkdir(parents=True, exist_ok=True)
-        # Columns of neurrator.evaluate.scores.score_windows, plus the window's repeat.
+        # Columns of neurrator.evaluate.scores.score_windows, plus the window's repeat and row.
         pd.DataFrame(
             {
+                "window": np.arange(n_frames),
                 "repeat": test_pairs[:, 0],
                 "frame": test_pairs[:, 1],
                 "narration": sentences,

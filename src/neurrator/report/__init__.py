@@ -26,6 +26,7 @@ from neurrator.report.figures import (
     raster_png,
     score_distribution_png,
     thumbnail_png,
+    training_curve_png,
 )
 from neurrator.report.html import render_report
 from neurrator.report.tables import format_cell, json_tables
@@ -53,4 +54,5 @@ __all__ = [
     "select_windows",
     "thumbnail_png",
     "timeline_rows",
+    "training_curve_png",
 ]

@@ -68,7 +68,8 @@ def _join_scores(narrations: pd.DataFrame, per_window: pd.DataFrame) -> tuple[pd
         return narrations, "" if not extra else "scores could not be matched to windows (no common frame column)"
     repeat_n, repeat_p = find_column(narrations, REPEAT_COLUMNS), find_column(per_window, REPEAT_COLUMNS)
     if repeat_n is not None and repeat_n == repeat_p:
-        keys = [frame_n, repeat_n]
+        # The narrate stage's row index of the window, when both carry it, pins the match exactly.
+        keys = [frame_n, repeat_n, *(["window"] if "window" in narrations and "window" in per_window else [])]
     elif not per_window[frame_p].duplicated().any():
         keys = [frame_n]
     elif len(narrations) == len(per_window) and np.array_equal(narrations[frame_n], per_window[frame_p]):
@@ -147,7 +148,8 @@ def raster_units(dataset: NeuralDataset, unit_ids: np.ndarray | None, windows: l
     """
     positions = np.arange(dataset.n_units)
     if unit_ids is not None:
-        found = dataset.units.index.get_indexer(np.asarray(unit_ids))
+        # Compared as text: pseudo-mouse ids may be strings, single-session ids integers.
+        found = dataset.units.index.astype(str).get_indexer(np.asarray(unit_ids).astype(str))
         positions = found[found >= 0]
     if positions.size == 0 or not windows:
         return positions[:0]

@@ -35,6 +35,7 @@ from neurrator.report import (
     render_report,
     score_distribution_png,
     timeline_rows,
+    training_curve_png,
 )
 from neurrator.rundir import CONFIG_FILE, RunDir
 from neurrator.stages import DEMO_ORDER, StageResult
@@ -116,10 +117,45 @@ def _score_columns(per_window: pd.DataFrame) -> list[str]:
     return [c for c in SCORE_COLUMNS if c in per_window.columns and pd.api.types.is_numeric_dtype(per_window[c])]
 
 
+#: checkpoint.json fields worth showing (the rest are unit ids, statistics, weights metadata).
+_CHECKPOINT_FIELDS = ("kind", "seed", "split", "space", "target_shape", "metrics")
+
+
+def _training_section(reader: _Reader, config: RunConfig) -> Section:
+    section = Section("Encoder training", "eval-training")
+    folder = reader.run.stage_dir("train")
+    meta_path, log_path = folder / "checkpoint.json", folder / "log.csv"
+    meta = reader.json(meta_path, section.notes) if meta_path.is_file() else None
+    if not meta_path.is_file():
+        section.notes.append(reader.status_note("train", "train/checkpoint.json"))
+    if isinstance(meta, dict):
+        shown = {k: meta[k] for k in _CHECKPOINT_FIELDS if k in meta}
+        section.tables = json_tables(shown, "train/checkpoint.json", max_rows=config.report.max_table_rows)
+    log = reader.attempt(section.notes, "train/log.csv", lambda: pd.read_csv(log_path)) if log_path.is_file() else None
+    if log is not None and "epoch" in log and len(log):
+        metrics = (meta or {}).get("metrics") if isinstance(meta, dict) else None
+        best = metrics.get("best_epoch") if isinstance(metrics, dict) else None
+        png = training_curve_png({c: log[c].to_numpy() for c in log.columns},
+                                 best_epoch=best if isinstance(best, int) else None, dpi=config.report.figure_dpi)
+        section.figures.append(Figure("Training curve", png, caption="training loss and validation metric per epoch",
+                                      source="train/log.csv"))
+    return section
+
+
 def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, config: RunConfig) -> list[Section]:
     run = reader.run
     max_rows = config.report.max_table_rows
-    sections = []
+    sections = [_training_section(reader, config)]
+
+    narration = Section("Narration", "eval-narration")
+    path = run.stage_dir("narrate") / "summary.json"
+    if path.is_file():
+        data = reader.json(path, narration.notes)
+        if data is not None:
+            narration.tables = json_tables(data, "narrate/summary.json", max_rows=max_rows)
+    else:
+        narration.notes.append(reader.status_note("narrate", "narrate/summary.json"))
+    sections.append(narration)
 
     summary = Section("SBERT scores and statistics", "eval-summary")
     path = run.stage_dir("evaluate") / "summary.json"
@@ -249,7 +285,7 @@ def _used_unit_ids(reader: _Reader, notes: list[Note]) -> np.ndarray | None:
         return None
     data = reader.json(path, notes)
     ids = data.get("unit_ids") if isinstance(data, dict) else None
-    return None if ids is None else np.asarray(ids, dtype=np.int64)
+    return None if ids is None else np.asarray(ids)
 
 
 def _timeline(reader: _Reader, narrations: pd.DataFrame | None, per_window: pd.DataFrame | None,
