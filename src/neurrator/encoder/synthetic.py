@@ -61,7 +61,10 @@ def synthetic_problem(
 
     structure = rng.normal(size=(n_patches, dim))  # per-patch offset shared by all frames
     mixing = rng.normal(size=(n_latent, n_patches * dim)) / np.sqrt(n_latent)
-    patches = (1.5 * structure[None] + (z @ mixing).reshape(n_frames, n_patches, dim)).astype(np.float16)
+    patches = np.empty((n_frames, n_patches, dim), dtype=np.float16)
+    for lo in range(0, n_frames, 32):  # in chunks: 900 CLIP-sized frames would need 4 GB as float64
+        block = (z[lo : lo + 32] @ mixing).reshape(-1, n_patches, dim)
+        patches[lo : lo + 32] = 1.5 * structure[None] + block
 
     # Spikes: exp-linear tuning to the latent of the frame shown `lag` bins ago.
     tuned = rng.random(n_units) < informative
@@ -77,15 +80,24 @@ def synthetic_problem(
         cols = lags == lag
         shown = np.clip(frame_of_bin - lag, 0, n_frames - 1)
         rates[:, cols] = rate_hz * np.exp(drive[shown][:, cols] - 0.5 * (weights[:, cols] ** 2).sum(0))
-    counts = rng.poisson(rates[None] / 120.0, size=(n_repeats, n_bins, n_units)).astype(np.float32)
-
-    split_rng_repeats = np.arange(n_repeats)
-    train_repeats, val_repeat, test_repeat = split_rng_repeats[:-2], n_repeats - 2, n_repeats - 1
-    mean = counts[train_repeats].mean(axis=(0, 1))
-    std = counts[train_repeats].std(axis=(0, 1))
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    # Counts repeat by repeat, straight into the padded array (2,000 units × 20 repeats is 0.6 GB).
     responses = np.zeros((n_repeats, n_bins + 2 * pad, n_units), dtype=np.float32)
-    responses[:, pad : pad + n_bins] = (counts - mean) / std
+    for r in range(n_repeats):
+        responses[r, pad : pad + n_bins] = rng.poisson(rates / 120.0)
+    train_repeats, val_repeat, test_repeat = np.arange(n_repeats - 2), n_repeats - 2, n_repeats - 1
+    body = responses[:, pad : pad + n_bins]
+    total = np.zeros(n_units)
+    total_sq = np.zeros(n_units)
+    for r in train_repeats:
+        total += body[r].sum(0, dtype=np.float64)
+        total_sq += (body[r].astype(np.float64) ** 2).sum(0)
+    n = len(train_repeats) * n_bins
+    mean = (total / n).astype(np.float32)
+    std = np.sqrt(np.maximum(total_sq / n - (total / n) ** 2, 0)).astype(np.float32)
+    std = np.where(std > 0, std, 1.0).astype(np.float32)
+    for r in range(n_repeats):
+        body[r] -= mean
+        body[r] /= std
 
     areas = np.array([_AREAS[i % 4] for i in range(n_units)], dtype=object)
     areas[n_units - n_hippocampal :] = "CA1"

@@ -178,7 +178,8 @@ class TrainState:
 
 @dataclass
 class TrainResult:
-    """What :func:`train_encoder` returns. ``history``: one dict per epoch (see ``LOG_COLUMNS``)."""
+    """What :func:`train_encoder` returns. ``history``: one dict per epoch (see ``LOG_COLUMNS``;
+    ``seconds`` includes validation, ``windows_per_s`` counts training steps only)."""
 
     best_metric: float
     best_epoch: int
@@ -345,6 +346,7 @@ def train_encoder(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
 
+        train_seconds = time.perf_counter() - t0
         model.eval()
         metric = task.validate(model, sampler, val_pairs, c.eval_batch_size)
         seconds = time.perf_counter() - t0
@@ -358,7 +360,7 @@ def train_encoder(
             state.bad_epochs += 1
         state.history.append({
             "epoch": state.epoch, "train_loss": float(np.mean(losses)), "val_metric": metric, "lr": lr,
-            "seconds": round(seconds, 3), "windows_per_s": round(len(losses) * c.batch_size / seconds, 1),
+            "seconds": round(seconds, 3), "windows_per_s": round(len(losses) * c.batch_size / train_seconds, 1),
             "best": improved,
         })
         if c.progress:
