@@ -125,3 +125,15 @@ def test_bad_captions_json_names_the_file(tmp_path, text, problem):
     with pytest.raises(InputError, match=problem) as info:
         read_captions_json(path, n_frames=10)
     assert info.value.path == path
+
+
+def test_unknown_stimulus_name():
+    with pytest.raises(InputError, match="unknown stimulus"):
+        load_stimulus("natural_movie_two")
+
+
+@pytest.mark.slow
+def test_demo_movie_three():
+    movie = load_stimulus("natural_movie_three")
+    assert movie.frames.shape == (3600, 304, 608) and movie.frame_rate == 30.0 and movie.is_stand_in
+    assert len(np.unique(movie.shot_of_frame)) >= 40 and sorted(movie.captions) == list(range(3600))

@@ -131,7 +131,10 @@ class CLIPSpace:
             frames = np.repeat(frames[..., None], 3, axis=-1)  # grayscale → 3 equal channels
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (n, H, W) or (n, H, W, 3), got shape {frames.shape}")
-        return self.processor(images=list(frames), return_tensors="pt")["pixel_values"]
+        # Explicit channel order: tiny frames (e.g. 3 px tall) would otherwise be ambiguous.
+        return self.processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")[
+            "pixel_values"
+        ]
 
     @torch.no_grad()
     def embed(self, frames: np.ndarray, *, batch_size: int = 16, progress: bool = False) -> torch.Tensor:

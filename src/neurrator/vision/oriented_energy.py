@@ -104,8 +104,8 @@ class OrientedEnergySpace:
 
     Attributes
     ----------
-    info : ``SpaceInfo`` with ``dim = 4 * n_scales * n_orientations // 2 ... `` (64 by default)
-        and ``is_stand_in=True``.
+    info : ``SpaceInfo`` with ``dim = 2 * n_scales * n_orientations + 2 * n_orientations + 4``
+        (64 by default) and ``is_stand_in=True``.
 
     Examples
     --------
