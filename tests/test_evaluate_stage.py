@@ -139,3 +139,47 @@ def test_evaluate_refuses_mismatched_predictions_without_partial_output(tmp_path
     (run.stage_dir("narrate") / "narrations.parquet").unlink()
     with pytest.raises(StageUnavailableError, match="narrate"):
         run_stage("evaluate", run, config)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_every_method_on_every_regime(tmp_path):
+    small = {"benchmark": {"quick": True, "max_train_windows_quick": 240, "max_test_windows_quick": 40,
+                           "cebra_iterations_quick": 10, "cebra_dims": [8, 16], "cebra_batch_size": 64,
+                           "cebra_hidden": 16, "target_components": 16, "pca_components": 8, "mlp_hidden": 32,
+                           "mlp_epochs_quick": 2, "neurrator_epochs_quick": 1, "neurrator_minutes_quick": 0.2},
+             "n_bootstrap": 200}
+    run, config, _ = build_run(tmp_path, config_overrides={
+        "evaluate": small, "encoder": {"windows_per_epoch": 128, "batch_size": 32, "progress": False}})
+    result = run_stage("benchmark", run, config)
+    record = json.loads((run.stage_dir("benchmark") / "tables.json").read_text())
+    assert record["regimes"] == ["sparse_random", "contiguous_middle", "front_only"]
+    expected = {"Neurrator (encoder)", "Ridge", "MLP-Patches", "PCA + kNN", "CEBRA-16 + kNN", "Word-salad floor"}
+    for name in record["regimes"]:
+        methods = record["splits"][name]["methods"]
+        # The CEBRA dimension sweep runs on the active split (sparse_random here) only.
+        assert set(methods) == (expected | {"CEBRA-8 + kNN"} if name == "sparse_random" else expected)
+    for name, split in record["splits"].items():
+        print(name, {m: v.get("fit_seconds") for m, v in split["methods"].items()})
+    active = record["splits"]["sparse_random"]["methods"]
+    assert active["Ridge"]["r10"] > active["Ridge"]["r10_chance"]
+    md = (run.stage_dir("benchmark") / "tables.md").read_text()
+    for title in ("Table A1", "Table A2", "Table A3"):
+        assert title in md and title in result.table
+    assert "0.426" in md and "0.11%" in md  # paper reference columns (A1 Neurrator, A3 chance)
+
+
+def test_benchmark_quick_feature_baselines(tmp_path):
+    small = {"benchmark": {"baselines": ["ridge", "pca_knn"], "regimes": ["front_only", "no_such_regime"],
+                           "max_test_windows_quick": 40, "target_components": 16, "pca_components": 8},
+             "n_bootstrap": 200}
+    run, config, _ = build_run(tmp_path, config_overrides={"evaluate": small})
+    result = run_stage("benchmark", run, config)
+    record = json.loads((run.stage_dir("benchmark") / "tables.json").read_text())
+    assert record["regimes"] == ["front_only"] and record["missing_regimes"] == ["no_such_regime"]
+    assert set(record["splits"]) == {"front_only", "sparse_random"}  # the regime + the active split
+    front = record["splits"]["front_only"]
+    assert front["n_train_frames"] < 60 and front["n_test_windows"] == 40
+    ridge = record["splits"]["sparse_random"]["methods"]["Ridge"]
+    assert ridge["cka"] > 0.5 and ridge["r10"] > 2 * ridge["r10_chance"]
+    assert "voted_r1" in record["splits"]["sparse_random"]["methods"]["PCA + kNN"]
+    assert "no_such_regime" in result.table

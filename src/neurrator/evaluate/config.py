@@ -58,6 +58,8 @@ class BenchmarkConfig(_Section):
     #: checkpoint is reused for the regime it was trained on).
     neurrator_epochs: int | None = None
     neurrator_epochs_quick: int = Field(3, ge=1)
+    #: Wall-time cap (minutes) of each quick-mode encoder fit.
+    neurrator_minutes_quick: float = Field(0.4, gt=0)
     #: Training windows used per regime (evenly subsampled); 0 = all.
     max_train_windows: int = Field(0, ge=0)
     max_train_windows_quick: int = Field(4000, ge=0)
