@@ -104,3 +104,17 @@ def test_scene_dataset_and_rezscore(session):
     np.testing.assert_allclose(train.mean(axis=(0, 1)), 0, atol=1e-4)
     sub = select_units(ds, np.arange(30) < 5)
     assert sub.n_units == 5 and len(sub.zscore.mean) == 5
+
+
+def test_presentation_locator_matches_binary_search():
+    from neurrator.preprocess.binning import _PresentationLocator
+
+    rng = np.random.default_rng(0)
+    starts = np.sort(rng.uniform(0, 50, 3000))
+    starts = starts[np.r_[True, np.diff(starts) > 1e-9]]
+    t_end = starts[-1] + 0.05
+    times = np.r_[rng.uniform(starts[0], t_end, 200_000), starts, np.nextafter(starts, np.inf)]
+    times = times[times < t_end]
+    locate = _PresentationLocator(starts, t_end, 1 / 120)
+    assert locate.table is not None
+    np.testing.assert_array_equal(locate(times), np.searchsorted(starts, times, side="right") - 1)

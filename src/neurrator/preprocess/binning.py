@@ -49,7 +49,7 @@ def bin_spikes(
     bins_per_frame: int = 4,
     pad: int = 0,
     out: np.ndarray | None = None,
-    chunk_spikes: int = 20_000_000,
+    chunk_spikes: int = 2_000_000,
 ) -> np.ndarray:
     """Count spikes in bins aligned to each presentation's start time.
 
@@ -88,8 +88,8 @@ def bin_spikes(
     sorted_starts = starts.ravel()[order]
     repeat_of, frame_of = np.unravel_index(order, starts.shape)
     first_row = repeat_of * n_time + pad + frame_of * bins_per_frame
-    locate = _PresentationLocator(sorted_starts, 1.0 / bin_rate)
     t_begin, t_end = sorted_starts[0], sorted_starts[-1] + bins_per_frame / bin_rate
+    locate = _PresentationLocator(sorted_starts, t_end, 1.0 / bin_rate)
 
     out_rows = out.view()
     out_rows.shape = (n_repeats * n_time, n_units)  # a view even for a column slice of a wider array
@@ -141,34 +141,32 @@ def _unit_chunks(counts: np.ndarray, chunk_spikes: int) -> list[tuple[int, int]]
 class _PresentationLocator:
     """Index of the latest presentation starting at or before each time, in O(1) per spike.
 
-    A uniform look-up table over the epoch (cell width below the shortest gap between starts)
-    gives the answer up to one step; one comparison on each side corrects it. This avoids a
-    binary search per spike, which dominates the cost of binning otherwise.
+    Times map to cells of a uniform grid (narrower than the shortest gap between starts) with
+    one monotonic formula, used both for the starts and for the spikes. ``table[j]`` is the last
+    presentation whose start fell in a cell before ``j``; at most one start shares a spike's
+    cell, so one comparison finishes the job exactly. This replaces a binary search per spike,
+    which otherwise dominates the cost of binning. Only valid for ``starts[0] <= t < t_end``.
     """
 
-    def __init__(self, sorted_starts: np.ndarray, bin_width: float, max_cells: int = 20_000_000):
-        self.starts = sorted_starts
+    def __init__(self, sorted_starts: np.ndarray, t_end: float, bin_width: float, max_cells: int = 20_000_000):
         gaps = np.diff(sorted_starts)
         gaps = gaps[gaps > 0]
-        self.cell = min(gaps.min() if gaps.size else bin_width, bin_width) / 2
-        span = sorted_starts[-1] - sorted_starts[0] + 2 * bin_width
-        n_cells = int(span / self.cell) + 2
-        if n_cells > max_cells:  # pathological timing: fall back to binary search
-            self.table = None
+        cell = min(gaps.min() if gaps.size else bin_width, bin_width) / 2
+        self.origin, self.scale = sorted_starts[0], 1.0 / cell
+        self.starts = np.append(sorted_starts, np.inf)  # starts[p + 1] always exists
+        n_cells = int((t_end - self.origin) * self.scale) + 2
+        if n_cells > max_cells or len(np.unique(sorted_starts)) < len(sorted_starts):
+            self.table = None  # pathological timing: fall back to binary search
             return
-        grid = sorted_starts[0] + self.cell * np.arange(n_cells)
-        self.table = np.searchsorted(sorted_starts, grid, side="right") - 1
+        start_cell = ((sorted_starts - self.origin) * self.scale).astype(np.int64)
+        self.table = np.searchsorted(start_cell, np.arange(n_cells), side="left") - 1
 
     def __call__(self, times: np.ndarray) -> np.ndarray:
-        starts = self.starts
         if self.table is None:
-            return np.searchsorted(starts, times, side="right") - 1
-        cell = ((times - starts[0]) * (1.0 / self.cell)).astype(np.int64)
-        pres = self.table[np.clip(cell, 0, len(self.table) - 1, out=cell)]
-        last = len(starts) - 1
-        pres += (pres < last) & (starts[np.minimum(pres + 1, last)] <= times)
-        pres -= (pres > 0) & (starts[np.maximum(pres, 0)] > times)
-        return np.maximum(pres, 0)
+            return np.searchsorted(self.starts[:-1], times, side="right") - 1
+        pres = self.table[((times - self.origin) * self.scale).astype(np.int64)]
+        pres += self.starts[pres + 1] <= times
+        return pres
 
 
 def histogram_reference(
