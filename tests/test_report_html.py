@@ -141,6 +141,14 @@ def test_failed_stage_and_corrupt_artifacts_are_reported_not_raised(tmp_path, fa
     assert "analyze/scaling/fake.png: not a PNG file" in text
 
 
+def test_corrupt_manifest_is_reported(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", parts=("benchmark",))
+    (run.root / "manifest.json").write_text("{broken")
+    text = _Page(_render(run)[0]).visible
+    assert "Provenance incomplete" in text and "manifest is not valid JSON" in text
+    assert "benchmark/tables.json › A1" in text
+
+
 # ---- figures ---------------------------------------------------------------------------------
 def test_every_analysis_figure_is_embedded_byte_for_byte(tmp_path):
     run = write_synthetic_run(tmp_path / "run", parts=("analyze",))

@@ -53,7 +53,12 @@ class _Reader:
 
     def __init__(self, run: RunDir):
         self.run = run
-        self.manifest = _safe_manifest(run)
+        self.manifest_problem: str | None = None
+        try:
+            manifest = run.manifest()
+        except NeurratorError as exc:
+            manifest, self.manifest_problem = {}, str(exc)
+        self.manifest: dict[str, Any] = manifest if isinstance(manifest, dict) else {}
 
     def status_note(self, stage: str, what: str) -> Note:
         """Why ``what`` is absent: the stage never ran, failed, or ran without writing it."""
@@ -63,6 +68,8 @@ class _Reader:
             return Note(f"{what}: the {stage} stage failed ({info.get('error') or 'no message'}).", "warning")
         if status == "done":
             return Note(f"{what}: the {stage} stage ran but did not write it.", "warning")
+        if status == "running":
+            return Note(f"{what}: the {stage} stage started but did not finish.", "warning")
         return Note(f"{what}: not run (run `neurrator {stage} --run {self.run.root}`).")
 
     def attempt(self, notes: list[Note], what: str, load: Callable[[], T]) -> T | None:
@@ -92,14 +99,6 @@ class _Reader:
             return path.relative_to(self.run.root)
         except ValueError:
             return path
-
-
-def _safe_manifest(run: RunDir) -> dict[str, Any]:
-    try:
-        manifest = run.manifest()
-    except NeurratorError:
-        return {"stages": {}, "stand_ins": {}}
-    return manifest if isinstance(manifest, dict) else {"stages": {}, "stand_ins": {}}
 
 
 def _pretty(name: str) -> str:
@@ -323,6 +322,8 @@ def collect(run: RunDir, config: RunConfig) -> ReportContent:
     """Read everything the run holds into a :class:`ReportContent` (no HTML yet)."""
     reader = _Reader(run)
     notes: list[Note] = []
+    if reader.manifest_problem:
+        notes.append(Note(f"Provenance incomplete: {reader.manifest_problem}", "warning"))
     config_path = run.root / CONFIG_FILE
     config_yaml = reader.attempt(notes, CONFIG_FILE, config_path.read_text) if config_path.is_file() else None
     manifest = dict(reader.manifest)
