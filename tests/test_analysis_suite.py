@@ -35,7 +35,7 @@ def test_leave_one_out_shift_is_larger_for_tuned_units():
     tp = toy_problem()
     narrate = CachedNarrator(tp.narrate, "toy")
     res = neurrate_units(range(tp.n_units), tp.predict_many, narrate, tp.n_units, units_table=tp.units,
-                         frames=tp.frames, units_per_batch=16)
+                         frames=tp.frames, units_per_batch=16, narrated_windows=12)
     shift = {u.unit_id: u.loo_shift for u in res.units}
     areas = tp.units["area"].to_numpy()
     visual = np.mean([shift[i] for i, a in zip(tp.units.index, areas, strict=True) if a != "CA1"])

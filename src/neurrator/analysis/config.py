@@ -104,6 +104,8 @@ class SAEConfig(_Section):
     max_train_vectors: int = Field(60_000, ge=1)
     #: Top-activating corpus images used to label a feature.
     label_images: int = Field(8, ge=1)
+    #: Corpus images (evenly spaced) searched for top activations; 0 = all.
+    label_max_images: int = Field(320, ge=0)
     top_k: int = Field(20, ge=1)
     n_bootstrap: int = Field(1000, ge=1)
     #: Concepts whose vision-space loading is compared between populations (Welch t-test).
@@ -117,8 +119,12 @@ class NeuronsConfig(_Section):
     units: int | Literal["all"] = 48
     #: Test windows per unit (evenly spaced).
     max_windows: int = Field(24, ge=1)
-    #: Leave-one-out queries per encoder call (units × windows windows per batch).
-    units_per_batch: int = Field(8, ge=1)
+    #: Windows (evenly spaced among max_windows) whose solo and leave-one-out narrations are
+    #: generated; the patch shift uses all max_windows. Narration dominates the cost per unit.
+    narrated_windows: int = Field(8, ge=1)
+    #: Units per encoder and narrator call: 2 × units_per_batch × max_windows predicted patch
+    #: tensors are held at once (≈ 110 MB at the demo's 576 × 64; lower it for CLIP's 576 × 1024).
+    units_per_batch: int = Field(16, ge=1)
     n_features: int = Field(3, ge=1)
     n_neighbours: int = Field(3, ge=1)
 
@@ -147,6 +153,10 @@ class AnalysisConfig(_Section):
     #: Test windows used by similarity, contrasts and the SAE (evenly spaced); 0 = all.
     max_windows: int = Field(240, ge=0)
     batch_size: int = Field(256, ge=1)
+    #: Windows narrated per narrator call (several populations or subsets at once): narrators
+    #: have a per-call cost. Bounds the predicted patches held at once (768 × 576 × 64 floats
+    #: ≈ 110 MB in the demo space; lower it for CLIP's 576 × 1024).
+    narrate_batch_windows: int = Field(768, ge=1)
     #: torch and BLAS threads while analysing; 0 keeps the libraries' defaults. One thread is
     #: the default because spinning thread pools on a shared 2-core machine made encoder
     #: batches up to 30× slower (see ``neurrator.analysis.common.thread_limit``).

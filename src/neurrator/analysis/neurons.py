@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, save_figure
+from neurrator.analysis.common import NarrateFn, evenly_spaced, save_figure
 
 #: masks (m, n_units) bool → predicted patches (m, n_windows, n_patches, dim).
 PredictManyFn = Callable[[np.ndarray], torch.Tensor]
-#: sentences (n_windows,) → per-window fidelity (n_windows,) against the windows' references.
-ScoreFn = Callable[[list[str]], np.ndarray]
+#: sentences (n,), frames (n,) → per-window fidelity (n,) against those frames' references.
+ScoreFn = Callable[[list[str], np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -74,6 +74,7 @@ class NeuronNarration:
 class NeuronsResult:
     units: list[NeuronNarration]
     n_windows: int
+    n_narrated_windows: int
     full_fidelity: float | None
     narrator: str
     units_per_second: float
@@ -108,6 +109,7 @@ def neurrate_units(
     feature_labels: Callable[[int], str] | None = None,
     caption_bank: CaptionBank | None = None,
     units_per_batch: int = 8,
+    narrated_windows: int | None = None,
     n_features: int = 3,
     n_neighbours: int = 3,
     narrator_name: str = "",
@@ -126,13 +128,19 @@ def neurrate_units(
     decoder_directions : (d_sae, dim) SAE decoder rows, for the feature description.
     feature_labels : feature index → its label.
     caption_bank : images and captions for the neighbour description.
+    units_per_batch : units per ``predict_many`` and narrator call.
+    narrated_windows : narrate solo and leave-one-out predictions on this many evenly spaced
+        windows only (narration dominates the cost); the patch shift uses every window.
     """
     t0 = time.perf_counter()
     everyone = np.ones((1, n_units), dtype=bool)
     p_all = predict_many(everyone)[0].float()  # (n_windows, n_patches, dim)
     n_windows = p_all.shape[0]
-    narr_all = narrate(p_all)
-    full_fidelity = float(np.mean(score(narr_all))) if score else None
+    told = evenly_spaced(n_windows, narrated_windows or 0)  # windows that get narrated
+    n_told = len(told)
+    told_frames = np.asarray(frames)[told]
+    narr_all = narrate(p_all[told])
+    full_fidelity = float(np.mean(score(narr_all, told_frames))) if score else None
     all_norm = float(p_all.norm(dim=-1).mean())
     results: list[NeuronNarration] = []
     positions = [int(p) for p in positions]
@@ -144,11 +152,11 @@ def neurrate_units(
         masks[m:] = True
         masks[m + np.arange(m), chunk] = False  # leave-one-out
         out = predict_many(masks).float()
-        solo_narr = narrate(out[:m].reshape(-1, *out.shape[2:]))
-        loo_narr = narrate(out[m:].reshape(-1, *out.shape[2:]))
+        said = narrate(out[:, told].reshape(-1, *out.shape[2:]))  # one call: narrators have a per-call cost
+        solo_narr, loo_narr = said[: m * n_told], said[m * n_told :]
         for j, pos in enumerate(chunk):
-            solo = solo_narr[j * n_windows : (j + 1) * n_windows]
-            loo = loo_narr[j * n_windows : (j + 1) * n_windows]
+            solo = solo_narr[j * n_told : (j + 1) * n_told]
+            loo = loo_narr[j * n_told : (j + 1) * n_told]
             delta = p_all - out[m + j]  # what the unit adds, (n_windows, n_patches, dim)
             pooled_shift = delta.mean(dim=(0, 1)).numpy()
             changed = np.array([a != b for a, b in zip(narr_all, loo, strict=True)])
@@ -167,10 +175,10 @@ def neurrate_units(
                 cell_type=_text_or_none(row, "cell_type"),
                 solo_narration=sentence,
                 solo_narration_share=share,
-                solo_fidelity=float(np.mean(score(solo))) if score else None,
+                solo_fidelity=float(np.mean(score(solo, told_frames))) if score else None,
                 loo_shift=float(delta.norm(dim=-1).mean()) / max(all_norm, 1e-12),
                 loo_changed_fraction=float(changed.mean()),
-                example={"frame": int(frames[example_w]), "all": narr_all[example_w], "without": loo[example_w],
+                example={"frame": int(told_frames[example_w]), "all": narr_all[example_w], "without": loo[example_w],
                          "solo": solo[example_w]},
                 features=features,
                 neighbours=caption_bank.neighbours(pooled_shift, n_neighbours) if caption_bank and np.linalg.norm(pooled_shift) > 0 else [],
@@ -179,6 +187,7 @@ def neurrate_units(
     return NeuronsResult(
         units=results,
         n_windows=int(n_windows),
+        n_narrated_windows=int(n_told),
         full_fidelity=full_fidelity,
         narrator=narrator_name,
         units_per_second=len(results) / max(seconds, 1e-9),

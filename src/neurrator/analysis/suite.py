@@ -113,6 +113,8 @@ class AnalysisInputs:
     corpus: Corpus | None
     grid: tuple[int, int]
     batch_size: int = 256
+    #: Windows narrated per narrator call (bounds the predicted patches held at once).
+    narrate_batch_windows: int = 768
     seed: int = 0
     stand_ins: dict[str, str] = field(default_factory=dict)
     #: Filled by ``run_sae`` for the analyses after it (neurons, attribution).
@@ -163,7 +165,16 @@ def _write(out: Path, summary: dict, results: dict) -> dict:
 
 
 def _population_narrations(inputs: AnalysisInputs, masks: dict[str, np.ndarray]) -> dict[str, list[str]]:
-    return {name: inputs.narrate(inputs.predict(mask)) for name, mask in masks.items()}
+    """Each population's narrations of the test windows, several populations per narrator call."""
+    n = len(inputs.frames)
+    per_call = max(1, inputs.narrate_batch_windows // max(n, 1))
+    names = list(masks)
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(names), per_call):
+        chunk = names[start : start + per_call]
+        said = inputs.narrate(torch.cat([inputs.predict(masks[name]) for name in chunk]))
+        out.update({name: said[i * n : (i + 1) * n] for i, name in enumerate(chunk)})
+    return out
 
 
 # ---- 1. scaling -------------------------------------------------------------------------------
@@ -302,14 +313,23 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
     if cfg.backend == "topk":
         sae.save_pretrained(out / "sae")
     masks, kind, skipped = _contrast_pools(inputs, config)
+    # Label from an evenly spaced subset of the corpus: movie frames 1/30 s apart add little.
+    label_index = evenly_spaced(len(inputs.corpus.patches), cfg.label_max_images)
+    label_captions = [inputs.corpus.captions[i] for i in label_index]
     with single_threaded():
         bin_acts = {p: mean_codes(sae, inputs.predict(m)) for p, m in masks.items()}
-        image_acts = mean_codes(sae, inputs.corpus.patches)
+        image_acts = mean_codes(sae, np.asarray(inputs.corpus.patches[label_index]))
     mean_acts = {p: a.mean(0) for p, a in bin_acts.items()}
     ranking = rank_population_features(mean_acts, top_k=cfg.top_k)
     boot = bootstrap_stability(bin_acts, ranking, top_k=cfg.top_k, n_resamples=cfg.n_bootstrap, seed=inputs.seed)
-    wanted = sorted({f for r in ranking.values() for f in (*r.top, *r.unique)})
-    labels = label_features(wanted, image_acts, inputs.corpus.captions, inputs.encode, n_images=cfg.label_images)
+
+    def labelled(features) -> dict:
+        out = label_features(features, image_acts, label_captions, inputs.encode, n_images=cfg.label_images)
+        for lab in out.values():
+            lab.top_images = [int(label_index[i]) for i in lab.top_images]
+        return out
+
+    labels = labelled(sorted({f for r in ranking.values() for f in (*r.top, *r.unique)}))
     pooled_predictions = {p: inputs.predict(m).mean(1).numpy() for p, m in masks.items()}
     validation = validate_concepts(cfg.validation_concepts, pooled_predictions, inputs.corpus.pooled(),
                                    inputs.corpus.captions, inputs.encode, n_images=cfg.label_images)
@@ -326,8 +346,7 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
     plot_dictionary(result, out / "dictionary.png", corpus_frames=inputs.corpus.images)
     plot_bootstrap(result, out / "bootstrap.png")
     inputs.sae = sae
-    inputs.feature_labels = {f: lab.label for f, lab in label_features(range(sae.d_sae), image_acts, inputs.corpus.captions,
-                                                                         inputs.encode, n_images=cfg.label_images).items()}
+    inputs.feature_labels = {f: lab.label for f, lab in labelled(range(sae.d_sae)).items()}
     summary = {
         "populations": kind,
         "sae": {k: v for k, v in sae_info.items() if k != "corpus"},
@@ -372,10 +391,11 @@ def run_neurons(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     sae = inputs.sae
     result = neurrate_units(
         positions, sub.predict_many, sub.narrate, sub.n_units, units_table=inputs.units, frames=sub.frames,
-        score=lambda s: sub.reference_score(s, sub.frames),
+        score=sub.reference_score,
         decoder_directions=None if sae is None else sae.W_dec.detach().numpy() / float(sae.input_scale),
         feature_labels=inputs.feature_labels.get if inputs.feature_labels else None,
-        caption_bank=bank, units_per_batch=cfg.units_per_batch, n_features=cfg.n_features,
+        caption_bank=bank, units_per_batch=cfg.units_per_batch, narrated_windows=cfg.narrated_windows,
+        n_features=cfg.n_features,
         n_neighbours=cfg.n_neighbours, narrator_name=sub.narrate.name,
     )
     plot_neurons(result, out / "neurons.png")
@@ -384,6 +404,7 @@ def run_neurons(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         "narrator": result.narrator,
         "n_units": len(result.units),
         "n_windows": result.n_windows,
+        "n_narrated_windows": result.n_narrated_windows,
         "units_per_second": round(result.units_per_second, 3),
         "all_units_fidelity": result.full_fidelity,
         "top_units": [{"unit_id": u.unit_id, "area": u.area, "cell_type": u.cell_type, "loo_shift": round(u.loo_shift, 4),

@@ -157,6 +157,7 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         corpus=_corpus(config, stimulus, targets) if "sae" in cfg.analyses else None,
         grid=tuple(targets.info.grid),
         batch_size=cfg.batch_size,
+        narrate_batch_windows=cfg.narrate_batch_windows,
         seed=config.seed,
         stand_ins=dict(run.manifest().get("stand_ins", {})),
     )
