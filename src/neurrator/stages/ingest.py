@@ -25,7 +25,7 @@ import numpy as np
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
-from neurrator.core.io import atomic_path
+from neurrator.core.io import atomic_dir, atomic_path
 from neurrator.data.allen import read_session
 from neurrator.data.optotag import OptotagRule
 from neurrator.data.stimulus import load_stimulus
@@ -92,8 +92,9 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
 
     folder = run.stage_dir("ingest")
     save_dataset(dataset, folder / "dataset")
-    for name, split in splits.items():
-        save_split(split, folder / "splits" / f"{name}.json")
+    with atomic_dir(folder / "splits") as tmp:  # replaced whole: no stale splits of another stimulus
+        for name, split in splits.items():
+            save_split(split, tmp / f"{name}.json")
     save_split(splits[pp.split], folder / "split.json")
     save_stimulus_record(folder / "stimulus.json", stimulus, stimulus_dir=data.stimulus_dir,
                          captions_json=data.captions_json, cache_dir=config.cache_dir)
@@ -107,18 +108,18 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         run.mark_stand_in("session", "simulated Allen-layout NWB sessions (neurrator.data.simulate), not recordings")
     if stimulus.is_stand_in:
         run.mark_stand_in("stimulus", stimulus.description or "embedded demo stimulus")
-    return StageResult(summary=_summary(sessions, dataset, splits[pp.split], alignment), outputs=[
+    return StageResult(summary=_summary(sessions, chosen, dataset, splits[pp.split], alignment), outputs=[
         "ingest/dataset/", "ingest/split.json", "ingest/splits/", "ingest/stimulus.json", "ingest/units.parquet"])
 
 
-def _summary(sessions, dataset, split, alignment) -> str:
+def _summary(sessions, chosen, dataset, split, alignment) -> str:
     units = dataset.units
     areas = ", ".join(f"{a} {n}" for a, n in units["area"].value_counts().items())
     types = Counter(t for t in units["cell_type"] if t is not None)
     tagged = ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "none"
-    kind = "pseudo-mouse of" if len(sessions) > 1 else "single session,"
+    kind = "pseudo-mouse of" if len(chosen) > 1 else "single session,"
     lines = [
-        f"{dataset.stimulus}: {kind} {len(sessions)} session(s), {dataset.n_units} units in the dataset "
+        f"{dataset.stimulus}: {kind} {len(chosen)} session(s), {dataset.n_units} units in the dataset "
         f"({sum(s.n_units for s in sessions)} pass QC; subset '{dataset.meta['subset']}'), "
         f"{dataset.n_repeats} repeats × {dataset.n_frames} frames, "
         f"{dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz",
