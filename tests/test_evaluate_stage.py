@@ -183,3 +183,23 @@ def test_benchmark_quick_feature_baselines(tmp_path):
     assert ridge["cka"] > 0.5 and ridge["r10"] > 2 * ridge["r10_chance"]
     assert "voted_r1" in record["splits"]["sparse_random"]["methods"]["PCA + kNN"]
     assert "no_such_regime" in result.table
+
+
+@pytest.mark.slow
+def test_encoder_controls_lose_to_the_real_windows(tmp_path):
+    from neurrator.encoder import Neurrator
+    from neurrator.preprocess.io import load_dataset, load_split
+    from neurrator.stages.embed import read_targets
+
+    run, config, _ = build_run(tmp_path)
+    dataset = load_dataset(run.stage_dir("ingest") / "dataset")
+    split = load_split(run.stage_dir("ingest") / "split.json")
+    Neurrator(seed=0, windows_per_epoch=256, batch_size=32, max_epochs=2, progress=False).fit(
+        dataset, read_targets(run), split).save(run.stage_dir("train"))
+    run_stage("evaluate", run, config)
+    controls = json.loads((run.stage_dir("evaluate") / "summary.json").read_text())["controls"]
+    assert {"time_shifted", "hippocampus", "mean_patch", "shuffled_labels"} <= controls.keys()
+    assert controls["hippocampus"]["n_units"] == 8
+    assert controls["time_shifted"]["shift_frames"] == 30  # 10 s capped at half the 60-frame movie
+    for name in ("time_shifted", "hippocampus", "mean_patch"):
+        assert controls[name]["n_windows"] == 48 and controls[name]["narrator"] == "retrieval"

@@ -96,7 +96,8 @@ class EvaluateConfig(_Section):
     controls: bool = True
     #: Narrator for the controls; ``None`` uses the run's narrator. ``"retrieval"`` is fast.
     controls_narrator: str | None = "retrieval"
-    #: Time shift of the shifted-spikes control, in seconds (circular over the stimulus).
+    #: Time shift of the shifted-spikes control, in seconds (circular over the stimulus; at
+    #: most half its length).
     control_shift_s: float = Field(10.0, gt=0)
     #: Test windows per control (evenly spaced); 0 = all.
     controls_max_windows: int = Field(240, ge=0)

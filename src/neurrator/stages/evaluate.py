@@ -271,7 +271,10 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
     if encoder is None:
         skipped += [f"time_shifted, hippocampus ({why_not})"]
     else:
-        shift = max(1, round(ec.control_shift_s * stimulus.frame_rate)) if stimulus.frame_rate else targets.n_frames // 2
+        # At most half the stimulus, so the circular shift never lands back near the true frame.
+        shift = targets.n_frames // 2
+        if stimulus.frame_rate:
+            shift = max(1, min(round(ec.control_shift_s * stimulus.frame_rate), shift))
         shifted = time_shifted_pairs(pairs, targets.n_frames, shift)
         patches = encoder.predict(dataset, shifted)
         record("time_shifted", narrator.narrate(patches), frames, patches.mean(dim=1).numpy())
