@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import json
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -19,7 +20,7 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves the payload with Range support and a minimal DANDI-like JSON API."""
 
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass

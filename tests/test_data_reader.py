@@ -143,7 +143,7 @@ def test_bad_files_raise_input_errors_naming_the_file(simulated, tmp_path, case,
         path = _copy(good, tmp_path)
 
         def edit(st, ends):
-            a, b = ends[4], ends[5]  # inside the sixth unit
+            a, _b = ends[4], ends[5]  # inside the sixth unit
             if case == "nan":
                 st[a + 1] = np.nan
             elif case == "negative":

@@ -48,7 +48,7 @@ def test_simulate_writes_sessions_and_truth(run):
 
 
 def test_ingest_builds_one_pseudo_mouse(run):
-    rd, config, _, result = run
+    rd, _config, _, result = run
     folder = rd.stage_dir("ingest")
     ds = load_dataset(folder / "dataset")
     assert ds.n_repeats == 4 and ds.n_frames == 900 and ds.responses.shape[1] == 900 * 4 + 2 * ds.pad

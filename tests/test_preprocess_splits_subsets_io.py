@@ -57,7 +57,7 @@ def units():
 
 
 def test_subset_grammar(units):
-    m = lambda spec, **kw: units.index[subset_mask(units, spec, **kw)].tolist()  # noqa: E731
+    m = lambda spec, **kw: units.index[subset_mask(units, spec, **kw)].tolist()
     assert m("all") == [11, 12, 13, 14, 15, 16]
     assert m("area:VISp") == [11, 15]
     assert m("group:higher_visual") == [12, 16]

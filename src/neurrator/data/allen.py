@@ -26,7 +26,14 @@ import pandas as pd
 from neurrator.core.errors import InputError
 from neurrator.data.config import UnitFilterConfig
 from neurrator.data.optotag import OptotagRule, light_responses
-from neurrator.data.types import CRE_TO_CELL_TYPE, MOVIE_STIMULI, SCENE_STIMULI, RunningSpeed, Session, SpikeTrains
+from neurrator.data.types import (
+    CRE_TO_CELL_TYPE,
+    MOVIE_STIMULI,
+    SCENE_STIMULI,
+    RunningSpeed,
+    Session,
+    SpikeTrains,
+)
 
 #: Units columns read by default (when present); everything else, notably waveforms, is skipped.
 UNIT_COLUMNS = (
@@ -39,6 +46,8 @@ ELECTRODES = "general/extracellular_ephys/electrodes"
 OPTOTAGGING = "processing/optotagging/optogenetic_stimulation"
 RUNNING = "processing/running/running_speed"
 ALL_STIMULI = MOVIE_STIMULI + SCENE_STIMULI
+DEFAULT_UNIT_FILTER = UnitFilterConfig()
+DEFAULT_OPTOTAG_RULE = OptotagRule()
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,8 @@ def read_session(
     path: str | Path,
     *,
     stimuli: tuple[str, ...] = ("natural_movie_one",),
-    unit_filter: UnitFilterConfig | None = UnitFilterConfig(),
-    optotag_rule: OptotagRule = OptotagRule(),
+    unit_filter: UnitFilterConfig | None = DEFAULT_UNIT_FILTER,
+    optotag_rule: OptotagRule = DEFAULT_OPTOTAG_RULE,
 ) -> Session:
     """Read one session NWB into a :class:`Session` of the units passing QC.
 

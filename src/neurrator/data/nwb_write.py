@@ -10,7 +10,7 @@ in ``stimulus_notes``. Files are written to a temp name and renamed, so a crash 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ def write_allen_nwb(sim: SimulatedSession, path: str | Path, *, waveform_mean: b
         "(neurrator stand-in; planted receptive-field model, not a recording)",
         identifier=f"neurrator-sim-{s.session_id}",
         session_id=s.session_id,
-        session_start_time=datetime(2019, 1, 1, 9, 0, tzinfo=timezone.utc),
+        session_start_time=datetime(2019, 1, 1, 9, 0, tzinfo=UTC),
         institution="neurrator simulator (layout of the Allen Institute for Brain Science release)",
         stimulus_notes=s.session_type,
         experiment_description="natural movies, natural scenes and optotagging",

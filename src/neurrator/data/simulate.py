@@ -421,7 +421,7 @@ class _Schedule:
         self._trial = 0
 
     def gray(self, seconds: float) -> None:
-        n = max(1, int(round(seconds / SCENE_S)))
+        n = max(1, round(seconds / SCENE_S))
         starts = self.t + SCENE_S * np.arange(n)
         self.intervals.append((starts, np.full(n, SCENE_S), None, np.full(n, -1), self._trials(n)))
         self.t += n * SCENE_S

@@ -25,7 +25,7 @@ def stimulus_record(
     cache_dir: str | Path | None = None,
 ) -> dict:
     """The JSON-ready record of ``stimulus`` loaded with these ``load_stimulus`` arguments."""
-    absolute = lambda p: None if p is None else str(Path(p).resolve())  # noqa: E731
+    absolute = lambda p: None if p is None else str(Path(p).resolve())
     return {
         "format": RECORD_FORMAT,
         "name": stimulus.name,
@@ -57,7 +57,7 @@ def load_stimulus_record(path: str | Path) -> Stimulus:
         name, expected = rec["name"], rec["content_hash"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InputError(path, f"corrupt stimulus record: {exc}") from None
-    opt = lambda key: None if rec.get(key) is None else Path(rec[key])  # noqa: E731
+    opt = lambda key: None if rec.get(key) is None else Path(rec[key])
     stimulus = load_stimulus(name, opt("stimulus_dir"), opt("captions_json"), cache_dir=opt("cache_dir"))
     if stimulus.content_hash != expected:
         raise InputError(

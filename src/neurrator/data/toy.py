@@ -46,7 +46,7 @@ def toy_session(
         "repeat": np.repeat(np.arange(n_repeats), n_frames),
     })
     presentations = {"natural_movie_one": movie}
-    epochs = [(starts[:, 0], durations.sum(1), np.tile(np.arange(n_frames), (n_repeats, 1)), starts)]
+    [(starts[:, 0], durations.sum(1), np.tile(np.arange(n_frames), (n_repeats, 1)), starts)]
     t_end = float(starts[-1, -1] + 1.0)
     if n_scenes:
         order = np.concatenate([rng.permutation(np.arange(-1, n_scenes)) for _ in range(scene_repeats)])

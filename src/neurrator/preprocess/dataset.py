@@ -141,7 +141,7 @@ def bins_per_frame_for(stimulus_name: str, bin_rate: float, scene_bins: int) -> 
     bpf = bin_rate / MOVIE_FRAME_RATE
     if abs(bpf - round(bpf)) > 1e-9:
         raise InputError(None, f"bin_rate {bin_rate} Hz does not divide the 30 Hz movie frames into whole bins")
-    return int(round(bpf))
+    return round(bpf)
 
 
 def build_dataset(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json
@@ -80,7 +81,7 @@ def load_dataset(folder: str | Path, mmap: bool = True) -> NeuralDataset:
         )
     try:
         units = pd.read_parquet(folder / "units.parquet")
-    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise InputError(folder / "units.parquet", f"not a readable parquet table: {exc}") from None
     if len(units) != shape[2] or len(mean) != shape[2] or len(std) != shape[2]:
         raise InputError(folder, f"units table has {len(units)} rows but responses have {shape[2]} units")

@@ -118,11 +118,14 @@ def _summary(sessions, chosen, dataset, split, alignment) -> str:
     types = Counter(t for t in units["cell_type"] if t is not None)
     tagged = ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "none"
     kind = "pseudo-mouse of" if len(chosen) > 1 else "single session,"
-    lines = [
+    headline = (
         f"{dataset.stimulus}: {kind} {len(chosen)} session(s), {dataset.n_units} units in the dataset "
         f"({sum(s.n_units for s in sessions)} pass QC; subset '{dataset.meta['subset']}'), "
         f"{dataset.n_repeats} repeats × {dataset.n_frames} frames, "
-        f"{dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz",
+        f"{dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz"
+    )
+    lines = [
+        headline,
         f"  areas: {areas}",
         f"  optotagged cell types: {tagged}",
         f"  split {split.name}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test samples ({split.description})",
