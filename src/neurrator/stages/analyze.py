@@ -9,7 +9,6 @@ every file. Which analyses run is ``analysis.analyses``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, thread_limit
 from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
 from neurrator.config import RunConfig
-from neurrator.core.errors import InputError, StageUnavailableError
+from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json
 from neurrator.core.seed import seed_everything
 from neurrator.rundir import RunDir
@@ -27,42 +26,19 @@ from neurrator.stages import StageResult
 
 
 # ---- reading the run ---------------------------------------------------------------------------
-def _load_encoder(run: RunDir):
-    from neurrator.encoder import Neurrator
-
-    run.require("train", "checkpoint.safetensors")
-    return Neurrator.load(run.stage_dir("train"))
-
-
-def _encoder_fn(model):
-    """(windows, unit mask) → patches, through the loaded encoder's torch module."""
-    module = model.module if hasattr(model, "module") else model.model
+def _encoder_fn(estimator):
+    """(windows, unit mask) → patches, through the trained estimator's torch module."""
+    module = estimator.model_
     module.eval()
 
     def encode(x: torch.Tensor, unit_mask: torch.Tensor) -> torch.Tensor:
-        return module(x, unit_mask=unit_mask)
+        return module(x, unit_mask)
 
     return encode
 
 
-def _load_targets(run: RunDir):
-    from neurrator.vision.cache import load_targets
-
-    pointer = json.loads(run.require("embed", "targets.json").read_text())
-    entry = pointer.get("entry") or pointer.get("path")
-    if entry is None:
-        raise InputError(run.stage_dir("embed") / "targets.json", "no 'entry' pointing at the patch-target cache")
-    return load_targets(entry, verify="size")
-
-
-def _load_stimulus(run: RunDir):
-    from neurrator.data import load_stimulus_record
-
-    return load_stimulus_record(run.require("ingest", "stimulus.json"))
-
-
 def _scene_bank(config: RunConfig, stimulus, space):
-    """The demo scene bank beside a demo movie (the default SAE corpus adds it)."""
+    """The demo scene bank beside a demo movie (the default SAE corpus adds it), embedded."""
     from neurrator.data.stimulus import load_stimulus
 
     if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
@@ -71,10 +47,14 @@ def _scene_bank(config: RunConfig, stimulus, space):
     return scenes, space.embed(scenes.frames).numpy()
 
 
-def _vision_space(config: RunConfig):
+def _vision_space(config: RunConfig, targets):
     from neurrator.vision.base import VISION_SPACES
 
-    return VISION_SPACES.create(config.vision.backend, config=config.vision)
+    space = VISION_SPACES.create(config.vision.backend, config=config.vision)
+    if space.info != targets.info:
+        raise InputError(None, f"the configured vision space {space.info.space_id!r} is not the one the run's "
+                               f"targets come from ({targets.info.space_id!r})")
+    return space
 
 
 def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
@@ -84,58 +64,72 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
         from neurrator.analysis.corpus import read_image_corpus
 
         images, captions = read_image_corpus(cfg.corpus, cfg.corpus_captions)
-        space = _vision_space(config)
-        return Corpus(space.embed(images).numpy().astype(np.float16), captions, images, f"user corpus {cfg.corpus}")
+        patches = _vision_space(config, targets).embed(images).numpy().astype(np.float16)
+        return Corpus(patches, captions, images, f"user corpus {cfg.corpus} ({len(images)} images)")
     captions = [list(stimulus.captions.get(i, [])) for i in range(stimulus.n_frames)]
-    corpus = Corpus(targets.patches, captions, stimulus.frames, f"{stimulus.name} frames ({stimulus.n_frames})")
-    extra = _scene_bank(config, stimulus, _vision_space(config))
-    if extra is not None:
-        scenes, patches = extra
-        corpus = Corpus(
-            np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches.astype(np.float16)]),
-            captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
-            None,
-            f"{stimulus.name} frames ({stimulus.n_frames}) + demo scene bank ({scenes.n_frames} images)",
-        )
-    return corpus
+    description = f"{stimulus.name} frames ({stimulus.n_frames})"
+    extra = _scene_bank(config, stimulus, _vision_space(config, targets))
+    if extra is None:
+        return Corpus(targets.patches, captions, stimulus.frames, description)
+    scenes, patches = extra
+    return Corpus(
+        np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches.astype(np.float16)]),
+        captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
+        None,  # thumbnails need one frame size; the movie and the scenes differ
+        f"{description} + demo scene bank ({scenes.n_frames} images)",
+    )
+
+
+def _references(run: RunDir, stimulus) -> dict[int, list[str]]:
+    """Reference captions as ``evaluate`` uses them (the narrate stage's captioner output wins)."""
+    import pandas as pd
+
+    from neurrator.stages.evaluate import merged_captions
+
+    path = run.stage_dir("narrate") / "narrations.parquet"
+    if path.is_file():
+        return merged_captions(stimulus, pd.read_parquet(path), path)
+    return {int(f): list(c) for f, c in stimulus.captions.items() if c}
 
 
 def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     """Everything the analyses read, from the run's ingest, embed and train outputs."""
-    import neurrator.evaluate.sbert  # noqa: F401  (registers the sbert scorer)
-    from neurrator.evaluate.base import SENTENCE_SCORERS
+    from neurrator.data import load_stimulus_record
+    from neurrator.encoder import Neurrator
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
-    from neurrator.narrate import CaptionBank, build_narrator
     from neurrator.preprocess.io import load_dataset, load_split
     from neurrator.preprocess.subsets import subset_mask
+    from neurrator.stages.embed import read_targets
+    from neurrator.stages.evaluate import build_narrator, build_scorer
 
     cfg = config.analysis
     dataset = load_dataset(run.require("ingest", "dataset"))
     split = load_split(run.require("ingest", "split.json"))
-    stimulus = _load_stimulus(run)
-    targets = _load_targets(run)
-    model = _load_encoder(run)
+    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
+    targets = read_targets(run)
+    run.require("train", "checkpoint.safetensors")
+    estimator = Neurrator.load(run.stage_dir("train"), expect_units=dataset.unit_ids, expect_space=targets.info)
 
     test = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]  # by frame, then repeat
     test = test[evenly_spaced(len(test), cfg.max_windows)]
     frames = test[:, 1].astype(np.int64)
     windows = torch.from_numpy(np.ascontiguousarray(dataset.windows(test), dtype=np.float32))
 
-    scorer = SENTENCE_SCORERS.create(config.evaluate.scorer, model=config.evaluate.scorer_model,
-                                     batch_size=config.evaluate.scorer_batch_size)
+    scorer = build_scorer(config.evaluate)
     encode = CachedEncoder(scorer.encode)
-    references = {int(f): list(c) for f, c in stimulus.captions.items() if c}
+    references = _references(run, stimulus)
+    missing = sorted(set(frames.tolist()) - set(references))
+    if missing:
+        raise InputError(run.stage_dir("ingest") / "stimulus.json",
+                         f"{len(missing)} test frames have no reference caption, e.g. {missing[:5]}")
     bank = ReferenceBank(references, scorer)
     floors = score_windows([references[int(frames[0])][0]] * len(frames), frames, bank, scorer,
-                           word_salad=load_word_salad(), shot_of_frame=stimulus.shot_of_frame, seed=config.seed)
-
-    caption_bank = CaptionBank.from_training_frames(targets.patches, stimulus.captions, split.train_frames,
-                                                    strict=config.narrate.strict_bank)
+                           word_salad=load_word_salad(config.evaluate.word_salad_path),
+                           shot_of_frame=stimulus.shot_of_frame, seed=config.seed + config.evaluate.seed)
 
     def narrator(name: str | None) -> CachedNarrator:
-        narrate_cfg = config.narrate if name is None else config.narrate.model_copy(update={"narrator": name})
-        backend = build_narrator(narrate_cfg, bank=caption_bank)
-        label = narrate_cfg.narrator + (" (offline stand-in)" if backend.is_stand_in else "")
+        backend = build_narrator(config, name, targets, references, split.train_frames)
+        label = (name or config.narrate.narrator) + (" (offline stand-in)" if backend.is_stand_in else "")
         return CachedNarrator(backend.narrate, label)
 
     narrate = narrator(cfg.narrator)
@@ -145,7 +139,7 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         units=dataset.units,
         windows=windows,
         frames=frames,
-        encoder=_encoder_fn(model),
+        encoder=_encoder_fn(estimator),
         narrate=narrate,
         narrate_fast=narrate_fast,
         encode=encode,
@@ -194,10 +188,7 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
     seed_everything(config.seed)
     out_root = run.stage_dir("analyze")
     t0 = time.perf_counter()
-    try:
-        inputs = build_inputs(run, config)
-    except ImportError as exc:
-        raise StageUnavailableError(f"analyze needs a stage that is not available: {exc}") from None
+    inputs = build_inputs(run, config)
     timings = {"load_inputs": round(time.perf_counter() - t0, 3)}
     rows, outputs = [], []
     for name in [a for a in RUNNERS if a in config.analysis.analyses]:
