@@ -8,6 +8,7 @@ works the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -107,5 +108,8 @@ class SBERTScorer:
 
 
 @SENTENCE_SCORERS.register("sbert")
+@functools.lru_cache(maxsize=4)
 def make_sbert(model: str = OFFLINE_MINILM, batch_size: int = 64, device: str = "cpu") -> SBERTScorer:
+    """One scorer per (model, batch size, device) per process: ``neurrator demo`` runs several
+    stages that score sentences, and each would otherwise reload the model and re-encode."""
     return SBERTScorer(model, batch_size=batch_size, device=device)
