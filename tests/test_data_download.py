@@ -87,3 +87,17 @@ def test_unknown_asset_and_http_errors(server, tmp_path):
         dandi_asset("sub-9/none.nwb", api_url=server)
     with pytest.raises(InputError, match="HTTP 404"):
         fetch(RemoteFile(url=f"{server}/missing", name="m.nwb"), tmp_path / "m.nwb")
+
+
+def test_ingest_downloads_configured_dandi_assets(server, tmp_path):
+    from neurrator.config import RunConfig
+    from neurrator.rundir import RunDir
+    from neurrator.stages.ingest import session_paths
+
+    config = RunConfig().with_overrides({
+        "data.source": "nwb", "data.dandi_assets": ["sub-1/sub-1_ses-2.nwb"], "data.dandi_api_url": server,
+        "data.download_dir": str(tmp_path / "cache"),
+    })
+    paths, simulated = session_paths(RunDir.create(tmp_path / "run", config), config)
+    assert not simulated and paths == [tmp_path / "cache" / "sub-1_ses-2.nwb"]
+    assert paths[0].read_bytes() == PAYLOAD

@@ -75,5 +75,9 @@ class DataConfig(BaseModel):
     unit_filter: UnitFilterConfig = UnitFilterConfig()
     optotag: OptotagConfig = OptotagConfig()
     simulation: SimulationConfig = SimulationConfig()
+    #: DANDI 000021 asset paths (``sub-…/sub-…_ses-….nwb``) that ``ingest`` downloads into
+    #: ``download_dir`` (resuming, size/checksum-checked) and reads after ``nwb_paths``.
+    dandi_assets: list[str] = []
+    dandi_api_url: str = "https://api.dandiarchive.org/api"
     #: Download cache for ``neurrator.data.download`` (DANDI / Allen warehouse sessions).
     download_dir: Path = Path(".neurrator-cache/sessions")

@@ -27,6 +27,7 @@ from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_path
 from neurrator.data.allen import read_session
+from neurrator.data.download import download_session
 from neurrator.data.optotag import OptotagRule
 from neurrator.data.stimulus import load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
@@ -40,11 +41,16 @@ from neurrator.stages import StageResult
 
 
 def session_paths(run: RunDir, config: RunConfig) -> tuple[list[Path], bool]:
-    """The NWB files to ingest and whether they are simulated stand-ins."""
-    if config.data.source == "nwb":
-        if not config.data.nwb_paths:
-            raise InputError(None, "data.source is 'nwb' but data.nwb_paths is empty")
-        return [Path(p) for p in config.data.nwb_paths], False
+    """The NWB files to ingest (downloading ``data.dandi_assets`` first) and whether they are simulated."""
+    data = config.data
+    if data.source == "nwb":
+        downloaded = [
+            download_session("dandi", asset, data.download_dir, api_url=data.dandi_api_url) for asset in data.dandi_assets
+        ]
+        paths = [Path(p) for p in data.nwb_paths] + downloaded
+        if not paths:
+            raise InputError(None, "data.source is 'nwb' but data.nwb_paths and data.dandi_assets are empty")
+        return paths, False
     index = run.require("simulate", "sessions.json")
     try:
         files = [run.stage_dir("simulate") / s["file"] for s in json.loads(index.read_text())["sessions"]]
