@@ -183,3 +183,14 @@ def test_cli_ingest_of_a_bad_file_exits_non_zero_without_output(tmp_path, monkey
         assert exit_.value.code == 2
         assert "nwb" in capsys.readouterr().err
         assert not (run / "ingest" / "dataset").exists() and not (run / "ingest" / "split.json").exists()
+
+
+def test_natural_movie_three_is_simulated_and_read(tmp_path):
+    stimuli = toy_stimuli(n_frames=20, n_scenes=2)
+    stimuli["natural_movie_three"] = type(stimuli["natural_movie_one"])(
+        "natural_movie_three", stimuli["natural_movie_one"].frames[::-1].copy(), 30.0)
+    sim = simulate_session(stimuli, n_units=20, movie_repeats=4, scene_repeats=1, opto_trials=2, seed=4)
+    path = write_allen_nwb(sim, tmp_path / "nm3.nwb")
+    s = read_session(path, stimuli=("natural_movie_three",), unit_filter=None)
+    nm3 = s.presentations["natural_movie_three"]
+    assert len(nm3) == 40 and nm3["repeat"].max() == 1 and nm3["frame"].max() == 19

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from neurrator.data.allen import derive_repeats
 from neurrator.data.types import CRE_TO_CELL_TYPE, RunningSpeed, Session, SpikeTrains, Stimulus
 
 SESSION_TYPE = "brain_observatory_1.1"
@@ -183,7 +184,8 @@ def simulate_session(
     duration = schedule.t
 
     running = _running_speed(rng, duration)
-    drive = {name: model.drive(stim) for name, stim in stimuli.items()}
+    # natural_movie_one first: its statistics z-score the drive of every stimulus.
+    drive = {name: model.drive(stimuli[name]) for name in sorted(stimuli, key=lambda n: n != "natural_movie_one")}
     times, owner = _spikes(rng, units, model, schedule, drive, running, duration)
     t_opto, u_opto = _light_evoked_spikes(rng, units, opto)
     times, owner = np.concatenate([times, t_opto]), np.concatenate([owner, u_opto])
@@ -191,7 +193,7 @@ def simulate_session(
     spikes, counts = _as_spike_trains(times, owner, units.index.to_numpy(), refractory=0.0015)
     _qc_metrics(rng, units, spikes, counts, duration)
 
-    presentations = {name: table for name, table in schedule.tables().items()}
+    presentations = schedule.tables()
     session = Session(
         session_id=session_id,
         genotype=FULL_GENOTYPES[genotype],
@@ -483,8 +485,6 @@ class _Schedule:
 
 
 def _with_repeat(table: pd.DataFrame) -> pd.DataFrame:
-    from neurrator.data.allen import derive_repeats
-
     out = table[["start_time", "stop_time", "frame"]].copy()
     out["frame"] = out["frame"].astype(np.int64)
     out["repeat"] = derive_repeats(table)
