@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from neurrator.core.errors import InputError
-from neurrator.core.io import atomic_dir, atomic_write_json
+from neurrator.core.io import atomic_dir, atomic_path, atomic_write_json
 from neurrator.preprocess.types import NeuralDataset, Split, ZScoreStats
 
 FORMAT_VERSION = 1
@@ -110,6 +110,14 @@ def load_split(path: str | Path) -> Split:
         return Split.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(path, f"corrupt split file: {exc}") from None
+
+
+def save_units(units: pd.DataFrame, path: str | Path) -> Path:
+    """Write a units table (index ``unit_id``) to a parquet file atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _units_for_parquet(units).to_parquet(tmp)
+    return path
 
 
 def _units_for_parquet(units: pd.DataFrame) -> pd.DataFrame:

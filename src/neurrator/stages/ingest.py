@@ -25,7 +25,7 @@ import numpy as np
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
-from neurrator.core.io import atomic_dir, atomic_path
+from neurrator.core.io import atomic_dir
 from neurrator.data.allen import read_session
 from neurrator.data.download import download_session
 from neurrator.data.optotag import OptotagRule
@@ -33,7 +33,7 @@ from neurrator.data.stimulus import load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
 from neurrator.data.types import SCENE_STIMULI
 from neurrator.preprocess.dataset import align_sessions, build_dataset, pooled_units
-from neurrator.preprocess.io import _units_for_parquet, save_dataset, save_split
+from neurrator.preprocess.io import save_dataset, save_split, save_units
 from neurrator.preprocess.splits import MOVIE_SPLITS, SCENE_SPLITS, make_split
 from neurrator.preprocess.subsets import subset_mask
 from neurrator.rundir import RunDir
@@ -104,9 +104,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     save_split(splits[pp.split], folder / "split.json")
     save_stimulus_record(folder / "stimulus.json", stimulus, stimulus_dir=data.stimulus_dir,
                          captions_json=data.captions_json, cache_dir=config.cache_dir)
-    table = all_units.assign(in_dataset=keep)
-    with atomic_path(folder / "units.parquet") as tmp:
-        _units_for_parquet(table).to_parquet(tmp)
+    save_units(all_units.assign(in_dataset=keep), folder / "units.parquet")
 
     alignment = dataset.meta["alignment"]
     run.update_manifest(pseudo_mouse_alignment=alignment)
