@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {}
     if args.quick:
-        overrides = {"max_windows": 96, "scaling": {"n_draws": 2, "max_windows": 24},
+        overrides = {"max_windows": 96, "scaling": {"max_windows": 24},
                      "contrasts": {"n_permutations": 20}, "neurons": {"units": 16}}
 
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from neurrator.analysis.suite import RUNNERS, choose_units
 from test_analysis_fakes import toy_inputs, toy_problem
 
 SMALL = {
-    "scaling": {"sizes": [1, 10, "all"], "n_draws": 3},
+    "scaling": {"sizes": [1, 10, "all"], "n_draws": 5},
     "contrasts": {"n_permutations": 9, "concepts": ["a car or vehicle"]},
     "sae": {"expansion": 4, "k": 4, "epochs": 2, "batch_size": 256, "n_bootstrap": 200, "top_k": 5},
     "neurons": {"units": 6, "max_windows": 8},
@@ -73,6 +73,7 @@ def test_choose_units_spreads_over_areas():
     tp = toy_problem()
     pos = choose_units(tp.units, 8, seed=0)
     assert len(pos) == 8 and len(set(tp.units["area"].iloc[pos])) == 4
+    assert set(tp.units["cell_type"].iloc[choose_units(tp.units, 16, seed=0)].dropna()) == {"PV", "SST", "VIP"}
     assert len(choose_units(tp.units, "all")) == tp.n_units
 
 

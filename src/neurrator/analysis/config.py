@@ -52,7 +52,7 @@ class ScalingConfig(_Section):
     pools: dict[str, str] = DEFAULT_AREA_POOLS
     #: Population sizes; ``"all"`` is the whole pool. Sizes above a pool's size are skipped.
     sizes: list[int | Literal["all"]] = [1, 3, 10, 30, 100, 300, 1000, "all"]
-    n_draws: int = Field(5, ge=2)
+    n_draws: int = Field(5, ge=5)
     ci_level: float = Field(0.95, gt=0, lt=1)
     #: Test windows scored per point (evenly spaced over the test set); 0 = all.
     max_windows: int = Field(48, ge=0)

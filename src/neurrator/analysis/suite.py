@@ -366,17 +366,25 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
 
 # ---- 5. single neurons ------------------------------------------------------------------------
 def choose_units(units: pd.DataFrame, how: int | str, seed: int = 0) -> np.ndarray:
-    """Positions of the units to neurrate: all, or ``how`` spread evenly across areas."""
+    """Positions of the units to neurrate: all, or ``how`` drawn round-robin over areas and,
+    within an area, over its cell types (untagged units are one more type), so that a small
+    sample still covers every area and every optotagged type."""
     if how == "all" or int(how) >= len(units):
         return np.arange(len(units))
     rng = np.random.default_rng(seed)
-    areas = units["area"].astype(str).to_numpy() if "area" in units else np.zeros(len(units), dtype=str)
-    order = []
-    groups = [rng.permutation(np.flatnonzero(areas == a)).tolist() for a in np.unique(areas)]
+    area = units["area"].astype(str).to_numpy() if "area" in units else np.full(len(units), "?")
+    cell = units["cell_type"].to_numpy() if "cell_type" in units else np.full(len(units), None)
+    cell = np.array([c if isinstance(c, str) and c else "" for c in cell])
+    queues = {a: [rng.permutation(np.flatnonzero((area == a) & (cell == c))).tolist()
+                  for c in sorted(set(cell[area == a]), key=lambda c: (c == "", c))] for a in np.unique(area)}
+    turn = dict.fromkeys(queues, 0)
+    order: list[int] = []
     while len(order) < int(how):
-        for g in groups:
-            if g and len(order) < int(how):
-                order.append(g.pop())
+        for a, subgroups in queues.items():
+            live = [q for q in subgroups if q]
+            if live and len(order) < int(how):
+                order.append(live[turn[a] % len(live)].pop())
+                turn[a] += 1
     return np.sort(np.array(order, dtype=np.int64))
 
 
