@@ -157,8 +157,10 @@ def simulate_session(
     unknown = set(areas) - set(AREA_WEIGHT)
     if unknown:
         raise ValueError(f"unknown areas {sorted(unknown)}; choose from {list(AREA_WEIGHT)}")
-    session_id = str(790_000_000 + 1000 * seed + session_index)
-    first_unit_id = 950_000_000 + 100_000 * (seed % 1000) + 10_000 * session_index
+    if n_units > 100_000 or not 0 <= session_index < 100:
+        raise ValueError("unit ids are unique for up to 100 sessions of at most 100,000 units per seed")
+    session_id = str(790_000_000 + 1000 * (seed % 1000) + session_index)
+    first_unit_id = 950_000_000 + 10_000_000 * (seed % 1000) + 100_000 * session_index
 
     electrodes = _electrodes(rng, session_index)
     units = _place_units(rng, electrodes, areas, n_units, first_unit_id)
