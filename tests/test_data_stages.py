@@ -87,3 +87,11 @@ def test_empty_subset_fails_without_new_output(run):
     with pytest.raises(InputError, match="selects no units"):
         run_stage("ingest", rd, bad)
     assert (rd.stage_dir("ingest") / "split.json").stat().st_mtime_ns == before
+
+
+def test_failed_simulation_keeps_the_previous_sessions(run):
+    rd, config, *_ = run
+    before = sorted(p.name for p in rd.stage_dir("simulate").iterdir())
+    with pytest.raises(InputError, match="unknown areas"):
+        run_stage("simulate", rd, config.with_overrides({"data.simulation.areas": ["VISx"]}))
+    assert sorted(p.name for p in rd.stage_dir("simulate").iterdir()) == before

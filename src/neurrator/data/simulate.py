@@ -31,7 +31,7 @@ cell types                  PV: high rates, narrow spikes (< 0.4 ms), untuned, s
 optotagging                 ChR2-expressing units fire 1–2 spikes 2–6 ms after a light pulse
                             with high reliability; ~15 % of Cre+ units express too weakly to tag
 QC metrics                  presence ratio computed from the spikes (some units drift out);
-                            amplitude cutoff, ISI violations drawn so that about a fifth of
+                            amplitude cutoff, ISI violations drawn so that about a quarter of
                             units fail AllenSDK's default filter; about 1 % sit on channels
                             flagged invalid
 ==========================  =================================================================
@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from neurrator.core.errors import InputError
 from neurrator.data.allen import derive_repeats
 from neurrator.data.types import CRE_TO_CELL_TYPE, RunningSpeed, Session, SpikeTrains, Stimulus
 
@@ -151,14 +152,14 @@ def simulate_session(
     opto_trials : trials per optotagging condition and level.
     """
     if "natural_movie_one" not in stimuli:
-        raise ValueError("the simulator needs natural_movie_one")
+        raise InputError(None, "the simulator needs natural_movie_one")
     rng = np.random.default_rng([seed, session_index])
     areas = list(areas or AREA_WEIGHT)
     unknown = set(areas) - set(AREA_WEIGHT)
     if unknown:
-        raise ValueError(f"unknown areas {sorted(unknown)}; choose from {list(AREA_WEIGHT)}")
+        raise InputError(None, f"unknown areas {sorted(unknown)} in data.simulation.areas; choose from {list(AREA_WEIGHT)}")
     if n_units > 100_000 or not 0 <= session_index < 100:
-        raise ValueError("unit ids are unique for up to 100 sessions of at most 100,000 units per seed")
+        raise InputError(None, "the simulator keeps unit ids unique for up to 100 sessions of at most 100,000 units")
     session_id = str(790_000_000 + 1000 * (seed % 1000) + session_index)
     first_unit_id = 950_000_000 + 10_000_000 * (seed % 1000) + 100_000 * session_index
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from neurrator.config import RunConfig
-from neurrator.core.io import atomic_write_json
+from neurrator.core.io import atomic_dir, atomic_write_json
 from neurrator.data.nwb_write import write_allen_nwb
 from neurrator.data.simulate import simulate_session
 from neurrator.data.stimulus import load_stimulus
@@ -32,23 +32,23 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         name: load_stimulus(name, config.data.stimulus_dir, config.data.captions_json, cache_dir=config.cache_dir)
         for name in names
     }
-    for stale in folder.glob("session_*"):
-        stale.unlink()
     written, lines = [], []
-    for k, genotype in enumerate(sim.session_genotypes()):
-        session = simulate_session(
-            stimuli, n_units=sim.n_units, areas=sim.areas, genotype=genotype, seed=sim.seed, session_index=k,
-            movie_repeats=sim.movie_repeats, scene_repeats=sim.scene_repeats,
-        )
-        nwb = write_allen_nwb(session, folder / f"session_{k}.nwb", waveform_mean=sim.waveform_mean)
-        atomic_write_json(folder / f"session_{k}.truth.json", session.truth, indent=None)
-        written.append({"file": nwb.name, "session_id": session.session.session_id, "genotype": genotype})
-        types = Counter(session.session.units.loc[session.session.units["expresses_chr2"], "true_cell_type"])
-        lines.append(
-            f"session_{k}.nwb  id {session.session.session_id}  {genotype:<5}  {session.session.n_units} units, "
-            f"{len(session.session.spikes.times):,} spikes, ChR2+ {dict(types) or 'none'}"
-        )
-    atomic_write_json(folder / SESSION_INDEX, {"sessions": written})
+    with atomic_dir(folder) as tmp:  # replaces simulate/ whole, only if every session succeeds
+        for k, genotype in enumerate(sim.session_genotypes()):
+            session = simulate_session(
+                stimuli, n_units=sim.n_units, areas=sim.areas, genotype=genotype, seed=sim.seed, session_index=k,
+                movie_repeats=sim.movie_repeats, scene_repeats=sim.scene_repeats,
+            )
+            nwb = write_allen_nwb(session, tmp / f"session_{k}.nwb", waveform_mean=sim.waveform_mean)
+            atomic_write_json(tmp / f"session_{k}.truth.json", session.truth, indent=None)
+            written.append({"file": nwb.name, "session_id": session.session.session_id, "genotype": genotype})
+            units = session.session.units
+            types = Counter(units.loc[units["expresses_chr2"], "true_cell_type"])
+            lines.append(
+                f"session_{k}.nwb  id {session.session.session_id}  {genotype:<5}  {session.session.n_units} units, "
+                f"{len(session.session.spikes.times):,} spikes, ChR2+ {dict(types) or 'none'}"
+            )
+        atomic_write_json(tmp / SESSION_INDEX, {"sessions": written})
     run.mark_stand_in(
         "session",
         "simulated Allen-layout NWB sessions (neurrator.data.simulate: planted pixel-level receptive-field "
