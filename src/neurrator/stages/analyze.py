@@ -37,43 +37,40 @@ def _encoder_fn(estimator):
     return encode
 
 
-def _scene_bank(config: RunConfig, stimulus, space):
-    """The demo scene bank beside a demo movie (the default SAE corpus adds it), embedded."""
-    from neurrator.data.stimulus import load_stimulus
-
-    if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
-        return None
-    scenes = load_stimulus("natural_scenes", None, cache_dir=config.cache_dir)
-    return scenes, space.embed(scenes.frames).numpy()
-
-
-def _vision_space(config: RunConfig, targets):
+def _vision_space(config: RunConfig):
     from neurrator.vision.base import VISION_SPACES
 
-    space = VISION_SPACES.create(config.vision.backend, config=config.vision)
-    if space.info != targets.info:
-        raise InputError(None, f"the configured vision space {space.info.space_id!r} is not the one the run's "
-                               f"targets come from ({targets.info.space_id!r})")
-    return space
+    return VISION_SPACES.create(config.vision.backend, config=config.vision)
 
 
 def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
-    """The SAE corpus: a user folder/array, else the run's stimulus frames plus the demo scene bank."""
+    """The SAE corpus: a user folder/array, else the run's stimulus frames plus, beside a demo
+    movie, the demo scene bank (embedded in the same space)."""
+    from neurrator.data.stimulus import load_stimulus
+
     cfg = config.analysis.sae
     if cfg.corpus is not None:
         from neurrator.analysis.corpus import read_image_corpus
 
+        space = _vision_space(config)
+        if space.info != targets.info:
+            raise InputError(cfg.corpus, f"the configured vision space {space.info.space_id!r} is not the one the "
+                                         f"run's targets come from ({targets.info.space_id!r})")
         images, captions = read_image_corpus(cfg.corpus, cfg.corpus_captions)
-        patches = _vision_space(config, targets).embed(images).numpy().astype(np.float16)
+        patches = space.embed(images).numpy().astype(np.float16)
         return Corpus(patches, captions, images, f"user corpus {cfg.corpus} ({len(images)} images)")
     captions = [list(stimulus.captions.get(i, [])) for i in range(stimulus.n_frames)]
     description = f"{stimulus.name} frames ({stimulus.n_frames})"
-    extra = _scene_bank(config, stimulus, _vision_space(config, targets))
-    if extra is None:
-        return Corpus(targets.patches, captions, stimulus.frames, description)
-    scenes, patches = extra
+    movie_only = Corpus(targets.patches, captions, stimulus.frames, description)
+    if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
+        return movie_only
+    space = _vision_space(config)
+    if space.info != targets.info:  # targets from elsewhere: the bank cannot be embedded alike
+        return movie_only
+    scenes = load_stimulus("natural_scenes", None, cache_dir=config.cache_dir)
+    patches = space.embed(scenes.frames).numpy().astype(np.float16)
     return Corpus(
-        np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches.astype(np.float16)]),
+        np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches]),
         captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
         None,  # thumbnails need one frame size; the movie and the scenes differ
         f"{description} + demo scene bank ({scenes.n_frames} images)",
