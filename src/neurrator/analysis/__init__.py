@@ -1,1 +1,24 @@
-"""neurrator.analysis"""
+"""neurrator.analysis: what populations, cell types and single units say (paper §4.2, §5, A.7, A.8).
+
+Every analysis is a library function of typed inputs and small callables (``predict`` a unit
+mask, ``narrate`` patches, ``encode`` sentences), so it runs on fakes in tests and unchanged on
+real models:
+
+- :mod:`.scaling` — fidelity (SBERT, R@10) against population size per pool, CIs, crossing points;
+- :mod:`.similarity` — narration similarity between pools with a shuffled floor;
+- :mod:`.contrasts` — log-odds words (informative Dirichlet prior), a population classifier with a
+  permutation p-value, concept axes over time;
+- :mod:`.sae` + :mod:`.concepts` — a TopK sparse autoencoder (trained, or loaded from SAELens-style
+  safetensors + JSON via ``SAE_BACKENDS``), feature labels, unique-by-magnitude features,
+  bootstrap stability, Welch t-tests of concept loadings;
+- :mod:`.neurons` — single-neuron neurration (solo query, leave-one-out shift, description);
+- :mod:`.attribution` — DINA-style gradient × input neuron importance and per-patch accuracy maps.
+
+:mod:`.suite` bundles them over :class:`~neurrator.analysis.suite.AnalysisInputs` for the
+``analyze`` stage; ``docs/analysis_outputs.md`` documents the files they write.
+"""
+
+from neurrator.analysis.config import ANALYSES, AnalysisConfig
+from neurrator.analysis.sae import SAE_BACKENDS, SparseAutoencoder, train_topk_sae
+
+__all__ = ["ANALYSES", "SAE_BACKENDS", "AnalysisConfig", "SparseAutoencoder", "train_topk_sae"]

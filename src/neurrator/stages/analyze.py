@@ -196,9 +196,13 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
         rows.append((name, timings[name], _summary_line(name, summary)))
         outputs.append(str(out_root / name))
     timings["total"] = round(time.perf_counter() - t0, 3)
+    if "sae" in config.analysis.analyses and config.analysis.sae.backend == "topk":
+        run.mark_stand_in("sae", "TopK SAE trained here on the run's image corpus (paper: the pretrained "
+                                 "Prisma CLIP B/32 SAE, labelled on ImageNet)")
     atomic_write_json(out_root / "timings.json", {"seconds": timings, "narrator": inputs.narrate.name,
                                                    "scaling_narrator": inputs.narrate_fast.name,
-                                                   "n_windows": len(inputs.frames), "n_units": inputs.n_units})
+                                                   "n_windows": len(inputs.frames), "n_units": inputs.n_units,
+                                                   "stand_ins": inputs.stand_ins})
     width = max(len(r[0]) for r in rows) if rows else 8
     table = "\n".join([f"{'analysis':<{width}}  seconds  result", *(f"{n:<{width}}  {s:7.1f}  {line}" for n, s, line in rows)])
     return StageResult(
