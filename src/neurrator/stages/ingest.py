@@ -61,6 +61,9 @@ def session_paths(run: RunDir, config: RunConfig) -> tuple[list[Path], bool]:
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     data, pp = config.data, config.preprocess
+    names = SCENE_SPLITS if data.stimulus in SCENE_STIMULI else MOVIE_SPLITS
+    if pp.split not in names:
+        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(names)}")
     paths, simulated = session_paths(run, config)
     opt = data.optotag
     rule = OptotagRule(
@@ -74,21 +77,19 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         sessions = [dataclasses.replace(s, is_simulated=True) for s in sessions]
     stimulus = load_stimulus(data.stimulus, data.stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
 
-    grid = align_sessions(sessions, data.stimulus, stimulus.n_frames, bin_rate=pp.bin_rate,
-                          max_alignment_error_bins=pp.max_alignment_error_bins)
-    names = SCENE_SPLITS if data.stimulus in SCENE_STIMULI else MOVIE_SPLITS
-    if pp.split not in names:
-        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(names)}")
-    splits = {
-        name: make_split(name, grid.n_repeats, grid.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
-                         test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction)
-        for name in names
-    }
+    # The unit subset decides which sessions join the pseudo-mouse; only those must align.
     all_units = pooled_units(sessions)
     keep = subset_mask(all_units, pp.subset, rng=np.random.default_rng(pp.split_seed))
     kept_ids = set(all_units.index[keep])
     chosen = [s.select_units(s.units.index[s.units.index.isin(kept_ids)].to_numpy()) for s in sessions]
     chosen = [s for s in chosen if s.n_units]
+    grid = align_sessions(chosen, data.stimulus, stimulus.n_frames, bin_rate=pp.bin_rate,
+                          max_alignment_error_bins=pp.max_alignment_error_bins)
+    splits = {
+        name: make_split(name, grid.n_repeats, grid.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
+                         test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction)
+        for name in names
+    }
     dataset = build_dataset(
         chosen, data.stimulus, splits[pp.split], bin_rate=pp.bin_rate, window=pp.window,
         n_frames=stimulus.n_frames, scene_bins=pp.scene_bins, max_alignment_error_bins=pp.max_alignment_error_bins,
