@@ -72,7 +72,7 @@ def test_regression_and_knn_baselines_beat_chance(split_problem):
     pooled_targets = patches.astype(np.float32).mean(1)
     for r in results:
         m = embedding_metrics(r.pooled, test[:, 1], pooled_targets, frame_rate=30.0)
-        assert m["r10"] > 10 * m["r10_chance"], r.name
+        assert m["r10"] > 5 * m["r10_chance"], r.name
         assert m["cka"] > 0.5, r.name
         assert r.n_parameters > 0
     knn = next(r for r in results if r.name == "PCA + kNN")

@@ -51,15 +51,15 @@ class BenchmarkConfig(_Section):
     #: (positives are the same frame on another repeat); ``"time"``: time-contrastive only.
     cebra_mode: Literal["targets", "frame_labels", "time"] = "targets"
     cebra_iterations: int = Field(2000, ge=1)
-    cebra_iterations_quick: int = Field(150, ge=1)
+    cebra_iterations_quick: int = Field(100, ge=1)
     cebra_batch_size: int = Field(512, ge=8)
-    cebra_hidden: int = Field(256, ge=8)
+    cebra_hidden: int = Field(128, ge=8)
     #: Encoder epochs when the Neurrator encoder is trained for a regime (the run's trained
     #: checkpoint is reused for the regime it was trained on).
     neurrator_epochs: int | None = None
     neurrator_epochs_quick: int = Field(3, ge=1)
     #: Wall-time cap (minutes) of each quick-mode encoder fit.
-    neurrator_minutes_quick: float = Field(0.4, gt=0)
+    neurrator_minutes_quick: float = Field(0.25, gt=0)
     #: Training windows used per regime (evenly subsampled); 0 = all.
     max_train_windows: int = Field(0, ge=0)
     max_train_windows_quick: int = Field(4000, ge=0)
