@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from neurrator.evaluate.sbert import SBERTScorer
-from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows, summarize_scores
+from neurrator.evaluate.scores import (
+    ReferenceBank,
+    load_word_salad,
+    score_windows,
+    summarize_scores,
+)
 
 SUBJECTS = ["a cat", "a red car", "an old man", "two children", "a sailing boat", "a dog", "a woman", "a rocket",
             "a horse", "a tall building", "a bicycle", "a bird", "a train", "a coffee cup", "a clock"]

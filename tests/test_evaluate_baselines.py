@@ -65,7 +65,7 @@ def split_problem():
 
 
 def test_regression_and_knn_baselines_beat_chance(split_problem):
-    ds, patches, train, test, basis, x_train, x_test = split_problem
+    _ds, patches, train, test, basis, x_train, x_test = split_problem
     coefs = basis.transform(patches, train[:, 1])
     results = run_feature_baselines(["ridge", "mlp", "pca_knn"], x_train, train[:, 1], x_test, basis, coefs,
                                     mlp_epochs=8, mlp_hidden=64, pca_components=16, knn_k=5)
@@ -80,7 +80,7 @@ def test_regression_and_knn_baselines_beat_chance(split_problem):
 
 
 def test_knn_baseline_fails_on_shuffled_frame_labels(split_problem):
-    ds, patches, train, test, basis, x_train, x_test = split_problem
+    _ds, patches, train, test, basis, x_train, x_test = split_problem
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(train[:, 1])
     model = PCAKNN(16, 5).fit(x_train, shuffled, basis.transform(patches, shuffled))
@@ -89,7 +89,7 @@ def test_knn_baseline_fails_on_shuffled_frame_labels(split_problem):
 
 
 def test_cebra_runs_through_the_real_package(split_problem):
-    ds, patches, train, test, basis, x_train, x_test = split_problem
+    _ds, patches, train, _test, basis, x_train, x_test = split_problem
     coefs = basis.transform(patches, train[:, 1])
     (result,) = run_feature_baselines(["cebra"], x_train, train[:, 1], x_test, basis, coefs, cebra_dims=(8,),
                                       cebra_iterations=40, cebra_batch_size=128, cebra_hidden=16, knn_k=5)

@@ -24,6 +24,7 @@ patch tensor, the mean of the neighbours' targets (what a narrator can read, Tab
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -51,7 +52,7 @@ def window_features(dataset: NeuralDataset, pairs: np.ndarray, *, n_chunks: int 
     out = np.empty((len(pairs), n_chunks * dataset.n_units), dtype=np.float32)
     for start in range(0, len(pairs), batch_size):
         w = dataset.windows(pairs[start : start + batch_size])  # (b, window, n_units)
-        chunks = [w[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        chunks = [w[:, a:b].mean(axis=1) for a, b in itertools.pairwise(edges)]
         out[start : start + len(w)] = np.concatenate(chunks, axis=1)
     return out
 

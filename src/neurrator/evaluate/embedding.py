@@ -123,7 +123,7 @@ def chance_within_tolerance(true: np.ndarray, n_candidates: int, tolerance: int)
 
 def tolerance_frames(frame_rate: float | None, seconds: float) -> int:
     """Frames within ``seconds`` at ``frame_rate`` (0 for an image set: only the exact image counts)."""
-    return int(round(frame_rate * seconds)) if frame_rate else 0
+    return round(frame_rate * seconds) if frame_rate else 0
 
 
 def embedding_metrics(

@@ -290,9 +290,9 @@ def summarize_scores(
     frames = per_window["frame"].to_numpy()
     shots = _groups(frames, shot_of_frame) if shot_of_frame is not None else None
     out: dict = {
-        "n_windows": int(len(per_window)),
-        "n_frames": int(len(np.unique(frames))),
-        "n_shots": int(len(np.unique(shots))) if shots is not None else None,
+        "n_windows": len(per_window),
+        "n_frames": len(np.unique(frames)),
+        "n_shots": len(np.unique(shots)) if shots is not None else None,
         "headline": "matched",
         "headline_definition": SCORE_COLUMNS["matched"],
         "ci": f"{ci_level:.0%} percentile bootstrap over frames ({n_bootstrap} resamples)",

@@ -74,7 +74,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, titl
     """A GitHub-style Markdown table, columns padded for terminal reading."""
     cells = [list(map(str, header)), *[list(map(str, r)) for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
     out = [f"**{title}**", ""] if title else []
     out += [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells[1:])]
     if note:

@@ -21,7 +21,6 @@ smaller-budget numbers and say so.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,12 +31,37 @@ from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json, atomic_write_text
 from neurrator.core.seed import seed_everything
 from neurrator.data import load_stimulus_record
-from neurrator.evaluate.baselines import BaselinePrediction, TargetBasis, run_feature_baselines, window_features
+from neurrator.evaluate.baselines import (
+    BaselinePrediction,
+    TargetBasis,
+    run_feature_baselines,
+    window_features,
+)
 from neurrator.evaluate.config import BenchmarkConfig
 from neurrator.evaluate.controls import evenly_spaced
-from neurrator.evaluate.embedding import embedding_metrics, pool_patches, tolerance_frames, within_tolerance
-from neurrator.evaluate.scores import ReferenceBank, bootstrap_ci, load_word_salad, score_windows, unit_means, wilcoxon_test
-from neurrator.evaluate.tables import PAPER_A1, PAPER_A2, PAPER_A3, fmt, markdown_table, paper_row_key, stand_in_note
+from neurrator.evaluate.embedding import (
+    embedding_metrics,
+    pool_patches,
+    tolerance_frames,
+    within_tolerance,
+)
+from neurrator.evaluate.scores import (
+    ReferenceBank,
+    bootstrap_ci,
+    load_word_salad,
+    score_windows,
+    unit_means,
+    wilcoxon_test,
+)
+from neurrator.evaluate.tables import (
+    PAPER_A1,
+    PAPER_A2,
+    PAPER_A3,
+    fmt,
+    markdown_table,
+    paper_row_key,
+    stand_in_note,
+)
 from neurrator.preprocess.io import load_dataset, load_split
 from neurrator.preprocess.types import NeuralDataset, Split
 from neurrator.rundir import RunDir
@@ -199,11 +223,11 @@ def _benchmark_split(run, config, split: Split, *, is_active: bool, dataset: Neu
     return {
         "name": split.name,
         "description": split.description,
-        "n_train_windows": int(len(train)),
-        "n_test_windows": int(len(test)),
-        "n_test_frames": int(len(np.unique(test_frames))),
-        "n_train_frames": int(len(split.train_frames)),
-        "basis_components": int(len(basis.components_)),
+        "n_train_windows": len(train),
+        "n_test_windows": len(test),
+        "n_test_frames": len(np.unique(test_frames)),
+        "n_train_frames": len(split.train_frames),
+        "basis_components": len(basis.components_),
         "basis_explained_variance": float(basis.explained_variance_ratio_.sum()),
         "tolerance_frames": tol,
         "narrator": getattr(narrator, "name", bc.narrator),

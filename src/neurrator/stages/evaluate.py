@@ -66,7 +66,7 @@ def build_scorer(config: EvaluateConfig) -> SentenceScorer:
 def build_narrator(config: RunConfig, name: str | None, targets: PatchTargets, captions: dict[int, list[str]],
                    train_frames: np.ndarray):
     """Narrator ``name`` (``None``: the run's) over a caption bank of ``train_frames`` only."""
-    from neurrator.narrate import CaptionBank, NARRATORS
+    from neurrator.narrate import NARRATORS, CaptionBank
 
     narrate_config = config.narrate if name is None else config.narrate.model_copy(update={"narrator": name})
     bank = CaptionBank.from_training_frames(targets.patches, captions, train_frames, strict=narrate_config.strict_bank)
@@ -92,7 +92,7 @@ def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
     path = run.require("narrate", "narrations.parquet")
     try:
         table = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+    except Exception as exc:  # noqa: BLE001  (pyarrow raises several unrelated types for a damaged file)
         raise InputError(path, f"not a readable parquet table: {exc}") from None
     missing = [c for c in NARRATION_COLUMNS if c not in table]
     if missing:
@@ -237,10 +237,10 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
     pairs = narrations[["repeat", "frame"]].to_numpy(dtype=np.int64)[rows]
     frames = pairs[:, 1]
     real = per_window.iloc[rows].reset_index(drop=True)
-    common = dict(word_salad=word_salad, shot_of_frame=stimulus.shot_of_frame, seed=seed)
-    metric_args = dict(frame_rate=stimulus.frame_rate, tolerance_s=ec.frame_id_tolerance_s, knn_k=ec.knn_k,
-                       center=ec.center_retrieval)
-    stat_args = dict(n_bootstrap=ec.n_bootstrap, ci_level=ec.ci_level, seed=seed)
+    common = {"word_salad": word_salad, "shot_of_frame": stimulus.shot_of_frame, "seed": seed}
+    metric_args = {"frame_rate": stimulus.frame_rate, "tolerance_s": ec.frame_id_tolerance_s, "knn_k": ec.knn_k,
+                       "center": ec.center_retrieval}
+    stat_args = {"n_bootstrap": ec.n_bootstrap, "ci_level": ec.ci_level, "seed": seed}
     results: dict[str, dict] = {}
     skipped: list[str] = []
 
