@@ -98,6 +98,12 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted_run(problem, fitte
     assert {"train_loss", "val_metric", "seconds"} <= set(rows[0])
 
 
+def test_time_budget_shrinks_the_schedule_and_stops(problem):
+    dataset, targets, split = problem
+    est = Neurrator(seed=0, **{**TINY, "max_epochs": 50, "max_minutes": 1e-4}).fit(dataset, targets, split)
+    assert est.meta_.metrics["stopped"] == "time_budget" and est.meta_.metrics["epochs"] == 1
+
+
 def test_resume_refuses_a_checkpoint_of_another_configuration(problem, tmp_path):
     dataset, targets, split = problem
     Neurrator(seed=0, **{**TINY, "max_epochs": 1}).fit(dataset, targets, split, resume_dir=tmp_path)

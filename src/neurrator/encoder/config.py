@@ -92,7 +92,10 @@ class EncoderConfig(BaseModel):
     max_epochs: int | None = Field(None, ge=1)
     patience: int = Field(12, ge=1, description="early stopping on validation patch cosine")
     windows_per_epoch: int | None = Field(None, ge=0, description="random training windows per epoch; 0 = all")
-    max_minutes: float | None = Field(None, ge=0.0, description="wall-time budget; 0 = none")
+    max_minutes: float | None = Field(
+        None, ge=0.0, description="training wall-time budget; the cosine schedule shrinks to the epochs that "
+        "fit (so the epoch count depends on the machine); 0 = none",
+    )
 
     # ---- augmentation ---------------------------------------------------------------------------
     jitter_bins: int = Field(2, ge=0, description="± shift of each training window, in bins")

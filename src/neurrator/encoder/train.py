@@ -173,6 +173,7 @@ class TrainState:
     bad_epochs: int = 0  # epochs since the last improvement (early stopping)
     seconds: float = 0.0  # training wall time so far, across restarts
     stopped: str = ""  # why training ended ("" while running)
+    planned_epochs: int = 0  # epochs the cosine schedule spans (shrinks to fit a time budget)
     history: list[dict] = field(default_factory=list)
 
 
@@ -303,7 +304,6 @@ def train_encoder(
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     windows_per_epoch = min(c.windows_per_epoch or len(train_pairs), len(train_pairs))
     steps_per_epoch = max(windows_per_epoch // c.batch_size, 1)  # drop the last partial batch (BatchNorm)
-    total_steps = c.max_epochs * steps_per_epoch
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
 
     fingerprint = {
@@ -314,23 +314,23 @@ def train_encoder(
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
         "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size"}),
     }
-    state, best = TrainState(), _trainable_state(model)
+    state, best = TrainState(planned_epochs=c.max_epochs), _trainable_state(model)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
     if resume_dir is not None and (resume_dir / RESUME_JSON).is_file():
         state, best = load_resume(resume_dir, model, optimizer, data_rng, fingerprint)
 
     while not state.stopped:
-        if state.epoch >= c.max_epochs:
-            state.stopped = "max_epochs"
+        if state.epoch >= state.planned_epochs:
+            state.stopped = "max_epochs" if state.planned_epochs == c.max_epochs else "time_budget"
             break
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(len(train_pairs), generator=data_rng)[: steps_per_epoch * c.batch_size].numpy()
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {state.epoch + 1}/{c.max_epochs}",
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {state.epoch + 1}/{state.planned_epochs}",
                    disable=not c.progress, leave=False, unit="batch")
         for i in bar:
-            lr = cosine_lr(state.step, total_steps, c.lr)
+            lr = cosine_lr(state.step, state.planned_epochs * steps_per_epoch, c.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = train_pairs[order[i * c.batch_size : (i + 1) * c.batch_size]]
@@ -366,12 +366,15 @@ def train_encoder(
         if c.progress:
             tqdm.write(f"epoch {state.epoch:3d}  loss {np.mean(losses):.4f}  val {metric:.4f}"
                        f"{' *' if improved else '  '}  {seconds:.1f} s")
+        if c.max_minutes:
+            # Shrink the schedule to the epochs that fit the budget at the pace so far, so the
+            # cosine still decays to zero. This makes the epoch count machine-dependent.
+            fit = int(c.max_minutes * 60 // (state.seconds / state.epoch))
+            state.planned_epochs = max(state.epoch, min(state.planned_epochs, fit))
         if state.bad_epochs >= c.patience:
             state.stopped = "early_stopping"
-        elif c.max_minutes and state.seconds + seconds > c.max_minutes * 60:
-            state.stopped = "time_budget"  # the next epoch would overrun the budget
-        elif state.epoch >= c.max_epochs:
-            state.stopped = "max_epochs"
+        elif state.epoch >= state.planned_epochs:
+            state.stopped = "max_epochs" if state.planned_epochs == c.max_epochs else "time_budget"
         if log_path is not None:
             write_log(Path(log_path), state.history)
         if resume_dir is not None:
