@@ -55,7 +55,7 @@ def test_retrieval_lm_writes_one_sentence_per_window_and_caches_identical_inputs
 
     # Windows 0-2 and 3-4 come from two shots; within a shot the LM input is identical.
     windows = torch.from_numpy(patches[[0, 1, 2, 4, 5]].astype(np.float32))
-    inputs = narrator.lm_inputs(windows)
+    inputs = narrator.lm_inputs(narrator.retriever.retrieve(windows, k=narrator.top_k))
     sentences = narrator.narrate(windows)
     assert len(sentences) == 5 and narrator.n_generated == len(set(inputs))
     for s in sentences:

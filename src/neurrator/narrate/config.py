@@ -34,8 +34,9 @@ class NarrateConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
 
     # ---- retrieval narrators -------------------------------------------------------------
-    #: Number of distinct retrieved captions handed to the language model.
-    top_k: int = Field(3, ge=1)
+    #: Number of distinct retrieved captions handed to the language model. Each extra caption
+    #: multiplies the distinct LM inputs (on the demo: 11 / 45 / 162 for k = 1 / 2 / 3).
+    top_k: int = Field(2, ge=1)
     #: Weight of the pooled (mean-patch) cosine in the similarity; the rest is per-patch cosine.
     pooled_weight: float = Field(0.5, ge=0.0, le=1.0)
     #: Also drop caption texts that any non-training frame carries (no shot-level sharing).

@@ -256,9 +256,14 @@ class RetrievalNarrator:
             captions.append(seen)
         return Retrieved(entries=entries, scores=best, captions=captions)
 
+    def narrate_retrieved(self, patches: torch.Tensor, *, progress: bool = False) -> tuple[list[str], Retrieved]:
+        """Narrations and the retrieval behind them (one similarity pass for both)."""
+        retrieved = self.retrieve(patches, k=1)
+        return [c[0] for c in retrieved.captions], retrieved
+
     def narrate(self, patches: torch.Tensor, *, progress: bool = False) -> list[str]:
         """``patches``: (n, n_patches, dim) → n captions (the best entry's first caption)."""
-        return [c[0] for c in self.retrieve(patches, k=1).captions]
+        return self.narrate_retrieved(patches, progress=progress)[0]
 
 
 @NARRATORS.register("retrieval")

@@ -23,7 +23,7 @@ import torch
 from neurrator.core.errors import InputError
 from neurrator.narrate.base import NARRATORS
 from neurrator.narrate.config import NarrateConfig
-from neurrator.narrate.retrieval import CaptionBank, RetrievalNarrator
+from neurrator.narrate.retrieval import CaptionBank, RetrievalNarrator, Retrieved
 
 SYSTEM_PROMPT = "You write short, plain image captions. Answer with one sentence only."
 #: One worked example fixes the answer format for a 135M-parameter model.
@@ -174,9 +174,8 @@ class RetrievalLMNarrator:
             f"rewritten into one sentence by {language_model.name} (greedy)"
         )
 
-    def lm_inputs(self, patches: torch.Tensor) -> list[tuple[tuple[str, float], ...]]:
+    def lm_inputs(self, retrieved: Retrieved) -> list[tuple[tuple[str, float], ...]]:
         """The LM input of each window: its top-k captions with rounded weights, best first."""
-        retrieved = self.retriever.retrieve(patches, k=self.top_k)
         inputs = []
         for captions, scores in zip(retrieved.captions, retrieved.scores):
             weights = caption_weights(scores[: len(captions)], self.weight_decimals)
@@ -203,11 +202,12 @@ class RetrievalLMNarrator:
         self.n_generated += len(batch)
         return [one_sentence(a, fallback=c[0][0]) for a, c in zip(answers, batch)]
 
-    def narrate(self, patches: torch.Tensor, *, progress: bool = False) -> list[str]:
-        """``patches``: (n, n_patches, dim) → n one-sentence narrations."""
-        inputs = self.lm_inputs(patches)
+    def narrate_retrieved(self, patches: torch.Tensor, *, progress: bool = False) -> tuple[list[str], Retrieved]:
+        """Narrations and the retrieval behind them (one similarity pass for both)."""
+        retrieved = self.retriever.retrieve(patches, k=self.top_k)
+        inputs = self.lm_inputs(retrieved)
         if self.cache_identical:
-            # First occurrence order keeps batches (and hence outputs) independent of dict internals.
+            # First-occurrence order keeps batches (and hence outputs) independent of dict internals.
             todo = list(dict.fromkeys(k for k in inputs if k not in self.cache))
         else:
             todo = inputs
@@ -215,12 +215,16 @@ class RetrievalLMNarrator:
         if progress:
             from tqdm import tqdm
 
-            batches = tqdm(batches, desc=f"{self.name} ({len(todo)} sentences)", unit="batch")
+            batches = tqdm(batches, desc=f"{self.name}: {len(todo)} sentences", unit="batch")
         written = [s for batch in batches for s in self._generate(batch)]
         if not self.cache_identical:
-            return written
+            return written, retrieved
         self.cache.update(zip(todo, written))
-        return [self.cache[k] for k in inputs]
+        return [self.cache[k] for k in inputs], retrieved
+
+    def narrate(self, patches: torch.Tensor, *, progress: bool = False) -> list[str]:
+        """``patches``: (n, n_patches, dim) → n one-sentence narrations."""
+        return self.narrate_retrieved(patches, progress=progress)[0]
 
 
 @NARRATORS.register("retrieval+lm")

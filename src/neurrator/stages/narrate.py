@@ -33,6 +33,8 @@ PREDICTIONS_FILE = "predictions.npy"
 WINDOWS_FILE = "windows.npy"
 NARRATIONS_FILE = "narrations.parquet"
 SUMMARY_FILE = "summary.json"
+#: Narrators that read a caption bank of training frames.
+RETRIEVAL_NARRATORS = ("retrieval", "retrieval+lm")
 
 
 def ordered_test_windows(test_pairs: np.ndarray) -> np.ndarray:
@@ -79,12 +81,16 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     # Reference captions of the narrated frames and of the training frames (the retrieval bank).
     t0 = time.perf_counter()
     captioner = build_captioner(cfg, stimulus)
-    needed = np.union1d(frames, split.train_frames) if cfg.narrator != "llava" else np.unique(frames)
+    needs_bank = cfg.narrator in RETRIEVAL_NARRATORS
+    if needs_bank and cfg.strict_bank:  # strict needs every non-training frame's captions too
+        needed = np.arange(stimulus.n_frames)
+    else:
+        needed = np.union1d(frames, split.train_frames) if needs_bank else np.unique(frames)
     captions = dict(zip(needed.tolist(), captioner.caption(stimulus.frames[needed], needed)))
     caption_seconds = time.perf_counter() - t0
 
     bank = None
-    if cfg.narrator != "llava":
+    if needs_bank:
         bank = CaptionBank.from_training_frames(targets.patches, captions, split.train_frames, strict=cfg.strict_bank)
         if cfg.caption_bank_json is not None:
             bank = bank.concat(CaptionBank.from_json(cfg.caption_bank_json, space_id=targets.info.space_id))
@@ -94,15 +100,13 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     load_seconds = time.perf_counter() - t0
     query = predictions[rows].float()
     t0 = time.perf_counter()
-    sentences = narrator.narrate(query, progress=False)
-    narrate_seconds = time.perf_counter() - t0
-
-    retriever = getattr(narrator, "retriever", narrator if cfg.narrator == "retrieval" else None)
-    if retriever is not None:
-        best = retriever.retrieve(query, k=1).entries[:, 0]
-        retrieved_frame = retriever.bank.frames[best]
+    if hasattr(narrator, "narrate_retrieved"):
+        sentences, retrieved = narrator.narrate_retrieved(query, progress=True)
+        retrieved_frame = bank.frames[retrieved.entries[:, 0]]
     else:
+        sentences = narrator.narrate(query, progress=True)
         retrieved_frame = np.full(len(rows), -1, dtype=np.int64)
+    narrate_seconds = time.perf_counter() - t0
 
     table = pd.DataFrame(
         {
