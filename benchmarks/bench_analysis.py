@@ -123,6 +123,7 @@ def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInp
         reference_score=lambda s, fr: bank.mean_cosine(encode(list(s)), np.asarray(fr)),
         random_caption_floor=float(np.nanmean(floors["random_caption"])), frame_targets=targets.patches,
         mask=lambda spec: subset_mask(units, spec), corpus=corpus, grid=tuple(targets.info.grid),
+        shot_of_frame=movie.shot_of_frame,
         batch_size=config.batch_size, narrate_batch_windows=config.narrate_batch_windows, seed=seed,
     )
     return inputs, (f"synthetic problem: {n_units} synthetic units, demo movie + scene bank in the oriented-energy "

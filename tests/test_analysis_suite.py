@@ -128,3 +128,14 @@ def test_read_image_corpus_folder_array_and_captions(tmp_path):
         read_image_corpus(folder, tmp_path / "bad.json")
     with pytest.raises(InputError, match="folder of images"):
         read_image_corpus(tmp_path / "caps.json")
+
+
+def test_shuffled_partners_pair_across_shots():
+    from neurrator.analysis.suite import shuffled_partners
+
+    frames = np.array([0, 1, 2, 3, 4, 5, 0, 1])
+    shots = np.array([0, 0, 1, 1, 2, 2])
+    partner = shuffled_partners(frames, shots, seed=0)
+    assert (shots[frames[partner]] != shots[frames]).all()
+    single = shuffled_partners(frames, np.zeros(6, int), seed=0)  # one shot: pair across frames
+    assert (frames[single] != frames).all()

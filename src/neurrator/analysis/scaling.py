@@ -178,7 +178,12 @@ def scaling_curves(
     )
 
 
-METRIC_LABELS = {"sbert": "SBERT cosine to reference", "r_at_10": "R@10 (true frame in top 10)"}
+METRIC_LABELS = {
+    "sbert": "SBERT cosine to reference",
+    "r_at_10": "R@10 (true frame in top 10)",
+    "sbert_gain": "SBERT matched − shuffled pairing",
+}
+FLOOR_LABELS = {"sbert": "random-caption floor", "r_at_10": "chance", "sbert_gain": "no frame-specific content"}
 
 
 def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") -> Path:
@@ -186,7 +191,7 @@ def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") ->
     import matplotlib.pyplot as plt
 
     metrics = list(result.floors)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 4.0), squeeze=False)
     pools = list(dict.fromkeys(p.pool for p in result.points))
     colours = plt.get_cmap("tab10")
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -200,7 +205,7 @@ def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") ->
             label = f"{pool} (n={result.pool_sizes[pool]}, cross {cross if cross else '—'})"
             ax.plot(x, mean, marker="o", ms=3.5, color=colours(i), label=label)
             ax.fill_between(x, lo, hi, color=colours(i), alpha=0.18, linewidth=0)
-        ax.axhline(result.floors[metric], ls="--", color="0.3", lw=1, label="random-caption floor" if metric == "sbert" else "chance")
+        ax.axhline(result.floors[metric], ls="--", color="0.3", lw=1, label=FLOOR_LABELS.get(metric, "floor"))
         ax.set_xscale("log")
         ax.set_xlabel("neurons in the encoder input (N)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))

@@ -95,6 +95,7 @@ class AnalysisInputs:
     mask : subset spec → unit mask.
     corpus : images for the SAE (``None``: analyses that need it are skipped).
     grid : (rows, cols) of the patch grid.
+    shot_of_frame : (n_frames,) shot of each frame, or ``None``.
     stand_ins : component → description of every offline stand-in the results depend on.
     """
 
@@ -112,6 +113,8 @@ class AnalysisInputs:
     mask: MaskFn
     corpus: Corpus | None
     grid: tuple[int, int]
+    #: (n_frames,) shot of each stimulus frame, or ``None``; shuffled controls pair across shots.
+    shot_of_frame: np.ndarray | None = None
     batch_size: int = 256
     #: Windows narrated per narrator call (bounds the predicted patches held at once).
     narrate_batch_windows: int = 768
@@ -186,18 +189,28 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     candidates = np.arange(len(inputs.frame_targets))
     pooled_targets = np.concatenate([np.asarray(inputs.frame_targets[i : i + 256], dtype=np.float32).mean(1)
                                      for i in range(0, len(candidates), 256)])
+    partner = shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed)
+
     def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
         ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
-        return {"sbert": sub.reference_score(sentences, sub.frames), "r_at_10": (ranks <= 10).astype(np.float64)}
+        matched = sub.reference_score(sentences, sub.frames)
+        shuffled = sub.reference_score(sentences, sub.frames[partner])
+        return {"sbert": matched, "r_at_10": (ranks <= 10).astype(np.float64), "sbert_gain": matched - shuffled}
 
     narrate = sub.narrate_fast
     result = scaling_curves(
         sub.predict, narrate, fidelity, masks, sizes=cfg.sizes, n_draws=cfg.n_draws, ci_level=cfg.ci_level,
-        floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, len(candidates)) / len(candidates)},
+        floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, len(candidates)) / len(candidates),
+                "sbert_gain": 0.0},
         seed=inputs.seed, narrator_name=narrate.name,
     )
     result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
     plot_scaling(result, out / "scaling.png")
+
+    def cell(p, metric: str) -> tuple[float, str]:
+        m = p.metrics[metric]
+        return round(m.mean, 4), f"[{m.lo:.3f}, {m.hi:.3f}]"
+
     summary = {
         "narrator": narrate.name,
         "n_windows": result.n_windows,
@@ -205,16 +218,29 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         "ci_level": result.ci_level,
         "sbert_floor": result.floors["sbert"],
         "r_at_10_chance": result.floors["r_at_10"],
-        "crossing_points": {pool: {"pool_size": result.pool_sizes[pool], "sbert": c["sbert"], "r_at_10": c["r_at_10"]}
-                            for pool, c in result.crossings.items()},
-        "points": [{"pool": p.pool, "N": p.label, "sbert": round(p.metrics["sbert"].mean, 4),
-                    "sbert_ci": f"[{p.metrics['sbert'].lo:.3f}, {p.metrics['sbert'].hi:.3f}]",
-                    "r_at_10": round(p.metrics["r_at_10"].mean, 4),
-                    "r_at_10_ci": f"[{p.metrics['r_at_10'].lo:.3f}, {p.metrics['r_at_10'].hi:.3f}]"}
+        "crossing_points": {pool: {"pool_size": result.pool_sizes[pool], **c} for pool, c in result.crossings.items()},
+        "points": [{"pool": p.pool, "N": p.label,
+                    **{k: v for metric in ("sbert", "r_at_10", "sbert_gain")
+                       for k, v in zip((metric, f"{metric}_ci"), cell(p, metric), strict=True)}}
                    for p in result.points],
         "skipped_pools": skipped,
     }
     return _write(out, summary, {**result.to_dict(), "skipped_pools": skipped})
+
+
+def shuffled_partners(frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    """For each window, another window showing a frame of another shot (another frame if shots
+    are unknown, or if every window shares one shot): the pairing of the shuffled control."""
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(shot_of_frame)[frames] if shot_of_frame is not None else np.asarray(frames)
+    if len(np.unique(groups)) < 2:
+        groups = np.asarray(frames)
+    partner = np.arange(len(frames))
+    for g in np.unique(groups):
+        rows, others = np.flatnonzero(groups == g), np.flatnonzero(groups != g)
+        if len(others):
+            partner[rows] = rng.choice(others, size=len(rows))
+    return partner
 
 
 # ---- 2. similarity ----------------------------------------------------------------------------

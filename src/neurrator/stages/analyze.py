@@ -147,6 +147,7 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         mask=lambda spec: subset_mask(dataset.units, spec),
         corpus=_corpus(config, stimulus, targets) if "sae" in cfg.analyses else None,
         grid=tuple(targets.info.grid),
+        shot_of_frame=stimulus.shot_of_frame,
         batch_size=cfg.batch_size,
         narrate_batch_windows=cfg.narrate_batch_windows,
         seed=config.seed,
@@ -157,8 +158,8 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
 # ---- the stage --------------------------------------------------------------------------------
 def _summary_line(name: str, summary: dict) -> str:
     if name == "scaling":
-        cross = ", ".join(f"{p} {c['sbert'] or '—'}" for p, c in summary["crossing_points"].items())
-        return f"SBERT crossing N per pool: {cross}"
+        cross = ", ".join(f"{p} {c['sbert'] or '—'}/{c['sbert_gain'] or '—'}" for p, c in summary["crossing_points"].items())
+        return f"crossing N (SBERT > floor / > shuffled): {cross}"
     if name == "similarity":
         return "shuffled floors: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["floors"].items())
     if name == "contrasts":
