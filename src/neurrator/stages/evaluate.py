@@ -197,7 +197,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     control_note = None
     if ec.controls:
         t1 = time.perf_counter()
-        summary["controls"], control_note = _run_controls(run, config, narrations, predicted, per_window, split,
+        summary["controls"], control_note = _run_controls(run, config, narrations, predictions, predicted, per_window, split,
                                                           stimulus, captions, targets, bank, scorer, word_salad,
                                                           frame_targets, seed)
         summary["controls_seconds"] = round(time.perf_counter() - t1, 2)
@@ -229,9 +229,14 @@ def _paper_reference(split_name: str) -> dict:
 # ---- controls ----------------------------------------------------------------------------------
 
 
-def _run_controls(run, config, narrations, predicted, per_window, split: Split, stimulus: Stimulus, captions,
-                  targets: PatchTargets, bank: ReferenceBank, scorer, word_salad, frame_targets, seed):
-    """Every control on the same evenly spaced subset of test windows."""
+def _run_controls(run, config, narrations, predictions, predicted, per_window, split: Split, stimulus: Stimulus,
+                  captions, targets: PatchTargets, bank: ReferenceBank, scorer, word_salad, frame_targets, seed):
+    """Every control on the same evenly spaced subset of test windows.
+
+    Each control is compared with the real predictions of the same windows narrated by the
+    same narrator: if the controls' narrator is not the run's, the real predictions are
+    narrated again with it, so the comparison is not confounded by the narrator.
+    """
     ec = config.evaluate
     rows = evenly_spaced(len(per_window), ec.controls_max_windows)
     pairs = narrations[["repeat", "frame"]].to_numpy(dtype=np.int64)[rows]
@@ -244,7 +249,8 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
     results: dict[str, dict] = {}
     skipped: list[str] = []
 
-    def record(name: str, sentences: list[str], score_frames: np.ndarray, pooled: np.ndarray | None) -> None:
+    def record(name: str, sentences: list[str], score_frames: np.ndarray, pooled: np.ndarray | None,
+               real: pd.DataFrame) -> None:
         scores = score_windows(sentences, score_frames, bank, scorer, **common)
         metrics = None
         if pooled is not None:
@@ -253,7 +259,7 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
 
     # Shuffled frame labels: the real narrations and patches judged against permuted frames.
     permuted = shuffled_labels(frames, np.random.default_rng(seed))
-    record("shuffled_labels", real["narration"].tolist(), permuted, predicted[rows])
+    record("shuffled_labels", real["narration"].tolist(), permuted, predicted[rows], real)
 
     try:
         narrator = build_narrator(config, ec.controls_narrator, targets, captions, split.train_frames)
@@ -261,11 +267,15 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
         results["skipped"] = [f"mean_patch, time_shifted, hippocampus (no narrator: {exc})"]
         return results, f"controls on {len(rows)} windows; narrator-based controls skipped ({exc})"
     results_narrator = getattr(narrator, "name", ec.controls_narrator or config.narrate.narrator)
+    run_narrators = set(narrations["narrator"].astype(str)) if "narrator" in narrations else set()
+    if run_narrators != {results_narrator}:
+        real_patches = torch.from_numpy(np.asarray(predictions[narrations["window"].to_numpy()[rows]], dtype=np.float32))
+        real = score_windows(narrator.narrate(real_patches), frames, bank, scorer, **common)
 
     # The mean training patch, narrated once, for every window.
     mean_patch = mean_training_patch(targets.patches, split.train_frames)
     sentence = narrator.narrate(torch.from_numpy(mean_patch[None]))[0]
-    record("mean_patch", [sentence] * len(rows), frames, np.repeat(mean_patch.mean(0)[None], len(rows), axis=0))
+    record("mean_patch", [sentence] * len(rows), frames, np.repeat(mean_patch.mean(0)[None], len(rows), axis=0), real)
 
     encoder, dataset, why_not = _load_encoder(run)
     if encoder is None:
@@ -277,7 +287,7 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
             shift = max(1, min(round(ec.control_shift_s * stimulus.frame_rate), shift))
         shifted = time_shifted_pairs(pairs, targets.n_frames, shift)
         patches = encoder.predict(dataset, shifted)
-        record("time_shifted", narrator.narrate(patches), frames, patches.mean(dim=1).numpy())
+        record("time_shifted", narrator.narrate(patches), frames, patches.mean(dim=1).numpy(), real)
         results["time_shifted"]["shift_frames"] = shift
         try:
             from neurrator.preprocess.subsets import subset_mask
@@ -287,11 +297,11 @@ def _run_controls(run, config, narrations, predicted, per_window, split: Split, 
             skipped.append(f"hippocampus ({exc.problem})")
         else:
             patches = encoder.predict(dataset, pairs, units=mask)
-            record("hippocampus", narrator.narrate(patches), frames, patches.mean(dim=1).numpy())
+            record("hippocampus", narrator.narrate(patches), frames, patches.mean(dim=1).numpy(), real)
             results["hippocampus"]["n_units"] = int(mask.sum())
             results["hippocampus"]["subset"] = ec.control_subset
-    for r in results.values():
-        r["narrator"] = results_narrator
+    for name, r in results.items():
+        r["narrator"] = results_narrator if name != "shuffled_labels" else ", ".join(sorted(run_narrators))
     note = f"controls on {len(rows)} windows, narrator {results_narrator}"
     if skipped:
         note += "; skipped: " + ", ".join(skipped)
@@ -356,7 +366,7 @@ def summary_table(summary: dict) -> str:
                 for name, c in controls.items()]
         skipped = summary["controls"].get("skipped")
         parts.append(markdown_table(
-            ["Control", "SBERT matched", "95% CI", "real (same windows)", "p (real vs control, frames)", "R@10",
+            ["Control", "SBERT matched", "95% CI", "real (same windows, same narrator)", "p (real vs control, frames)", "R@10",
              "unique"], rows, title="Controls",
             note=("Skipped: " + "; ".join(skipped)) if skipped else None))
     note = stand_in_note(summary.get("stand_ins", {}))
