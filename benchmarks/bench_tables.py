@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -52,15 +53,17 @@ def main() -> None:
         parser.error("give exactly one of --run or --synthetic")
     run = synthetic_run(args.synthetic) if args.synthetic else RunDir.open(args.run)
     config = run.config().with_overrides({"evaluate.benchmark.quick": not args.full})
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = run_stage("benchmark", run, config)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     record = json.loads((run.stage_dir("benchmark") / "tables.json").read_text())
     print(result.table)
     print()
     print(f"benchmark stage: {seconds:.0f} s wall ({'full' if args.full else 'quick'} mode); "
           f"demo budget {QUICK_BUDGET_S} s on 2 cores → {'within' if seconds <= QUICK_BUDGET_S else 'OVER'} budget"
           + ("" if not args.full else " (the budget applies to quick mode only)"))
+    print(f"  CPU time of this process: {cpu_seconds:.0f} s (all threads; on an idle 2-core machine the wall time "
+          f"is about half of this or more), load average now {os.getloadavg()[0]:.1f}")
     for name, split in record["splits"].items():
         fits = ", ".join(f"{m} {v['fit_seconds']:.0f}s" for m, v in split["methods"].items() if "fit_seconds" in v)
         print(f"  {name}: {split['n_train_windows']} train / {split['n_test_windows']} test windows; fits: {fits}")
