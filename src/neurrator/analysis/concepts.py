@@ -257,8 +257,11 @@ def unique_feature_table(ranking: Mapping[str, PopulationFeatures], mean_acts: M
     return feats, z
 
 
-def plot_dictionary(result: ConceptDictionaryResult, path: str | Path, *, corpus_frames: np.ndarray | None = None) -> Path:
-    """Unique-by-magnitude features: z-scored activation per population, labels, top images."""
+def plot_dictionary(result: ConceptDictionaryResult, path: str | Path, *, corpus_frames=None) -> Path:
+    """Unique-by-magnitude features: z-scored activation per population, labels, top images.
+
+    ``corpus_frames``: indexable by corpus image → (H, W) or (H, W, 3) uint8, or ``None``.
+    """
     import matplotlib.pyplot as plt
 
     feats = result.unique_features

@@ -91,6 +91,7 @@ def scaling_curves(
     seed: int = 0,
     narrator_name: str = "",
     max_masks_per_call: int = 8,
+    predict_many: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> ScalingResult:
     """Fidelity against population size for every pool.
 
@@ -110,6 +111,8 @@ def scaling_curves(
         subset (``"all"``) the interval is a bootstrap over test windows.
     max_masks_per_call : subsets whose windows are narrated in one narrator call (bounds memory:
         this many × n_windows predicted patch tensors are held at once).
+    predict_many : optional masks (m, n_units) → (m, n_windows, n_patches, dim); when given,
+        each chunk of subsets is one encoder batch instead of one call per subset.
 
     Returns
     -------
@@ -137,7 +140,10 @@ def scaling_curves(
         # caption bank) that one call per subset would pay hundreds of times.
         for start in range(0, len(keys), max_masks_per_call):
             chunk = keys[start : start + max_masks_per_call]
-            patches = [predict(distinct[k]) for k in chunk]
+            if predict_many is not None:  # one encoder batch for the whole chunk of subsets
+                patches = list(predict_many(np.stack([distinct[k] for k in chunk])))
+            else:
+                patches = [predict(distinct[k]) for k in chunk]
             predictions += len(chunk)
             sentences = narrate(torch.cat(patches))
             n_windows = len(patches[0])

@@ -60,13 +60,14 @@ class Corpus:
     ----------
     patches : (n_images, n_patches, dim) vision-space features (float16/32; may be a memmap).
     captions : (n_images,) reference captions per image (may be empty lists).
-    images : (n_images, H, W) uint8 for thumbnails, or ``None``.
+    images : per image an (H, W) or (H, W, 3) uint8 array for thumbnails (an array or a list,
+        sizes may differ), or ``None``.
     description : where the images came from.
     """
 
     patches: np.ndarray
     captions: list[list[str]]
-    images: np.ndarray | None = None
+    images: np.ndarray | list[np.ndarray] | None = None
     description: str = ""
 
     def pooled(self) -> np.ndarray:
@@ -202,7 +203,7 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         sub.predict, narrate, fidelity, masks, sizes=cfg.sizes, n_draws=cfg.n_draws, ci_level=cfg.ci_level,
         floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, len(candidates)) / len(candidates),
                 "sbert_gain": 0.0},
-        seed=inputs.seed, narrator_name=narrate.name,
+        seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
     )
     result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
     plot_scaling(result, out / "scaling.png")

@@ -72,7 +72,7 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
     return Corpus(
         np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches]),
         captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
-        None,  # thumbnails need one frame size; the movie and the scenes differ
+        [*stimulus.frames, *scenes.frames],  # views, one per image (the sizes differ)
         f"{description} + demo scene bank ({scenes.n_frames} images)",
     )
 
