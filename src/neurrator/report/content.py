@@ -133,6 +133,8 @@ class ReportContent:
     evaluation: list[Section] = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
     analyses: list[Section] = field(default_factory=list)
+    #: Notes about the analyses as a whole (e.g. the analyze stage has not run).
+    analysis_notes: list[Note] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
 
     @property

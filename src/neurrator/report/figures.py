@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.image import imsave
+from matplotlib.ticker import MaxNLocator
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -118,7 +119,9 @@ def score_distribution_png(scores: Mapping[str, np.ndarray], *, title: str, dpi:
         # Deterministic low-discrepancy jitter (golden-ratio sequence): reproducible, and
         # uncorrelated with the scores whatever generated them.
         jitter = (np.arange(len(d)) * 0.6180339887 % 1.0 - 0.5) * 0.36
-        ax.scatter(i + jitter, d, s=4, alpha=0.35, color="tab:blue", lw=0)
+        # Fainter dots for many windows, so the quartile boxes stay readable.
+        ax.scatter(i + jitter, d, s=4, alpha=float(np.clip(6.0 / np.sqrt(max(len(d), 1)), 0.05, 0.35)),
+                   color="tab:blue", lw=0)
     ax.set_ylabel("SBERT cosine")
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
@@ -144,6 +147,7 @@ def training_curve_png(log: Mapping[str, np.ndarray], *, best_epoch: int | None 
             ax.axvline(best_epoch, color="tab:orange", lw=1, ls="--", label=f"kept (epoch {best_epoch})")
             ax.legend(fontsize=7, frameon=False)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(column.replace("_", " "), fontsize=10)
         ax.grid(alpha=0.3)
     return _to_png(fig, dpi)

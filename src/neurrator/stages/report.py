@@ -345,7 +345,8 @@ def collect(run: RunDir, config: RunConfig) -> ReportContent:
         evaluation=_evaluation_sections(reader, per_window, config),
         timeline=timeline,
         analyses=analyses,
-        notes=notes + analysis_notes,
+        analysis_notes=analysis_notes,
+        notes=notes,
     )
 
 
@@ -356,7 +357,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     out = atomic_write_text(run.stage_dir("report") / "report.html", page)
 
     missing = [n.text for s in [*content.evaluation, *content.analyses] for n in s.notes if n.level != "info"]
-    missing += [n.text for n in [*content.timeline.notes, *content.notes] if n.level != "info"]
+    missing += [n.text for n in [*content.timeline.notes, *content.analysis_notes, *content.notes] if n.level != "info"]
     summary = (
         f"report: {out} ({out.stat().st_size / 1e6:.2f} MB; {content.n_figures} figures, "
         f"{len(content.timeline.entries)} timeline frames, {len(content.provenance.stand_ins)} stand-ins flagged)"
