@@ -137,5 +137,6 @@ def test_shuffled_partners_pair_across_shots():
     shots = np.array([0, 0, 1, 1, 2, 2])
     partner = shuffled_partners(frames, shots, seed=0)
     assert (shots[frames[partner]] != shots[frames]).all()
+    assert sorted(partner.tolist()) == list(range(len(frames)))  # a permutation: constant narrations gain 0
     single = shuffled_partners(frames, np.zeros(6, int), seed=0)  # one shot: pair across frames
     assert (frames[single] != frames).all()

@@ -230,17 +230,22 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
 
 
 def shuffled_partners(frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0) -> np.ndarray:
-    """For each window, another window showing a frame of another shot (another frame if shots
-    are unknown, or if every window shares one shot): the pairing of the shuffled control."""
+    """A permutation pairing each window with a window of another shot (of another frame if
+    shots are unknown): the shuffled control of the scaling curves.
+
+    Being a permutation, the partners' frames are the windows' own frames reordered, so a
+    constant narration scores exactly the same matched and shuffled: its gain is 0. Windows are
+    sorted by shot (randomly within a shot) and shifted by the largest shot's size, which lands
+    every window in another shot whenever no shot holds more than half of them.
+    """
     rng = np.random.default_rng(seed)
     groups = np.asarray(shot_of_frame)[frames] if shot_of_frame is not None else np.asarray(frames)
     if len(np.unique(groups)) < 2:
         groups = np.asarray(frames)
-    partner = np.arange(len(frames))
-    for g in np.unique(groups):
-        rows, others = np.flatnonzero(groups == g), np.flatnonzero(groups != g)
-        if len(others):
-            partner[rows] = rng.choice(others, size=len(rows))
+    order = np.lexsort((rng.random(len(groups)), groups))
+    shift = min(int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()), len(groups) // 2)
+    partner = np.empty(len(groups), dtype=np.int64)
+    partner[order] = order[(np.arange(len(order)) + max(shift, 1)) % len(order)]
     return partner
 
 
