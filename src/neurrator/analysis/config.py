@@ -102,6 +102,9 @@ class SAEConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     #: Patch vectors sampled from the corpus for training (all if fewer).
     max_train_vectors: int = Field(60_000, ge=1)
+    #: Held-out corpus patch vectors (disjoint from training) for explained variance, L0, dead
+    #: fraction; at most a fifth of the corpus.
+    eval_vectors: int = Field(20_000, ge=1)
     #: Top-activating corpus images used to label a feature.
     label_images: int = Field(8, ge=1)
     #: Corpus images (evenly spaced) searched for top activations; 0 = all.

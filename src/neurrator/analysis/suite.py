@@ -320,19 +320,26 @@ def run_contrasts(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> 
 
 # ---- 4. SAE concept dictionary ------------------------------------------------------------------
 def build_sae(inputs: AnalysisInputs, config: AnalysisConfig) -> tuple[SparseAutoencoder, np.ndarray]:
-    """Train or load the SAE (``SAE_BACKENDS``) and return it with its evaluation vectors."""
+    """Train or load the SAE (``SAE_BACKENDS``); return it with held-out corpus patch vectors
+    (disjoint from its training vectors) to evaluate it on."""
     cfg = config.sae
     corpus = inputs.corpus
     rng = np.random.default_rng(inputs.seed)
     n_img, n_patch = corpus.patches.shape[:2]
     total = n_img * n_patch
-    pick = np.sort(rng.choice(total, size=min(cfg.max_train_vectors, total), replace=False))
-    # Gather per image so a memmap is read image by image.
-    vectors = np.concatenate([np.asarray(corpus.patches[i], dtype=np.float32)[pick[(pick // n_patch) == i] % n_patch]
-                              for i in np.unique(pick // n_patch)])
+    n_eval = min(cfg.eval_vectors, total // 5)
+    picks = rng.choice(total, size=min(cfg.max_train_vectors + n_eval, total), replace=False)
+
+    def gather(flat: np.ndarray) -> np.ndarray:
+        flat = np.sort(flat)  # read a memmap image by image
+        image = flat // n_patch
+        return np.concatenate([np.asarray(corpus.patches[i], dtype=np.float32)[flat[image == i] % n_patch]
+                               for i in np.unique(image)])
+
+    held_out, train = gather(picks[:n_eval]), gather(picks[n_eval:])
     with single_threaded():
-        sae = SAE_BACKENDS.create(cfg.backend, config=cfg, features=vectors, seed=inputs.seed)
-    return sae, vectors
+        sae = SAE_BACKENDS.create(cfg.backend, config=cfg, features=train, seed=inputs.seed)
+    return sae, held_out
 
 
 def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
@@ -348,21 +355,24 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
     # Label from an evenly spaced subset of the corpus: movie frames 1/30 s apart add little.
     label_index = evenly_spaced(len(inputs.corpus.patches), cfg.label_max_images)
     label_captions = [inputs.corpus.captions[i] for i in label_index]
+    bin_acts, pooled_predictions = {}, {}
     with single_threaded():
-        bin_acts = {p: mean_codes(sae, inputs.predict(m)) for p, m in masks.items()}
+        for p, m in masks.items():
+            predicted = inputs.predict(m)
+            bin_acts[p] = mean_codes(sae, predicted)
+            pooled_predictions[p] = predicted.mean(1).numpy()
         image_acts = mean_codes(sae, np.asarray(inputs.corpus.patches[label_index]))
     mean_acts = {p: a.mean(0) for p, a in bin_acts.items()}
     ranking = rank_population_features(mean_acts, top_k=cfg.top_k)
     boot = bootstrap_stability(bin_acts, ranking, top_k=cfg.top_k, n_resamples=cfg.n_bootstrap, seed=inputs.seed)
 
     def labelled(features) -> dict:
-        out = label_features(features, image_acts, label_captions, inputs.encode, n_images=cfg.label_images)
-        for lab in out.values():
-            lab.top_images = [int(label_index[i]) for i in lab.top_images]
-        return out
+        found = label_features(features, image_acts, label_captions, inputs.encode, n_images=cfg.label_images)
+        for lab in found.values():
+            lab.top_images = [int(label_index[i]) for i in lab.top_images]  # back to corpus indices
+        return found
 
     labels = labelled(sorted({f for r in ranking.values() for f in (*r.top, *r.unique)}))
-    pooled_predictions = {p: inputs.predict(m).mean(1).numpy() for p, m in masks.items()}
     validation = validate_concepts(cfg.validation_concepts, pooled_predictions, inputs.corpus.pooled(),
                                    inputs.corpus.captions, inputs.encode, n_images=cfg.label_images)
     feats, z = unique_feature_table(ranking, mean_acts)
