@@ -145,7 +145,7 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         random_caption_floor=float(np.nanmean(floors["random_caption"])),
         frame_targets=targets.patches,
         mask=lambda spec: subset_mask(dataset.units, spec),
-        corpus=_corpus(config, stimulus, targets) if "sae" in cfg.analyses else None,
+        corpus=_corpus(config, stimulus, targets) if {"sae", "neurons"} & set(cfg.analyses) else None,
         grid=tuple(targets.info.grid),
         shot_of_frame=stimulus.shot_of_frame,
         batch_size=cfg.batch_size,
