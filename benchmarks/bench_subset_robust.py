@@ -25,18 +25,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller session and fewer epochs")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--fraction", type=float, default=0.5, help="share of windows given a random subset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_units, n_frames, epochs, draws = (240, 150, 6, 3) if args.quick else (400, 300, 10, 5)
     dataset, targets, split = synthetic_problem(n_units=n_units, n_frames=n_frames, n_repeats=6, n_patches=64,
                                                 dim=16, seed=0)
     print(f"planted session: {n_units} units ({int(0.8 * n_units * 0.8)} tuned in expectation), {n_frames} frames "
-          f"× 6 repeats, target 64 × 16; demo preset (basis head), {epochs} epochs each, {args.threads} thread(s)")
+          f"× 6 repeats, target 64 × 16; demo preset (basis head), {epochs} epochs each, subset share "
+          f"{args.fraction}, {args.threads} thread(s)")
 
     models = {}
     for robust in (False, True):
         t0 = time.perf_counter()
-        models[robust] = Neurrator(seed=0, subset_robust=robust, max_epochs=epochs, windows_per_epoch=0,
+        models[robust] = Neurrator(seed=0, subset_robust=robust, subset_fraction=args.fraction, max_epochs=epochs, windows_per_epoch=0,
                                    max_minutes=0, progress=False).fit(dataset, targets, split)
         print(f"  subset_robust={robust!s:5s}: trained in {time.perf_counter() - t0:.0f} s, "
               f"val cosine {models[robust].meta_.metrics['val_cosine']:.4f}")

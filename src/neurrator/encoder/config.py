@@ -4,7 +4,8 @@ Two presets, one switch (``--set encoder.preset=paper``):
 
 - ``"demo"`` (default): the CPU profile the embedded demo runs in a few minutes on 2 cores —
   the fast PCA-basis head, a Linear unit bottleneck in front of the convolutions, a narrower
-  transformer (d_model 128), 4,096 windows per epoch, at most 12 epochs and a 3.5-minute budget.
+  transformer (d_model 128), lr 1e-3, 2,048 windows per epoch, at most 16 epochs, a 3.5-minute
+  training budget (the cosine schedule shrinks to the epochs that fit) and one CPU thread.
 - ``"paper"``: the published settings (paper A.2, released code) — the learned-patch-query head
   with 576 queries, no bottleneck, d_model 384 / 8 heads / FF 768, full epochs, up to 60 epochs.
 
@@ -33,6 +34,8 @@ PRESETS: dict[str, dict[str, object]] = {
         "max_epochs": 60,
         "windows_per_epoch": 0,
         "max_minutes": 0.0,
+        "lr": 3e-4,
+        "num_threads": 0,
     },
     "demo": {
         "head": "basis",
@@ -43,9 +46,11 @@ PRESETS: dict[str, dict[str, object]] = {
         "ff_dim": 256,
         "basis_rank": 64,
         "basis_hidden": 256,
-        "max_epochs": 12,
-        "windows_per_epoch": 4096,
+        "max_epochs": 16,
+        "windows_per_epoch": 2048,
         "max_minutes": 3.5,
+        "lr": 1e-3,
+        "num_threads": 1,
     },
 }
 
@@ -85,7 +90,7 @@ class EncoderConfig(BaseModel):
     infonce_tau: float = Field(0.07, gt=0.0)
 
     # ---- optimisation -------------------------------------------------------------------------
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float | None = Field(None, gt=0.0, description="peak learning rate (paper 3e-4; demo 1e-3: fewer steps)")
     weight_decay: float = Field(1e-3, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
     batch_size: int = Field(64, ge=2)
@@ -107,7 +112,10 @@ class EncoderConfig(BaseModel):
 
     # ---- execution --------------------------------------------------------------------------------
     eval_batch_size: int = Field(256, ge=1)
-    num_threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch default")
+    num_threads: int | None = Field(
+        None, ge=0, description="torch CPU threads; 0 = torch default. The demo uses 1: on a shared 2-core "
+        "machine two spinning thread pools were several times slower (bench_encoder_throughput.py)",
+    )
     progress: bool = True
 
     def resolved(self) -> EncoderConfig:

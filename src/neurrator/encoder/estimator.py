@@ -26,7 +26,7 @@ from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import CheckpointMeta, check_space, check_units, load_checkpoint, save_checkpoint
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, NeurratorRetrieval, patch_cosine
-from neurrator.encoder.train import PatchTask, RetrievalTask, TrainResult, WindowSampler, train_encoder
+from neurrator.encoder.train import PatchTask, RetrievalTask, TrainResult, WindowSampler, torch_threads, train_encoder
 from neurrator.preprocess.types import NeuralDataset, Split
 from neurrator.vision.base import PatchTargets
 
@@ -139,9 +139,10 @@ class _EncoderEstimator:
         mask = self.unit_mask(dataset, units)
         sampler = WindowSampler(dataset)
         self.model_.eval()
-        for lo in range(0, len(pairs), batch_size):
-            chunk = pairs[lo : lo + batch_size]
-            yield lo, lo + len(chunk), self.model_(sampler.gather(chunk), mask)
+        with torch_threads(self.config.resolved().num_threads):
+            for lo in range(0, len(pairs), batch_size):
+                chunk = pairs[lo : lo + batch_size]
+                yield lo, lo + len(chunk), self.model_(sampler.gather(chunk), mask)
 
     def _fit_model(self, model, task, dataset, split, *, resume_dir, log_path, on_epoch_end) -> TrainResult:
         return train_encoder(

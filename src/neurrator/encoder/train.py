@@ -13,6 +13,7 @@ Nothing is pickled: tensors go to safetensors, everything else to JSON.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -84,9 +85,11 @@ def augmentation_mask(
     mask = torch.rand(batch, n_units, generator=generator) >= unit_dropout
     if subset_fraction > 0:
         chosen = torch.rand(batch, generator=generator) < subset_fraction
-        keep = torch.exp(torch.rand(batch, generator=generator) * math.log(n_units)).round().clamp(1, n_units)
-        rank = torch.rand(batch, n_units, generator=generator).argsort(dim=1).argsort(dim=1)
-        mask = torch.where(chosen[:, None], rank < keep[:, None], mask)
+        keep = torch.exp(torch.rand(batch, generator=generator) * math.log(n_units))  # 1 … n_units
+        # Each unit kept with probability keep / n (cheaper than an exact-size draw), plus one sure unit.
+        subset = torch.rand(batch, n_units, generator=generator) < (keep / n_units)[:, None]
+        subset[torch.arange(batch), torch.randint(0, n_units, (batch,), generator=generator)] = True
+        mask = torch.where(chosen[:, None], subset, mask)
     return mask
 
 
@@ -292,8 +295,23 @@ def train_encoder(
     on_epoch_end : called with the state after each epoch's checkpoint is written.
     """
     c = config.resolved()
-    if c.num_threads:
-        torch.set_num_threads(c.num_threads)
+    with torch_threads(c.num_threads):
+        return _train(model, task, dataset, train_pairs, val_pairs, c, seed, resume_dir, log_path, on_epoch_end)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch CPU threads (0: leave as is), then restore the previous setting."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed, resume_dir, log_path, on_epoch_end):
     train_pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
     val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
     sampler = WindowSampler(dataset)
