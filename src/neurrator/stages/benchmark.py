@@ -20,6 +20,7 @@ smaller-budget numbers and say so.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -128,6 +129,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
 
     results: dict[str, dict] = {}
     for name in dict.fromkeys([*regimes, active.name]):
+        _log(f"split {name}: fitting {', '.join(bc.baselines)} ({'quick' if bc.quick else 'full'} mode)")
         split = active if name == active.name else load_split(split_dir / f"{name}.json")
         results[name] = _benchmark_split(run, config, split, is_active=name == active.name, dataset=dataset,
                                          stimulus=stimulus, targets=targets, captions=captions, bank=bank,
@@ -194,6 +196,7 @@ def _benchmark_split(run, config, split: Split, *, is_active: bool, dataset: Neu
     if "neurrator" in bc.baselines:
         predictions.insert(0, _neurrator(run, config, dataset, targets, split, train, test, budget, seed))
 
+    _log(f"split {split.name}: narrating and scoring {len(predictions)} methods × {len(test)} windows")
     narrator = build_narrator(config, bc.narrator, targets, captions, split.train_frames)
     tol = tolerance_frames(stimulus.frame_rate, config.evaluate.frame_id_tolerance_s)
     methods: dict[str, dict] = {}
@@ -233,6 +236,11 @@ def _benchmark_split(run, config, split: Split, *, is_active: bool, dataset: Neu
         "narrator": getattr(narrator, "name", bc.narrator),
         "methods": methods,
     }
+
+
+def _log(message: str) -> None:
+    """Progress on stderr; the tables themselves go to the terminal through the StageResult."""
+    print(f"[benchmark] {message}", file=sys.stderr, flush=True)
 
 
 def _sbert_entry(matched: np.ndarray, floor: np.ndarray | None, frames: np.ndarray, config: RunConfig, seed: int) -> dict:
