@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import time
 
 import numpy as np
@@ -93,6 +94,7 @@ def main() -> None:
     print(f"  score 1,800 windows vs 900 frames: {score_s:6.2f} s  ({len(frames) / score_s:.0f} windows/s, "
           f"{fresh.cache_size} distinct sentences encoded)")
     print(f"  statistics (3 Wilcoxon × 3 levels, 2,000 bootstrap resamples × 5 scores): {stats_s:.2f} s")
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
