@@ -28,18 +28,18 @@ from neurrator.preprocess.types import Split
 
 def train_and_score(dataset, targets, split, budget: float, test_windows: int, **params) -> dict:
     """Train one model for ``budget`` seconds; score it on (a subset of) the test repeat."""
-    common = dict(batch_size=32, windows_per_epoch=128, max_epochs=10_000, patience=10_000,
-                  max_minutes=budget / 60, progress=False, lr=1e-3)
+    common = {"batch_size": 32, "windows_per_epoch": 128, "max_epochs": 10_000, "patience": 10_000,
+                  "max_minutes": budget / 60, "progress": False, "lr": 1e-3}
     est = Neurrator(seed=0, **{**common, **params}).fit(dataset, targets, split)
     windows_per_s = float(np.median([h["windows_per_s"] for h in est.history_]))
     test = split.test[np.linspace(0, len(split.test) - 1, min(test_windows, len(split.test))).astype(int)]
     t0 = time.perf_counter()
     score = est.score(dataset, test, targets, batch_size=64)
-    return dict(
-        params=est.model_.num_parameters(), windows_per_s=windows_per_s, s_per_epoch=len(split.train) / windows_per_s,
-        trained=len(est.history_) * common["windows_per_epoch"], val=est.meta_.metrics["val_cosine"], test=score,
-        infer=len(test) / (time.perf_counter() - t0), floor=est.meta_.metrics["mean_patch_baseline"],
-    )
+    return {
+        "params": est.model_.num_parameters(), "windows_per_s": windows_per_s, "s_per_epoch": len(split.train) / windows_per_s,
+        "trained": len(est.history_) * common["windows_per_epoch"], "val": est.meta_.metrics["val_cosine"], "test": score,
+        "infer": len(test) / (time.perf_counter() - t0), "floor": est.meta_.metrics["mean_patch_baseline"],
+    }
 
 
 def planted(n_units: int, n_frames: int, n_patches: int, dim: int) -> tuple:

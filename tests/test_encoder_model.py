@@ -7,12 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurrator.encoder import EncoderConfig, EncoderModelConfig, NeurratorPatches, NeurratorRetrieval, patch_loss
+from neurrator.encoder import (
+    EncoderConfig,
+    EncoderModelConfig,
+    NeurratorPatches,
+    NeurratorRetrieval,
+    patch_loss,
+)
 from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.estimator import _model_config
 
-TINY = dict(n_units=12, n_patches=9, patch_dim=6, conv_channels=8, d_model=16, n_heads=2, ff_dim=32, basis_rank=4,
-            basis_hidden=16)
+TINY = {"n_units": 12, "n_patches": 9, "patch_dim": 6, "conv_channels": 8, "d_model": 16, "n_heads": 2, "ff_dim": 32, "basis_rank": 4,
+            "basis_hidden": 16}
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +50,7 @@ def test_forward_shapes(head, memory):
 def test_pooled_memory_ignores_temporal_order_beyond_pooling():
     """With pooled memory the queries see one vector: every query gets the same attended value."""
     model = NeurratorPatches(EncoderModelConfig(head="patches", memory="pooled", **TINY)).eval()
-    seq, pooled = model.body(torch.randn(3, 20, 12))
+    _seq, pooled = model.body(torch.randn(3, 20, 12))
     head = model.head
     q = head.patch_queries.unsqueeze(0).expand(3, -1, -1)
     attended, _ = head.cross_attn(q, pooled.unsqueeze(1), pooled.unsqueeze(1))

@@ -15,10 +15,10 @@ from neurrator.encoder.train import augmentation_mask
 from neurrator.preprocess.types import NeuralDataset, ZScoreStats
 from neurrator.vision.base import PatchTargets, SpaceInfo
 
-TINY = dict(
-    d_model=32, n_heads=2, ff_dim=64, conv_channels=16, unit_bottleneck=16, basis_rank=8, basis_hidden=32,
-    batch_size=32, windows_per_epoch=192, max_epochs=6, max_minutes=0, progress=False, lr=2e-3,
-)
+TINY = {
+    "d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "basis_rank": 8, "basis_hidden": 32,
+    "batch_size": 32, "windows_per_epoch": 192, "max_epochs": 6, "max_minutes": 0, "progress": False, "lr": 2e-3,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)

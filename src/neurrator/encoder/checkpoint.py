@@ -150,7 +150,7 @@ def load_checkpoint(
     try:
         tensors = load_safetensors(weights_path.read_bytes())
         model.load_state_dict(tensors)
-    except Exception as exc:  # safetensors and load_state_dict raise several types for bad files
+    except Exception as exc:  # noqa: BLE001 - safetensors and load_state_dict raise several types
         raise InputError(weights_path, f"weights do not fit the checkpoint's architecture: {exc}") from None
     model.eval()
     return model, meta

@@ -23,10 +23,28 @@ import torch
 from neurrator.core.errors import InputError
 from neurrator.core.seed import seed_everything
 from neurrator.encoder.basis import fit_patch_basis
-from neurrator.encoder.checkpoint import CheckpointMeta, check_space, check_units, load_checkpoint, save_checkpoint
+from neurrator.encoder.checkpoint import (
+    CheckpointMeta,
+    check_space,
+    check_units,
+    load_checkpoint,
+    save_checkpoint,
+)
 from neurrator.encoder.config import EncoderConfig
-from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, NeurratorRetrieval, patch_cosine
-from neurrator.encoder.train import PatchTask, RetrievalTask, TrainResult, WindowSampler, torch_threads, train_encoder
+from neurrator.encoder.model import (
+    EncoderModelConfig,
+    NeurratorPatches,
+    NeurratorRetrieval,
+    patch_cosine,
+)
+from neurrator.encoder.train import (
+    PatchTask,
+    RetrievalTask,
+    TrainResult,
+    WindowSampler,
+    torch_threads,
+    train_encoder,
+)
 from neurrator.preprocess.types import NeuralDataset, Split
 from neurrator.vision.base import PatchTargets
 

@@ -116,13 +116,16 @@ def synthetic_problem(
         pad=pad, units=units, zscore=ZScoreStats(mean=mean.astype(np.float32), std=std), n_frames=n_frames,
         meta={"synthetic": True, "seed": seed},
     )
-    side = int(round(np.sqrt(n_patches)))
+    side = round(np.sqrt(n_patches))
     grid = (side, side) if side * side == n_patches else (1, n_patches)
     info = SpaceInfo(space_id=f"synthetic-{n_patches}x{dim}", grid=grid, dim=dim, layer="planted",
                      is_stand_in=True, description="planted linear map of a latent (encoder tests)")
     targets = PatchTargets(patches=patches, info=info, stimulus_hash=f"synthetic-{seed}")
     frames = np.arange(n_frames)
-    pairs = lambda reps: np.stack(np.meshgrid(reps, frames, indexing="ij"), -1).reshape(-1, 2)  # noqa: E731
+
+    def pairs(repeats) -> np.ndarray:
+        return np.stack(np.meshgrid(repeats, frames, indexing="ij"), -1).reshape(-1, 2)
+
     split = Split(name="repeats", train=pairs(train_repeats), val=pairs([val_repeat]), test=pairs([test_repeat]),
                   seed=seed, description="last repeat test, the one before validation")
     return dataset, targets, split
