@@ -204,6 +204,7 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, len(candidates)) / len(candidates),
                 "sbert_gain": 0.0},
         seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
+        max_masks_per_call=max(1, inputs.narrate_batch_windows // max(len(sub.frames), 1)),
     )
     result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
     plot_scaling(result, out / "scaling.png")
