@@ -35,12 +35,12 @@ def bow_encode(sentences: list[str], dim: int = 64) -> np.ndarray:
 
 @dataclass
 class ToyProblem:
-    units: pd.DataFrame          # (n_units,) area, cell_type
-    responses: np.ndarray        # (n_windows, T, n_units)
-    frames: np.ndarray           # (n_windows,)
-    scene_of_frame: np.ndarray   # (n_frames,)
-    targets: np.ndarray          # (n_frames, n_patches, dim)
-    weights: torch.Tensor        # (n_units, n_patches * dim)
+    units: pd.DataFrame  # (n_units,) area, cell_type
+    responses: np.ndarray  # (n_windows, T, n_units)
+    frames: np.ndarray  # (n_windows,)
+    scene_of_frame: np.ndarray  # (n_frames,)
+    targets: np.ndarray  # (n_frames, n_patches, dim)
+    weights: torch.Tensor  # (n_units, n_patches * dim)
     grid: tuple[int, int]
 
     @property
@@ -61,7 +61,9 @@ class ToyProblem:
 
     def narrate(self, patches: torch.Tensor) -> list[str]:
         pooled = patches.float().mean(1).numpy()
-        protos = np.stack([self.targets[self.scene_of_frame == s].mean((0, 1)) for s in range(len(SCENES))])
+        protos = np.stack(
+            [self.targets[self.scene_of_frame == s].mean((0, 1)) for s in range(len(SCENES))]
+        )
         protos = protos - protos.mean(0)
         sims = (pooled - pooled.mean(0) * 0) @ protos.T
         return [SCENES[i] for i in sims.argmax(1)]
@@ -70,27 +72,47 @@ class ToyProblem:
         return {f: [SCENES[s]] for f, s in enumerate(self.scene_of_frame)}
 
 
-def toy_problem(seed: int = 0, n_frames: int = 24, repeats: int = 2, grid: tuple[int, int] = (2, 3), dim: int = 8) -> ToyProblem:
+def toy_problem(
+    seed: int = 0,
+    n_frames: int = 24,
+    repeats: int = 2,
+    grid: tuple[int, int] = (2, 3),
+    dim: int = 8,
+) -> ToyProblem:
     rng = np.random.default_rng(seed)
     areas = ["VISp"] * 20 + ["VISl"] * 10 + ["LGd"] * 6 + ["CA1"] * 8
     cell_types = (["PV", "SST", "VIP", None] * 11)[: len(areas)]
-    units = pd.DataFrame({"area": areas, "cell_type": cell_types, "probe": "A", "depth": np.arange(len(areas)) * 10.0,
-                          "session_id": "s0"}, index=pd.Index(np.arange(100, 100 + len(areas)), name="unit_id"))
+    units = pd.DataFrame(
+        {
+            "area": areas,
+            "cell_type": cell_types,
+            "probe": "A",
+            "depth": np.arange(len(areas)) * 10.0,
+            "session_id": "s0",
+        },
+        index=pd.Index(np.arange(100, 100 + len(areas)), name="unit_id"),
+    )
     n_units = len(units)
     n_patches = grid[0] * grid[1]
     scene_of_frame = (np.arange(n_frames) // (n_frames // len(SCENES))) % len(SCENES)
     scene_proto = rng.normal(size=(len(SCENES), n_patches, dim)).astype(np.float32)
-    targets = np.tanh(scene_proto[scene_of_frame] + 0.1 * rng.normal(size=(n_frames, n_patches, dim))).astype(np.float32)
+    targets = np.tanh(
+        scene_proto[scene_of_frame] + 0.1 * rng.normal(size=(n_frames, n_patches, dim))
+    ).astype(np.float32)
     tuning = rng.integers(0, len(SCENES), size=n_units)
     gain = np.where(units["area"].to_numpy() == "CA1", 0.0, 1.0)
     frames = np.tile(np.arange(n_frames), repeats)
     resp = rng.normal(scale=0.5, size=(len(frames), 5, n_units)).astype(np.float32)
-    resp += (gain * (tuning[None, :] == scene_of_frame[frames][:, None]))[:, None, :].astype(np.float32) * 2.0
+    resp += (gain * (tuning[None, :] == scene_of_frame[frames][:, None]))[:, None, :].astype(
+        np.float32
+    ) * 2.0
     # Least-squares readout from tuned units to their scene's prototype.
     x = resp.mean(1)
     y = np.arctanh(np.clip(targets[frames].reshape(len(frames), -1), -0.95, 0.95))
     w, *_ = np.linalg.lstsq(x, y, rcond=None)
-    return ToyProblem(units, resp, frames, scene_of_frame, targets, torch.from_numpy(w.astype(np.float32)), grid)
+    return ToyProblem(
+        units, resp, frames, scene_of_frame, targets, torch.from_numpy(w.astype(np.float32)), grid
+    )
 
 
 def toy_inputs(seed: int = 0, **kw):
@@ -105,7 +127,9 @@ def toy_inputs(seed: int = 0, **kw):
     ref = {f: encode(c).mean(0) for f, c in captions.items()}
 
     def reference_score(sentences, frames):
-        return np.einsum("nd,nd->n", encode(list(sentences)), np.stack([ref[int(f)] for f in frames]))
+        return np.einsum(
+            "nd,nd->n", encode(list(sentences)), np.stack([ref[int(f)] for f in frames])
+        )
 
     rng = np.random.default_rng(seed)
     other = [(f + len(tp.scene_of_frame) // 2) % len(tp.scene_of_frame) for f in tp.frames]
@@ -116,12 +140,31 @@ def toy_inputs(seed: int = 0, **kw):
         return tp.forward(x * (m.unsqueeze(-2) if m.dim() == 2 else m))
 
     narrate = CachedNarrator(tp.narrate, "toy-prototype")
-    corpus = Corpus(np.repeat(tp.targets, 4, 0) + rng.normal(scale=0.05, size=(4 * len(tp.targets),) + tp.targets.shape[1:]).astype(np.float32),
-                    [captions[f % len(tp.targets)] for f in range(4 * len(tp.targets))],
-                    images=rng.integers(0, 255, size=(4 * len(tp.targets), 12, 16)).astype(np.uint8), description="toy corpus")
+    corpus = Corpus(
+        np.repeat(tp.targets, 4, 0)
+        + rng.normal(scale=0.05, size=(4 * len(tp.targets),) + tp.targets.shape[1:]).astype(
+            np.float32
+        ),
+        [captions[f % len(tp.targets)] for f in range(4 * len(tp.targets))],
+        images=rng.integers(0, 255, size=(4 * len(tp.targets), 12, 16)).astype(np.uint8),
+        description="toy corpus",
+    )
     return tp, AnalysisInputs(
-        units=tp.units, windows=torch.from_numpy(tp.responses), frames=tp.frames, encoder=encoder,
-        narrate=narrate, narrate_fast=narrate, encode=encode, references=captions, reference_score=reference_score,
-        random_caption_floor=floor, frame_targets=tp.targets, mask=lambda spec: subset_mask(tp.units, spec),
-        corpus=corpus, grid=tp.grid, batch_size=64, seed=seed, stand_ins={"everything": "toy problem"},
+        units=tp.units,
+        windows=torch.from_numpy(tp.responses),
+        frames=tp.frames,
+        encoder=encoder,
+        narrate=narrate,
+        narrate_fast=narrate,
+        encode=encode,
+        references=captions,
+        reference_score=reference_score,
+        random_caption_floor=floor,
+        frame_targets=tp.targets,
+        mask=lambda spec: subset_mask(tp.units, spec),
+        corpus=corpus,
+        grid=tp.grid,
+        batch_size=64,
+        seed=seed,
+        stand_ins={"everything": "toy problem"},
     )

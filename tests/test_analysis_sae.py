@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from scipy import stats
+from test_analysis_fakes import bow_encode
 
 from neurrator.analysis.common import single_threaded
 from neurrator.analysis.concepts import (
@@ -26,7 +27,6 @@ from neurrator.analysis.sae import (
     train_topk_sae,
 )
 from neurrator.core.errors import InputError
-from test_analysis_fakes import bow_encode
 
 
 def _sparse_data(n=3000, d=16, atoms=24, k=3, seed=0):
@@ -42,7 +42,9 @@ def _sparse_data(n=3000, d=16, atoms=24, k=3, seed=0):
 def trained():
     x = _sparse_data(n=2000)
     with single_threaded():
-        sae, log = train_topk_sae(x, TopKTrainConfig(d_sae=48, k=4, epochs=4, batch_size=128, lr=3e-3, seed=0))
+        sae, log = train_topk_sae(
+            x, TopKTrainConfig(d_sae=48, k=4, epochs=4, batch_size=128, lr=3e-3, seed=0)
+        )
     return x, sae, log
 
 
@@ -77,13 +79,25 @@ def test_save_and_load_roundtrip(trained, tmp_path):
 def test_loads_saelens_style_relu_sae_and_rejects_bad_folders(tmp_path):
     folder = tmp_path / "pretrained"
     folder.mkdir()
-    save_file({"W_enc": torch.randn(8, 32), "W_dec": torch.randn(32, 8), "b_enc": torch.zeros(32), "b_dec": torch.zeros(8)},
-              folder / "sae_weights.safetensors")
-    (folder / "cfg.json").write_text(json.dumps({"d_in": 8, "d_sae": 32, "architecture": "standard"}))
+    save_file(
+        {
+            "W_enc": torch.randn(8, 32),
+            "W_dec": torch.randn(32, 8),
+            "b_enc": torch.zeros(32),
+            "b_dec": torch.zeros(8),
+        },
+        folder / "sae_weights.safetensors",
+    )
+    (folder / "cfg.json").write_text(
+        json.dumps({"d_in": 8, "d_sae": 32, "architecture": "standard"})
+    )
     sae = SparseAutoencoder.from_pretrained(folder)
     assert sae.k is None and (sae.encode(torch.randn(5, 8)) >= 0).all()
     cfg = SAEConfig(backend="pretrained", path=folder)
-    assert SAE_BACKENDS.create("pretrained", config=cfg, features=np.zeros((2, 8), np.float32)).d_sae == 32
+    assert (
+        SAE_BACKENDS.create("pretrained", config=cfg, features=np.zeros((2, 8), np.float32)).d_sae
+        == 32
+    )
     with pytest.raises(InputError, match="vision space has dim"):
         SAE_BACKENDS.create("pretrained", config=cfg, features=np.zeros((2, 9), np.float32))
     (folder / "cfg.json").write_text(json.dumps({"architecture": "topk"}))
@@ -112,12 +126,19 @@ def test_ranking_unique_and_bootstrap_stability():
     # The vectorised resampling equals an explicit loop over the same resamples.
     rng2 = np.random.default_rng(0)
     weights = rng2.multinomial(n_bins, np.full(n_bins, 1 / n_bins), size=500) / n_bins
-    loop = [len(set(np.argsort(-(w @ acts["PV"]))[:3]) & set(ranking["PV"].top)) / 3 for w in weights]
+    loop = [
+        len(set(np.argsort(-(w @ acts["PV"]))[:3]) & set(ranking["PV"].top)) / 3 for w in weights
+    ]
     assert boot.overlap_mean["PV"] == pytest.approx(np.mean(loop))
 
 
 def test_labels_and_concept_validation():
-    captions = [["a red car on the road"], ["a red car parked"], ["a dark room"], ["a cat on a sofa"]] * 3
+    captions = [
+        ["a red car on the road"],
+        ["a red car parked"],
+        ["a dark room"],
+        ["a cat on a sofa"],
+    ] * 3
     image_acts = np.zeros((12, 4))
     image_acts[[0, 1, 4], 0] = [3.0, 2.0, 1.0]
     labels = label_features([0, 3], image_acts, captions, bow_encode, n_images=3)
@@ -133,5 +154,11 @@ def test_labels_and_concept_validation():
     (val,) = validate_concepts(["a car"], preds, pooled, captions, bow_encode, n_images=4)
     (test,) = val.welch
     centre = pooled.mean(0)
-    ref = stats.ttest_ind((preds["SST"] - centre) @ direction, (preds["VIP"] - centre) @ direction, equal_var=False)
-    assert test["t"] == pytest.approx(ref.statistic) and test["p"] < 1e-2 and test["mean_difference"] > 0
+    ref = stats.ttest_ind(
+        (preds["SST"] - centre) @ direction, (preds["VIP"] - centre) @ direction, equal_var=False
+    )
+    assert (
+        test["t"] == pytest.approx(ref.statistic)
+        and test["p"] < 1e-2
+        and test["mean_difference"] > 0
+    )

@@ -16,14 +16,27 @@ from neurrator.rundir import RunDir
 from neurrator.stages import run_stage
 
 N_FRAMES, FRAMES_PER_SHOT = 48, 8
-WORDS = ["a dark room with shadows", "a red car in a parking lot", "a cat on a sofa", "a person walking on a street",
-         "trees in a forest", "boats in a harbour"]
+WORDS = [
+    "a dark room with shadows",
+    "a red car in a parking lot",
+    "a cat on a sofa",
+    "a person walking on a street",
+    "trees in a forest",
+    "boats in a harbour",
+]
 
 SMALL = {
     "max_windows": 48,
     "scaling": {"sizes": [1, 4, "all"], "max_windows": 16},
     "contrasts": {"n_permutations": 9, "concepts": ["a car or vehicle", "darkness or shadows"]},
-    "sae": {"expansion": 2, "k": 2, "epochs": 1, "n_bootstrap": 100, "top_k": 3, "max_train_vectors": 2000},
+    "sae": {
+        "expansion": 2,
+        "k": 2,
+        "epochs": 1,
+        "n_bootstrap": 100,
+        "top_k": 3,
+        "max_train_vectors": 2000,
+    },
     "neurons": {"units": 4, "max_windows": 8, "narrated_windows": 4},
     "attribution": {"max_windows": 8, "n_targets": 2},
 }
@@ -33,16 +46,29 @@ def _stimulus() -> Stimulus:
     frames = np.random.default_rng(0).integers(0, 255, size=(N_FRAMES, 8, 8), dtype=np.uint8)
     shots = np.arange(N_FRAMES) // FRAMES_PER_SHOT
     captions = {f: [WORDS[shots[f]], f"shot {shots[f]}"] for f in range(N_FRAMES)}
-    return Stimulus("natural_movie_one", frames, 30.0, captions, shot_of_frame=shots, is_stand_in=True)
+    return Stimulus(
+        "natural_movie_one", frames, 30.0, captions, shot_of_frame=shots, is_stand_in=True
+    )
 
 
 @pytest.mark.slow
 def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
-    dataset, targets, split = synthetic_problem(n_units=24, n_frames=N_FRAMES, n_repeats=4, n_patches=4, dim=8, seed=0)
+    dataset, targets, split = synthetic_problem(
+        n_units=24, n_frames=N_FRAMES, n_repeats=4, n_patches=4, dim=8, seed=0
+    )
     cell = np.array([None, "PV", "SST", "VIP"] * 6, dtype=object)
     dataset.units["cell_type"] = cell
-    model = Neurrator(seed=0, max_epochs=1, windows_per_epoch=64, d_model=16, n_heads=2, ff_dim=16,
-                      conv_channels=8, basis_rank=4, basis_hidden=16).fit(dataset, targets, split)
+    model = Neurrator(
+        seed=0,
+        max_epochs=1,
+        windows_per_epoch=64,
+        d_model=16,
+        n_heads=2,
+        ff_dim=16,
+        conv_channels=8,
+        basis_rank=4,
+        basis_hidden=16,
+    ).fit(dataset, targets, split)
     config = RunConfig().with_overrides({"analysis": SMALL})
     run = RunDir.create(tmp_path / "run", config)
     save_dataset(dataset, run.stage_dir("ingest") / "dataset")
@@ -66,5 +92,9 @@ def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
         assert list((out / name).glob("*.png"))
     assert "scaling" in result.table and "units/s" in result.table
     sae = json.loads((out / "sae" / "summary.json").read_text())
-    assert sae["populations"] == "cell types" and set(sae["unique_features"]) == {"PV", "SST", "VIP"}
+    assert sae["populations"] == "cell types" and set(sae["unique_features"]) == {
+        "PV",
+        "SST",
+        "VIP",
+    }
     assert run.manifest()["stages"]["analyze"]["status"] == "done"

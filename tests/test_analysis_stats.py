@@ -4,19 +4,29 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from test_analysis_fakes import bow_encode
 
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, mean_ci, shared_words
+from neurrator.analysis.common import (
+    CachedEncoder,
+    CachedNarrator,
+    evenly_spaced,
+    mean_ci,
+    shared_words,
+)
 from neurrator.analysis.contrasts import concept_axes, log_odds_dirichlet, population_classifier
 from neurrator.analysis.scaling import MetricSummary, ScalingPoint, crossing_point
 from neurrator.analysis.similarity import narration_similarity
-from test_analysis_fakes import bow_encode
 
 
 def test_mean_ci_matches_student_t():
     x = np.array([0.1, 0.3, 0.2, 0.5, 0.4])
     mean, lo, hi = mean_ci(x, 0.95)
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
-    assert mean == pytest.approx(0.3) and lo == pytest.approx(0.3 - half) and hi == pytest.approx(0.3 + half)
+    assert (
+        mean == pytest.approx(0.3)
+        and lo == pytest.approx(0.3 - half)
+        and hi == pytest.approx(0.3 + half)
+    )
     assert mean_ci(np.array([0.2, 0.2]))[1:] == (0.2, 0.2)
 
 
@@ -51,11 +61,19 @@ def test_evenly_spaced():
 
 
 def _point(size, lo):
-    return ScalingPoint("p", size, str(size), 5, "", {"sbert": MetricSummary(lo + 0.05, lo, lo + 0.1, [])})
+    return ScalingPoint(
+        "p", size, str(size), 5, "", {"sbert": MetricSummary(lo + 0.05, lo, lo + 0.1, [])}
+    )
 
 
 def test_crossing_point_is_smallest_n_with_ci_above_floor():
-    points = [_point(1, 0.1), _point(10, 0.29), _point(30, 0.31), _point(100, 0.25), _point(300, 0.4)]
+    points = [
+        _point(1, 0.1),
+        _point(10, 0.29),
+        _point(30, 0.31),
+        _point(100, 0.25),
+        _point(300, 0.4),
+    ]
     assert crossing_point(points, "sbert", 0.3) == 30
     assert crossing_point(points, "sbert", 0.5) is None
 
@@ -66,14 +84,20 @@ def test_log_odds_finds_distinctive_words_and_matches_formula():
         "B": ["a dark room with a shadow"] * 6 + ["a red car"] * 2,
     }
     out = log_odds_dirichlet(texts, prior_scale=1.0, top=3)
-    assert out["A"][0].word in {"car", "street", "red"} and out["B"][0].word in {"shadow", "room", "dark"}
+    assert out["A"][0].word in {"car", "street", "red"} and out["B"][0].word in {
+        "shadow",
+        "room",
+        "dark",
+    }
     assert all(w.z > 0 for ws in out.values() for w in ws)
     # Recompute "street" for A by hand (prior = counts over both populations).
     n_a = 6 * 3 + 2 * 2  # content words: "red car street" ×6, "dark room" ×2
     n_b = 6 * 3 + 2 * 2  # "dark room shadow" ×6, "red car" ×2
     y_a, y_b = 6, 0
     alpha, alpha0 = 6.0, n_a + n_b  # prior: the word's count over both populations
-    delta = np.log((y_a + alpha) / (n_a + alpha0 - y_a - alpha)) - np.log((y_b + alpha) / (n_b + alpha0 - y_b - alpha))
+    delta = np.log((y_a + alpha) / (n_a + alpha0 - y_a - alpha)) - np.log(
+        (y_b + alpha) / (n_b + alpha0 - y_b - alpha)
+    )
     z = delta / np.sqrt(1 / (y_a + alpha) + 1 / (y_b + alpha))
     street = next(w for w in out["A"] if w.word == "street")
     assert street.z == pytest.approx(z)
@@ -106,7 +130,11 @@ def test_concept_axes_average_repeats_and_smooth():
 def test_similarity_of_identical_narrations_is_one_and_above_floor():
     frames = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     caps = ["a car", "a dark room", "a cat on a table", "a person walking"]
-    narr = {"A": [caps[f] for f in frames], "B": [caps[f] for f in frames], "C": ["a cat on a table"] * 8}
+    narr = {
+        "A": [caps[f] for f in frames],
+        "B": [caps[f] for f in frames],
+        "C": ["a cat on a table"] * 8,
+    }
     r = narration_similarity(narr, bow_encode, frames, n_shuffles=10)
     m = np.asarray(r.matrix)
     assert m[0, 1] == pytest.approx(1.0) and m[0, 0] == pytest.approx(1.0)

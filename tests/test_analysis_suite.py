@@ -3,15 +3,16 @@
 import json
 
 import numpy as np
+import pydantic
 import pytest
 import torch
+from test_analysis_fakes import toy_inputs, toy_problem
 
 from neurrator.analysis.attribution import gradient_x_input, patch_accuracy
 from neurrator.analysis.common import CachedNarrator
 from neurrator.analysis.config import ANALYSES, AnalysisConfig
 from neurrator.analysis.neurons import neurrate_units
 from neurrator.analysis.suite import RUNNERS, choose_units
-from test_analysis_fakes import toy_inputs, toy_problem
 
 SMALL = {
     "scaling": {"sizes": [1, 10, "all"], "n_draws": 5},
@@ -34,8 +35,16 @@ def test_predict_many_equals_one_mask_at_a_time():
 def test_leave_one_out_shift_is_larger_for_tuned_units():
     tp = toy_problem()
     narrate = CachedNarrator(tp.narrate, "toy")
-    res = neurrate_units(range(tp.n_units), tp.predict_many, narrate, tp.n_units, units_table=tp.units,
-                         frames=tp.frames, units_per_batch=16, narrated_windows=12)
+    res = neurrate_units(
+        range(tp.n_units),
+        tp.predict_many,
+        narrate,
+        tp.n_units,
+        units_table=tp.units,
+        frames=tp.frames,
+        units_per_batch=16,
+        narrated_windows=12,
+    )
     shift = {u.unit_id: u.loo_shift for u in res.units}
     areas = tp.units["area"].to_numpy()
     visual = np.mean([shift[i] for i, a in zip(tp.units.index, areas, strict=True) if a != "CA1"])
@@ -73,7 +82,11 @@ def test_choose_units_spreads_over_areas():
     tp = toy_problem()
     pos = choose_units(tp.units, 8, seed=0)
     assert len(pos) == 8 and len(set(tp.units["area"].iloc[pos])) == 4
-    assert set(tp.units["cell_type"].iloc[choose_units(tp.units, 16, seed=0)].dropna()) == {"PV", "SST", "VIP"}
+    assert set(tp.units["cell_type"].iloc[choose_units(tp.units, 16, seed=0)].dropna()) == {
+        "PV",
+        "SST",
+        "VIP",
+    }
     assert len(choose_units(tp.units, "all")) == tp.n_units
 
 
@@ -102,7 +115,7 @@ def test_every_analysis_runs_on_the_toy_problem(tmp_path):
 
 
 def test_config_rejects_unknown_analysis():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         AnalysisConfig.model_validate({"analyses": ["nope"]})
 
 
@@ -116,7 +129,9 @@ def test_read_image_corpus_folder_array_and_captions(tmp_path):
     folder.mkdir()
     io.imsave(folder / "a.png", np.full((20, 30), 200, np.uint8), check_contrast=False)
     io.imsave(folder / "b.png", np.zeros((10, 10, 3), np.uint8), check_contrast=False)
-    (tmp_path / "caps.json").write_text(json.dumps({"a.png": ["a bright wall"], "b.png": "darkness"}))
+    (tmp_path / "caps.json").write_text(
+        json.dumps({"a.png": ["a bright wall"], "b.png": "darkness"})
+    )
     images, captions = read_image_corpus(folder, tmp_path / "caps.json", size=16)
     assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8 and images[0].min() == 200
     assert captions == [["a bright wall"], ["darkness"]]
@@ -137,6 +152,8 @@ def test_shuffled_partners_pair_across_shots():
     shots = np.array([0, 0, 1, 1, 2, 2])
     partner = shuffled_partners(frames, shots, seed=0)
     assert (shots[frames[partner]] != shots[frames]).all()
-    assert sorted(partner.tolist()) == list(range(len(frames)))  # a permutation: constant narrations gain 0
+    assert sorted(partner.tolist()) == list(
+        range(len(frames))
+    )  # a permutation: constant narrations gain 0
     single = shuffled_partners(frames, np.zeros(6, int), seed=0)  # one shot: pair across frames
     assert (frames[single] != frames).all()

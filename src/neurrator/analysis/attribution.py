@@ -25,7 +25,9 @@ ForwardFn = Callable[[torch.Tensor], torch.Tensor]
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def gradient_x_input(forward: ForwardFn, windows: torch.Tensor, targets: TargetFn, *, batch_size: int = 32) -> np.ndarray:
+def gradient_x_input(
+    forward: ForwardFn, windows: torch.Tensor, targets: TargetFn, *, batch_size: int = 32
+) -> np.ndarray:
     """Signed gradient × input importance of every unit for every target.
 
     Parameters
@@ -44,7 +46,9 @@ def gradient_x_input(forward: ForwardFn, windows: torch.Tensor, targets: TargetF
         values = targets(forward(x))  # (b, n_targets)
         rows = []
         for k in range(values.shape[1]):
-            (grad,) = torch.autograd.grad(values[:, k].sum(), x, retain_graph=k < values.shape[1] - 1)
+            (grad,) = torch.autograd.grad(
+                values[:, k].sum(), x, retain_graph=k < values.shape[1] - 1
+            )
             rows.append((grad * x).sum(dim=1).sum(dim=0))  # (n_units,)
         batch = torch.stack(rows).detach()
         total = batch if total is None else total + batch
@@ -95,8 +99,14 @@ class AttributionResult:
         return asdict(self)
 
 
-def summarise_importance(importance: np.ndarray, target_names: Sequence[str], unit_ids: np.ndarray,
-                         areas: Sequence[str | None], *, top_units: int = 10) -> tuple[list[TargetAttribution], list[int]]:
+def summarise_importance(
+    importance: np.ndarray,
+    target_names: Sequence[str],
+    unit_ids: np.ndarray,
+    areas: Sequence[str | None],
+    *,
+    top_units: int = 10,
+) -> tuple[list[TargetAttribution], list[int]]:
     """Top units, the share of |importance| held by the top 10, by area, per target; and the
     number of units needed for half the |importance| of each target."""
     out, half = [], []
@@ -107,12 +117,21 @@ def summarise_importance(importance: np.ndarray, target_names: Sequence[str], un
         order = np.argsort(-mag, kind="stable")
         cum = np.cumsum(mag[order]) / total
         half.append(int(np.searchsorted(cum, 0.5) + 1))
-        out.append(TargetAttribution(
-            target=name,
-            top_units=[{"unit_id": int(unit_ids[u]), "area": str(areas[u]), "importance": float(importance[k, u])} for u in order[:top_units]],
-            top10_share=float(mag[order[:10]].sum() / total),
-            area_share={str(a): float(mag[areas == a].sum() / total) for a in np.unique(areas)},
-        ))
+        out.append(
+            TargetAttribution(
+                target=name,
+                top_units=[
+                    {
+                        "unit_id": int(unit_ids[u]),
+                        "area": str(areas[u]),
+                        "importance": float(importance[k, u]),
+                    }
+                    for u in order[:top_units]
+                ],
+                top10_share=float(mag[order[:10]].sum() / total),
+                area_share={str(a): float(mag[areas == a].sum() / total) for a in np.unique(areas)},
+            )
+        )
     return out, half
 
 
@@ -121,8 +140,10 @@ def plot_attribution(result: AttributionResult, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, values, title in ((axes[0], result.patch_cosine, "per-patch cosine (pred vs true)"),
-                              (axes[1], result.patch_r2, "per-patch variance explained")):
+    for ax, values, title in (
+        (axes[0], result.patch_cosine, "per-patch cosine (pred vs true)"),
+        (axes[1], result.patch_r2, "per-patch variance explained"),
+    ):
         image = ax.imshow(np.asarray(values), cmap="magma")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
@@ -133,9 +154,17 @@ def plot_attribution(result: AttributionResult, path: str | Path) -> Path:
     colours = plt.get_cmap("tab20")
     for i, area in enumerate(areas):
         share = np.array([t.area_share.get(area, 0.0) for t in result.targets])
-        axes[2].bar(range(len(result.targets)), share, bottom=bottom, color=colours(i % 20), label=area)
+        axes[2].bar(
+            range(len(result.targets)), share, bottom=bottom, color=colours(i % 20), label=area
+        )
         bottom += share
-    axes[2].set_xticks(range(len(result.targets)), [t.target[:18] for t in result.targets], rotation=45, ha="right", fontsize=7)
+    axes[2].set_xticks(
+        range(len(result.targets)),
+        [t.target[:18] for t in result.targets],
+        rotation=45,
+        ha="right",
+        fontsize=7,
+    )
     axes[2].set_ylabel("share of |gradient × input|")
     axes[2].set_title(f"neuron importance by area ({result.target_kind} targets)", fontsize=9)
     axes[2].legend(fontsize=6, ncol=2)

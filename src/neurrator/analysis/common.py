@@ -16,14 +16,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless; analyses only ever write PNG files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy import stats  # noqa: E402
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy import stats
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from threadpoolctl import threadpool_limits
 
-from neurrator.core.io import atomic_path  # noqa: E402
+from neurrator.core.io import atomic_path
 
 #: units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
 PredictFn = Callable[[np.ndarray], torch.Tensor]
@@ -109,7 +109,9 @@ class CachedEncoder:
         """(n,) sentences → (n, d) float32 unit-norm rows."""
         missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
         if missing:
-            self._cache.update(zip(missing, np.asarray(self._encode(missing), dtype=np.float32), strict=True))
+            self._cache.update(
+                zip(missing, np.asarray(self._encode(missing), dtype=np.float32), strict=True)
+            )
         if not sentences:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._cache[s] for s in sentences])
@@ -132,14 +134,22 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     return mean, mean - float(half), mean + float(half)
 
 
-def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: np.ndarray, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean and percentile-bootstrap CI of a 1-D sample (``scipy.stats.bootstrap``)."""
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     if len(values) < 2 or np.allclose(values, values[0]):
         return mean, mean, mean
-    res = stats.bootstrap((values,), np.mean, confidence_level=level, n_resamples=n_resamples,
-                          method="percentile", random_state=seed)
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        confidence_level=level,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=seed,
+    )
     return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -148,7 +158,9 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 def content_words(sentence: str) -> list[str]:
     """Lower-case words of a sentence without English stop words or one-letter tokens."""
-    return [w for w in _WORD.findall(sentence.lower()) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
+    return [
+        w for w in _WORD.findall(sentence.lower()) if len(w) > 1 and w not in ENGLISH_STOP_WORDS
+    ]
 
 
 def central_sentence(sentences: Sequence[str], encode: EncodeFn) -> str:

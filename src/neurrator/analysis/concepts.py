@@ -59,7 +59,11 @@ def label_features(
         texts = [c for i in top for c in captions[i]]
         labels[int(f)] = FeatureLabel(
             feature=int(f),
-            label=central_sentence(texts, encode) if texts else "(never active on the corpus)" if not top else "(uncaptioned images)",
+            label=central_sentence(texts, encode)
+            if texts
+            else "(never active on the corpus)"
+            if not top
+            else "(uncaptioned images)",
             words=shared_words(texts) if texts else [],
             top_images=top,
             top_activations=[float(col[i]) for i in top],
@@ -77,7 +81,9 @@ class PopulationFeatures:
     unique_specificity: list[float]
 
 
-def rank_population_features(mean_acts: Mapping[str, np.ndarray], top_k: int = 20) -> dict[str, PopulationFeatures]:
+def rank_population_features(
+    mean_acts: Mapping[str, np.ndarray], top_k: int = 20
+) -> dict[str, PopulationFeatures]:
     """Rank features per population; unique = in this top-k and no other population's.
 
     Parameters
@@ -90,9 +96,17 @@ def rank_population_features(mean_acts: Mapping[str, np.ndarray], top_k: int = 2
     tops = {p: np.argsort(-mean_acts[p], kind="stable")[:top_k] for p in pops}
     out = {}
     for p in pops:
-        others = set().union(*(set(tops[q].tolist()) for q in pops if q != p)) if len(pops) > 1 else set()
+        others = (
+            set().union(*(set(tops[q].tolist()) for q in pops if q != p))
+            if len(pops) > 1
+            else set()
+        )
         uniq = [int(f) for f in tops[p] if int(f) not in others]
-        other_max = np.max([mean_acts[q] for q in pops if q != p], axis=0) if len(pops) > 1 else np.zeros_like(mean_acts[p])
+        other_max = (
+            np.max([mean_acts[q] for q in pops if q != p], axis=0)
+            if len(pops) > 1
+            else np.zeros_like(mean_acts[p])
+        )
         spec = mean_acts[p] - other_max
         uniq.sort(key=lambda f: -spec[f])
         out[p] = PopulationFeatures(
@@ -143,7 +157,11 @@ def bootstrap_stability(
     top_masks = {}
     for p in pops:
         means = weights @ bin_acts[p]  # (n_resamples, d_sae)
-        idx = np.argpartition(-means, top_k - 1, axis=1)[:, :top_k] if top_k < d_sae else np.tile(np.arange(d_sae), (n_resamples, 1))
+        idx = (
+            np.argpartition(-means, top_k - 1, axis=1)[:, :top_k]
+            if top_k < d_sae
+            else np.tile(np.arange(d_sae), (n_resamples, 1))
+        )
         mask = np.zeros((n_resamples, d_sae), dtype=bool)
         np.put_along_axis(mask, idx, True, axis=1)
         top_masks[p] = mask
@@ -162,7 +180,9 @@ def bootstrap_stability(
                 others |= top_masks[q]
         unique_mask = top_masks[p] & ~others
         survival[p] = {int(f): float(unique_mask[:, f].mean()) for f in canonical[p].unique}
-    return BootstrapStability(n_resamples, top_k, overlap_mean, overlap_min, quantiles, hist, survival)
+    return BootstrapStability(
+        n_resamples, top_k, overlap_mean, overlap_min, quantiles, hist, survival
+    )
 
 
 @dataclass
@@ -175,8 +195,14 @@ class ConceptValidation:
     welch: list[dict]
 
 
-def concept_direction(concept: str, corpus_pooled: np.ndarray, captions: Sequence[Sequence[str]],
-                      encode: EncodeFn, *, n_images: int = 8) -> tuple[np.ndarray, list[int]]:
+def concept_direction(
+    concept: str,
+    corpus_pooled: np.ndarray,
+    captions: Sequence[Sequence[str]],
+    encode: EncodeFn,
+    *,
+    n_images: int = 8,
+) -> tuple[np.ndarray, list[int]]:
     """A unit direction in the vision space for ``concept`` and the corpus images anchoring it.
 
     Parameters
@@ -189,7 +215,9 @@ def concept_direction(concept: str, corpus_pooled: np.ndarray, captions: Sequenc
     for i, caps in enumerate(captions):
         if caps:
             score[i] = float((encode(list(caps)) @ c).max())
-    anchors = [int(i) for i in np.argsort(-score, kind="stable")[:n_images] if np.isfinite(score[i])]
+    anchors = [
+        int(i) for i in np.argsort(-score, kind="stable")[:n_images] if np.isfinite(score[i])
+    ]
     direction = corpus_pooled[anchors].mean(0) - corpus_pooled.mean(0)
     return direction / max(float(np.linalg.norm(direction)), 1e-12), anchors
 
@@ -212,14 +240,28 @@ def validate_concepts(
     centre = corpus_pooled.mean(0)
     out = []
     for concept in concepts:
-        direction, anchors = concept_direction(concept, corpus_pooled, captions, encode, n_images=n_images)
+        direction, anchors = concept_direction(
+            concept, corpus_pooled, captions, encode, n_images=n_images
+        )
         loads = {p: (x - centre) @ direction for p, x in pooled_predictions.items()}
         tests = []
         for a, b in combinations(loads, 2):
             res = stats.ttest_ind(loads[a], loads[b], equal_var=False)
-            tests.append({"a": a, "b": b, "t": float(res.statistic), "p": float(res.pvalue), "df": float(res.df),
-                          "mean_difference": float(loads[a].mean() - loads[b].mean())})
-        out.append(ConceptValidation(concept, anchors, {p: float(v.mean()) for p, v in loads.items()}, tests))
+            tests.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "t": float(res.statistic),
+                    "p": float(res.pvalue),
+                    "df": float(res.df),
+                    "mean_difference": float(loads[a].mean() - loads[b].mean()),
+                }
+            )
+        out.append(
+            ConceptValidation(
+                concept, anchors, {p: float(v.mean()) for p, v in loads.items()}, tests
+            )
+        )
     return out
 
 
@@ -241,12 +283,18 @@ class ConceptDictionaryResult:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = {str(k): v for k, v in d["labels"].items()}
-        d["bootstrap"]["unique_survival"] = {p: {str(f): s for f, s in v.items()} for p, v in d["bootstrap"]["unique_survival"].items()}
+        d["bootstrap"]["unique_survival"] = {
+            p: {str(f): s for f, s in v.items()}
+            for p, v in d["bootstrap"]["unique_survival"].items()
+        }
         return d
 
 
-def unique_feature_table(ranking: Mapping[str, PopulationFeatures], mean_acts: Mapping[str, np.ndarray],
-                         per_population: int = 5) -> tuple[list[int], np.ndarray]:
+def unique_feature_table(
+    ranking: Mapping[str, PopulationFeatures],
+    mean_acts: Mapping[str, np.ndarray],
+    per_population: int = 5,
+) -> tuple[list[int], np.ndarray]:
     """The first ``per_population`` unique features of each population and their mean activation
     z-scored across populations: (features,), (n_features, n_pop)."""
     feats = list(dict.fromkeys(f for p in ranking for f in ranking[p].unique[:per_population]))
@@ -257,7 +305,9 @@ def unique_feature_table(ranking: Mapping[str, PopulationFeatures], mean_acts: M
     return feats, z
 
 
-def plot_dictionary(result: ConceptDictionaryResult, path: str | Path, *, corpus_frames=None) -> Path:
+def plot_dictionary(
+    result: ConceptDictionaryResult, path: str | Path, *, corpus_frames=None
+) -> Path:
     """Unique-by-magnitude features: z-scored activation per population, labels, top images.
 
     ``corpus_frames``: indexable by corpus image → (H, W) or (H, W, 3) uint8, or ``None``.
@@ -268,12 +318,20 @@ def plot_dictionary(result: ConceptDictionaryResult, path: str | Path, *, corpus
     z = np.asarray(result.unique_zscored, dtype=float)
     n_thumbs = 4 if corpus_frames is not None else 0
     fig = plt.figure(figsize=(5 + 1.2 * n_thumbs, 1.0 + 0.42 * max(len(feats), 3)))
-    grid = fig.add_gridspec(max(len(feats), 1), 1 + n_thumbs, width_ratios=[5] + [1.2] * n_thumbs, wspace=0.05, hspace=0.1)
+    grid = fig.add_gridspec(
+        max(len(feats), 1),
+        1 + n_thumbs,
+        width_ratios=[5] + [1.2] * n_thumbs,
+        wspace=0.05,
+        hspace=0.1,
+    )
     ax = fig.add_subplot(grid[:, 0])
     if feats:
         image = ax.imshow(z, cmap="RdBu_r", vmin=-1.5, vmax=1.5, aspect="auto")
         ax.set_xticks(range(len(result.populations)), result.populations, fontsize=8)
-        ax.set_yticks(range(len(feats)), [f"#{f} {result.labels[f].label[:38]}" for f in feats], fontsize=7)
+        ax.set_yticks(
+            range(len(feats)), [f"#{f} {result.labels[f].label[:38]}" for f in feats], fontsize=7
+        )
         fig.colorbar(image, ax=ax, shrink=0.6, label="mean activation (z across populations)")
     ax.set_title("unique-by-magnitude SAE features", fontsize=9)
     for row, f in enumerate(feats):
@@ -294,7 +352,12 @@ def plot_bootstrap(result: ConceptDictionaryResult, path: str | Path) -> Path:
     width = 0.8 / max(len(result.populations), 1)
     for i, p in enumerate(result.populations):
         h = np.asarray(bs.overlap_histogram[p]) / bs.n_resamples
-        ax.bar(x + i * width, h, width, label=f"{p} (mean {bs.overlap_mean[p] * bs.top_k:.1f}/{bs.top_k})")
+        ax.bar(
+            x + i * width,
+            h,
+            width,
+            label=f"{p} (mean {bs.overlap_mean[p] * bs.top_k:.1f}/{bs.top_k})",
+        )
     ax.set_xlabel(f"canonical top-{bs.top_k} features recovered")
     ax.set_ylabel("fraction of resamples")
     ax.set_title(f"Bootstrap stability ({bs.n_resamples} resamples of test bins)", fontsize=9)

@@ -147,7 +147,9 @@ class AnalysisConfig(_Section):
     """Options of ``neurrator analyze``."""
 
     #: Which analyses to run (any of: scaling, similarity, contrasts, sae, neurons, attribution).
-    analyses: list[Literal["scaling", "similarity", "contrasts", "sae", "neurons", "attribution"]] = list(ANALYSES)
+    analyses: list[
+        Literal["scaling", "similarity", "contrasts", "sae", "neurons", "attribution"]
+    ] = list(ANALYSES)
     #: Narrator for the population narrations (similarity, contrasts, neurons); ``None`` uses the
     #: run's narrator. The default, the fast offline ``retrieval`` narrator, keeps the demo
     #: within budget (``retrieval+lm`` costs ~1 s per distinct sentence on CPU). Every result

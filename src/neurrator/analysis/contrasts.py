@@ -68,12 +68,16 @@ def log_odds_dirichlet(
         y_i = counts[i]
         y_j = counts.sum(axis=0) - y_i
         n_i, n_j = y_i.sum(), y_j.sum()
-        delta = np.log((y_i + alpha) / (n_i + alpha0 - y_i - alpha)) - np.log((y_j + alpha) / (n_j + alpha0 - y_j - alpha))
+        delta = np.log((y_i + alpha) / (n_i + alpha0 - y_i - alpha)) - np.log(
+            (y_j + alpha) / (n_j + alpha0 - y_j - alpha)
+        )
         z = delta / np.sqrt(1.0 / (y_i + alpha) + 1.0 / (y_j + alpha))
         # Over-represented words only: used by this population and z > 0.
         used = np.flatnonzero((y_i > 0) & (z > 0))
         order = used[np.argsort(-z[used], kind="stable")][:top]
-        out[pop] = [WordScore(str(vocab[w]), float(z[w]), float(delta[w]), int(y_i[w])) for w in order]
+        out[pop] = [
+            WordScore(str(vocab[w]), float(z[w]), float(delta[w]), int(y_i[w])) for w in order
+        ]
     return out
 
 
@@ -91,7 +95,12 @@ class ClassifierResult:
 
 
 def population_classifier(
-    embeddings: np.ndarray, labels: Sequence[str], *, folds: int = 5, n_permutations: int = 100, seed: int = 0
+    embeddings: np.ndarray,
+    labels: Sequence[str],
+    *,
+    folds: int = 5,
+    n_permutations: int = 100,
+    seed: int = 0,
 ) -> ClassifierResult:
     """Stratified-CV accuracy of logistic regression naming a narration's source population.
 
@@ -111,7 +120,13 @@ def population_classifier(
     clf = LogisticRegression(max_iter=500, C=1.0)
     with single_threaded():
         score, _perm_scores, p_value = permutation_test_score(
-            clf, embeddings, y, cv=cv, n_permutations=n_permutations, random_state=seed, scoring="accuracy"
+            clf,
+            embeddings,
+            y,
+            cv=cv,
+            n_permutations=n_permutations,
+            random_state=seed,
+            scoring="accuracy",
         )
         fold_scores = cross_val_score(clf, embeddings, y, cv=cv, scoring="accuracy")
     return ClassifierResult(
@@ -167,14 +182,19 @@ def concept_axes(
     axes = []
     for c, concept in enumerate(concepts):
         raw = {p: v[:, c] for p, v in per_pop.items()}
-        smooth = {p: gaussian_filter1d(v, smooth_frames, mode="nearest") if smooth_frames > 0 else v for p, v in raw.items()}
-        axes.append(ConceptAxis(
-            concept=concept,
-            frames=[int(f) for f in uniq],
-            raw={p: v.round(5).tolist() for p, v in raw.items()},
-            smoothed={p: v.round(5).tolist() for p, v in smooth.items()},
-            mean={p: float(v.mean()) for p, v in raw.items()},
-        ))
+        smooth = {
+            p: gaussian_filter1d(v, smooth_frames, mode="nearest") if smooth_frames > 0 else v
+            for p, v in raw.items()
+        }
+        axes.append(
+            ConceptAxis(
+                concept=concept,
+                frames=[int(f) for f in uniq],
+                raw={p: v.round(5).tolist() for p, v in raw.items()},
+                smoothed={p: v.round(5).tolist() for p, v in smooth.items()},
+                mean={p: float(v.mean()) for p, v in raw.items()},
+            )
+        )
     return axes
 
 
@@ -215,7 +235,9 @@ def language_contrasts(
     labels = [p for p in pops for _ in narrations[p]]
     classifier, note = None, ""
     try:
-        classifier = population_classifier(encode(sentences), labels, folds=folds, n_permutations=n_permutations, seed=seed)
+        classifier = population_classifier(
+            encode(sentences), labels, folds=folds, n_permutations=n_permutations, seed=seed
+        )
     except ValueError as exc:
         note = str(exc)
     return ContrastsResult(
@@ -269,8 +291,11 @@ def plot_words(result: ContrastsResult, path: str | Path) -> Path:
         ax.set_xlabel("log-odds z (vs others)")
         ax.tick_params(axis="y", labelsize=7)
     clf = result.classifier
-    subtitle = (f"classifier accuracy {clf.accuracy:.2f} (chance {clf.chance:.2f}, permutation p = {clf.p_value:.3g})"
-                if clf else result.classifier_note)
+    subtitle = (
+        f"classifier accuracy {clf.accuracy:.2f} (chance {clf.chance:.2f}, permutation p = {clf.p_value:.3g})"
+        if clf
+        else result.classifier_note
+    )
     fig.suptitle(f"Distinctive words per population — {subtitle}", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)

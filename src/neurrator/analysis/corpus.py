@@ -21,8 +21,9 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def read_image_corpus(path: str | Path, captions_json: str | Path | None = None, *,
-                      size: int = 336) -> tuple[np.ndarray, list[list[str]]]:
+def read_image_corpus(
+    path: str | Path, captions_json: str | Path | None = None, *, size: int = 336
+) -> tuple[np.ndarray, list[list[str]]]:
     """Read a corpus of images and their captions.
 
     Parameters
@@ -45,7 +46,9 @@ def read_image_corpus(path: str | Path, captions_json: str | Path | None = None,
         except (OSError, ValueError) as exc:
             raise InputError(path, f"not a readable .npy image array: {exc}") from None
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
-            raise InputError(path, f"expected (n, H, W) or (n, H, W, 3) images, got shape {images.shape}")
+            raise InputError(
+                path, f"expected (n, H, W) or (n, H, W, 3) images, got shape {images.shape}"
+            )
         keys = [str(i) for i in range(len(images))]
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -65,7 +68,9 @@ def read_image_corpus(path: str | Path, captions_json: str | Path | None = None,
         for im in loaded:
             if rgb and im.ndim == 2:
                 im = np.repeat(im[..., None], 3, axis=-1)
-            resized = transform.resize(im, (size, size) + im.shape[2:], preserve_range=True, anti_aliasing=True)
+            resized = transform.resize(
+                im, (size, size) + im.shape[2:], preserve_range=True, anti_aliasing=True
+            )
             out.append(_to_uint8(resized if im.dtype != np.uint8 else np.round(resized)))
         images = np.stack(out)
         keys = [f.name for f in files]
@@ -79,7 +84,9 @@ def read_image_corpus(path: str | Path, captions_json: str | Path | None = None,
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(cpath, f"captions must be a readable JSON object: {exc}") from None
         if not isinstance(raw, dict):
-            raise InputError(cpath, "captions must be a JSON object mapping image → list of captions")
+            raise InputError(
+                cpath, "captions must be a JSON object mapping image → list of captions"
+            )
         position = {k: i for i, k in enumerate(keys)}
         for key, value in raw.items():
             if key not in position:

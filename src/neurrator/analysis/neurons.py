@@ -52,7 +52,9 @@ class CaptionBank:
         d = direction / max(float(np.linalg.norm(direction)), 1e-12)
         sims = centred @ d
         order = np.argsort(-sims, kind="stable")[:n]
-        return [{"image": int(i), "caption": self.captions[i], "cosine": float(sims[i])} for i in order]
+        return [
+            {"image": int(i), "caption": self.captions[i], "cosine": float(sims[i])} for i in order
+        ]
 
 
 @dataclass
@@ -88,7 +90,11 @@ class NeuronsResult:
 def _text_or_none(row, column: str) -> str | None:
     """A units-table cell as text; ``None`` for a missing row, column, None, NaN or ''."""
     value = None if row is None else row.get(column)
-    return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return (
+        None
+        if value is None or value == "" or (isinstance(value, float) and np.isnan(value))
+        else str(value)
+    )
 
 
 def _mode(sentences: Sequence[str]) -> tuple[str, float]:
@@ -152,7 +158,9 @@ def neurrate_units(
         masks[m:] = True
         masks[m + np.arange(m), chunk] = False  # leave-one-out
         out = predict_many(masks).float()
-        said = narrate(out[:, told].reshape(-1, *out.shape[2:]))  # one call: narrators have a per-call cost
+        said = narrate(
+            out[:, told].reshape(-1, *out.shape[2:])
+        )  # one call: narrators have a per-call cost
         solo_narr, loo_narr = said[: m * n_told], said[m * n_told :]
         for j, pos in enumerate(chunk):
             solo = solo_narr[j * n_told : (j + 1) * n_told]
@@ -167,22 +175,35 @@ def neurrate_units(
             if decoder_directions is not None and np.linalg.norm(pooled_shift) > 0:
                 align = decoder_directions @ pooled_shift
                 for f in np.argsort(-align, kind="stable")[:n_features]:
-                    features.append({"feature": int(f), "alignment": float(align[f]),
-                                     "label": feature_labels(int(f)) if feature_labels else ""})
-            results.append(NeuronNarration(
-                unit_id=int(units_table.index[pos]) if units_table is not None else pos,
-                area=_text_or_none(row, "area"),
-                cell_type=_text_or_none(row, "cell_type"),
-                solo_narration=sentence,
-                solo_narration_share=share,
-                solo_fidelity=float(np.mean(score(solo, told_frames))) if score else None,
-                loo_shift=float(delta.norm(dim=-1).mean()) / max(all_norm, 1e-12),
-                loo_changed_fraction=float(changed.mean()),
-                example={"frame": int(told_frames[example_w]), "all": narr_all[example_w], "without": loo[example_w],
-                         "solo": solo[example_w]},
-                features=features,
-                neighbours=caption_bank.neighbours(pooled_shift, n_neighbours) if caption_bank and np.linalg.norm(pooled_shift) > 0 else [],
-            ))
+                    features.append(
+                        {
+                            "feature": int(f),
+                            "alignment": float(align[f]),
+                            "label": feature_labels(int(f)) if feature_labels else "",
+                        }
+                    )
+            results.append(
+                NeuronNarration(
+                    unit_id=int(units_table.index[pos]) if units_table is not None else pos,
+                    area=_text_or_none(row, "area"),
+                    cell_type=_text_or_none(row, "cell_type"),
+                    solo_narration=sentence,
+                    solo_narration_share=share,
+                    solo_fidelity=float(np.mean(score(solo, told_frames))) if score else None,
+                    loo_shift=float(delta.norm(dim=-1).mean()) / max(all_norm, 1e-12),
+                    loo_changed_fraction=float(changed.mean()),
+                    example={
+                        "frame": int(told_frames[example_w]),
+                        "all": narr_all[example_w],
+                        "without": loo[example_w],
+                        "solo": solo[example_w],
+                    },
+                    features=features,
+                    neighbours=caption_bank.neighbours(pooled_shift, n_neighbours)
+                    if caption_bank and np.linalg.norm(pooled_shift) > 0
+                    else [],
+                )
+            )
     seconds = time.perf_counter() - t0
     return NeuronsResult(
         units=results,
@@ -206,11 +227,22 @@ def plot_neurons(result: NeuronsResult, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, area in enumerate(areas):
         sel = [u for u in units if (u.area or "?") == area]
-        y = [u.solo_fidelity if u.solo_fidelity is not None else u.solo_narration_share for u in sel]
+        y = [
+            u.solo_fidelity if u.solo_fidelity is not None else u.solo_narration_share for u in sel
+        ]
         axes[0].scatter([u.loo_shift for u in sel], y, s=14, color=colours(i % 20), label=area)
-        axes[1].scatter([u.loo_shift for u in sel], [u.loo_changed_fraction for u in sel], s=14, color=colours(i % 20))
+        axes[1].scatter(
+            [u.loo_shift for u in sel],
+            [u.loo_changed_fraction for u in sel],
+            s=14,
+            color=colours(i % 20),
+        )
     axes[0].set_xlabel("leave-one-out patch shift (relative)")
-    axes[0].set_ylabel("solo narration SBERT" if units and units[0].solo_fidelity is not None else "solo narration share")
+    axes[0].set_ylabel(
+        "solo narration SBERT"
+        if units and units[0].solo_fidelity is not None
+        else "solo narration share"
+    )
     if result.full_fidelity is not None:
         axes[0].axhline(result.full_fidelity, ls="--", color="0.3", lw=1, label="all units")
     axes[1].set_xlabel("leave-one-out patch shift (relative)")
@@ -218,7 +250,10 @@ def plot_neurons(result: NeuronsResult, path: str | Path) -> Path:
     axes[0].legend(fontsize=6, ncol=2)
     for ax in axes:
         ax.grid(alpha=0.3, lw=0.5)
-    fig.suptitle(f"Single-neuron neurration: {len(units)} units, {result.n_windows} windows, "
-                 f"{result.units_per_second:.1f} units/s (narrator {result.narrator})", fontsize=9)
+    fig.suptitle(
+        f"Single-neuron neurration: {len(units)} units, {result.n_windows} windows, "
+        f"{result.units_per_second:.1f} units/s (narrator {result.narrator})",
+        fontsize=9,
+    )
     fig.tight_layout()
     return save_figure(fig, path)

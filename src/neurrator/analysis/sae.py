@@ -93,15 +93,26 @@ class SparseAutoencoder(nn.Module):
     def encode_batched(self, x: np.ndarray | torch.Tensor, batch_size: int = 8192) -> np.ndarray:
         """Codes of many vectors, (n, d_in) → (n, d_sae) float32, in batches."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([self.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat(
+            [self.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        ).numpy()
 
     # ---- persistence (SAELens layout) ------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``sae_weights.safetensors`` + ``cfg.json`` atomically into ``directory``."""
         with atomic_dir(directory) as tmp:
-            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, tmp / WEIGHTS_FILE)
-            cfg = {"d_in": self.d_in, "d_sae": self.d_sae, "architecture": self.architecture, "k": self.k,
-                   "input_scale": float(self.input_scale), **self.meta}
+            save_file(
+                {k: v.detach().contiguous() for k, v in self.state_dict().items()},
+                tmp / WEIGHTS_FILE,
+            )
+            cfg = {
+                "d_in": self.d_in,
+                "d_sae": self.d_sae,
+                "architecture": self.architecture,
+                "k": self.k,
+                "input_scale": float(self.input_scale),
+                **self.meta,
+            }
             (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
         return Path(directory)
 
@@ -125,13 +136,24 @@ class SparseAutoencoder(nn.Module):
             raise InputError(weights[0], f"missing SAE tensors {sorted(missing)}")
         d_in, d_sae = state["W_enc"].shape
         if state["W_dec"].shape != (d_sae, d_in):
-            raise InputError(weights[0], f"W_dec has shape {tuple(state['W_dec'].shape)}, expected {(d_sae, d_in)}")
+            raise InputError(
+                weights[0],
+                f"W_dec has shape {tuple(state['W_dec'].shape)}, expected {(d_sae, d_in)}",
+            )
         k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
         if k is None and cfg.get("architecture") == "topk":
             raise InputError(cfg_path, "architecture is topk but no k is given")
-        sae = cls(int(d_in), int(d_sae), None if k is None else int(k), float(cfg.get("input_scale", 1.0)))
-        sae.load_state_dict({**state, "input_scale": torch.tensor(float(cfg.get("input_scale", 1.0)))}, strict=False)
-        sae.meta = {k_: v for k_, v in cfg.items() if k_ not in {"d_in", "d_sae", "architecture", "k", "input_scale"}}
+        sae = cls(
+            int(d_in), int(d_sae), None if k is None else int(k), float(cfg.get("input_scale", 1.0))
+        )
+        sae.load_state_dict(
+            {**state, "input_scale": torch.tensor(float(cfg.get("input_scale", 1.0)))}, strict=False
+        )
+        sae.meta = {
+            k_: v
+            for k_, v in cfg.items()
+            if k_ not in {"d_in", "d_sae", "architecture", "k", "input_scale"}
+        }
         sae.meta["source"] = str(directory)
         return sae.eval()
 
@@ -225,7 +247,9 @@ def train_topk_sae(x: np.ndarray, config: TopKTrainConfig) -> tuple[SparseAutoen
                 k_aux = min(config.aux_k, int(dead.sum()))
                 z_aux = keep_top_k(pre.masked_fill(~dead, 0.0), k_aux)
                 target = residual.detach()
-                aux = ((z_aux @ sae.W_dec - target) ** 2).sum(-1).mean() / (target**2).sum(-1).mean().clamp_min(1e-12)
+                aux = ((z_aux @ sae.W_dec - target) ** 2).sum(-1).mean() / (target**2).sum(
+                    -1
+                ).mean().clamp_min(1e-12)
             opt.zero_grad(set_to_none=True)
             (loss + config.aux_coef * aux).backward()
             opt.step()
@@ -233,8 +257,14 @@ def train_topk_sae(x: np.ndarray, config: TopKTrainConfig) -> tuple[SparseAutoen
                 sae.W_dec /= sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
             total += loss.item() * len(xb)
             aux_total += aux.item() * len(xb)
-        log.append({"epoch": epoch + 1, "mse_per_dim": total / n, "aux_loss": aux_total / n,
-                    "dead_latents": int((since_fired > config.dead_after).sum())})
+        log.append(
+            {
+                "epoch": epoch + 1,
+                "mse_per_dim": total / n,
+                "aux_loss": aux_total / n,
+                "dead_latents": int((since_fired > config.dead_after).sum()),
+            }
+        )
     sae.meta = {"trained_on_vectors": int(n), "train_config": asdict(config)}
     return sae.eval(), log
 
@@ -247,10 +277,17 @@ SAE_BACKENDS: Registry[SparseAutoencoder] = Registry("sparse autoencoder")
 @SAE_BACKENDS.register("topk")
 def _train_topk_backend(*, config, features: np.ndarray, seed: int = 0, **_) -> SparseAutoencoder:
     d_in = features.shape[1]
-    sae, log = train_topk_sae(features, TopKTrainConfig(
-        d_sae=config.expansion * d_in, k=config.k, epochs=config.epochs, batch_size=config.batch_size,
-        lr=config.lr, seed=seed,
-    ))
+    sae, log = train_topk_sae(
+        features,
+        TopKTrainConfig(
+            d_sae=config.expansion * d_in,
+            k=config.k,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            seed=seed,
+        ),
+    )
     sae.meta["train_log"] = log
     sae.meta["source"] = "trained here (TopK, offline default)"
     return sae
@@ -259,17 +296,28 @@ def _train_topk_backend(*, config, features: np.ndarray, seed: int = 0, **_) -> 
 @SAE_BACKENDS.register("pretrained")
 def _load_pretrained_backend(*, config, features: np.ndarray, **_) -> SparseAutoencoder:
     if config.path is None:
-        raise InputError(None, "analysis.sae.backend is 'pretrained' but analysis.sae.path is not set")
+        raise InputError(
+            None, "analysis.sae.backend is 'pretrained' but analysis.sae.path is not set"
+        )
     sae = SparseAutoencoder.from_pretrained(config.path)
     if sae.d_in != features.shape[1]:
-        raise InputError(config.path, f"SAE reads d_in={sae.d_in} but the vision space has dim {features.shape[1]}")
+        raise InputError(
+            config.path,
+            f"SAE reads d_in={sae.d_in} but the vision space has dim {features.shape[1]}",
+        )
     return sae
 
 
 @torch.no_grad()
-def mean_codes(sae: SparseAutoencoder, patches: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def mean_codes(
+    sae: SparseAutoencoder, patches: np.ndarray | torch.Tensor, batch_size: int = 64
+) -> np.ndarray:
     """Patch-mean SAE code of each item: (n, n_patches, d_in) → (n, d_sae) float32."""
-    patches = torch.as_tensor(np.asarray(patches, dtype=np.float32)) if not torch.is_tensor(patches) else patches.float()
+    patches = (
+        torch.as_tensor(np.asarray(patches, dtype=np.float32))
+        if not torch.is_tensor(patches)
+        else patches.float()
+    )
     out = []
     for i in range(0, len(patches), batch_size):
         chunk = patches[i : i + batch_size]

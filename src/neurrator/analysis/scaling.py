@@ -62,7 +62,9 @@ class ScalingResult:
         return asdict(self)
 
 
-def _draw_masks(pool: np.ndarray, size: int, n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _draw_masks(
+    pool: np.ndarray, size: int, n_draws: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     members = np.flatnonzero(pool)
     masks = []
     for _ in range(n_draws):
@@ -127,7 +129,9 @@ def scaling_curves(
         n_pool = int(pool.sum())
         if n_pool == 0:
             continue
-        wanted = sorted({n_pool if s == "all" else int(s) for s in sizes if s == "all" or int(s) < n_pool})
+        wanted = sorted(
+            {n_pool if s == "all" else int(s) for s in sizes if s == "all" or int(s) < n_pool}
+        )
         draws = {size: _draw_masks(pool, size, n_draws, rng) for size in wanted}
         # Identical subsets (every draw of "all", small pools) are predicted and scored once.
         distinct: dict[bytes, np.ndarray] = {}
@@ -149,7 +153,9 @@ def scaling_curves(
             n_windows = len(patches[0])
             for i, (k, p) in enumerate(zip(chunk, patches, strict=True)):
                 said = sentences[i * n_windows : (i + 1) * n_windows]
-                scores[k] = {m: np.asarray(v, dtype=np.float64) for m, v in fidelity(p, said).items()}
+                scores[k] = {
+                    m: np.asarray(v, dtype=np.float64) for m, v in fidelity(p, said).items()
+                }
         for size, masks in draws.items():
             mask_keys = [np.packbits(m).tobytes() for m in masks]
             n_distinct = len(set(mask_keys))
@@ -162,12 +168,18 @@ def scaling_curves(
                 else:
                     mean, lo, hi = bootstrap_ci(values[0], ci_level, seed=seed)
                 summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
-            ci_method = (f"student-t over {len(masks)} draws" if n_distinct > 1
-                         else "bootstrap over test windows (single distinct subset)")
+            ci_method = (
+                f"student-t over {len(masks)} draws"
+                if n_distinct > 1
+                else "bootstrap over test windows (single distinct subset)"
+            )
             label = "all" if size == n_pool else str(size)
             points.append(ScalingPoint(pool_name, size, label, n_distinct, ci_method, summaries))
     crossings = {
-        pool_name: {m: crossing_point([p for p in points if p.pool == pool_name], m, f) for m, f in floors.items()}
+        pool_name: {
+            m: crossing_point([p for p in points if p.pool == pool_name], m, f)
+            for m, f in floors.items()
+        }
         for pool_name in pools
         if any(p.pool == pool_name for p in points)
     }
@@ -189,7 +201,11 @@ METRIC_LABELS = {
     "r_at_10": "R@10 (true frame in top 10)",
     "sbert_gain": "SBERT matched − shuffled pairing",
 }
-FLOOR_LABELS = {"sbert": "random-caption floor", "r_at_10": "chance", "sbert_gain": "no frame-specific content"}
+FLOOR_LABELS = {
+    "sbert": "random-caption floor",
+    "r_at_10": "chance",
+    "sbert_gain": "no frame-specific content",
+}
 
 
 def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") -> Path:
@@ -211,13 +227,23 @@ def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") ->
             label = f"{pool} (n={result.pool_sizes[pool]}, cross {cross if cross else '—'})"
             ax.plot(x, mean, marker="o", ms=3.5, color=colours(i), label=label)
             ax.fill_between(x, lo, hi, color=colours(i), alpha=0.18, linewidth=0)
-        ax.axhline(result.floors[metric], ls="--", color="0.3", lw=1, label=FLOOR_LABELS.get(metric, "floor"))
+        ax.axhline(
+            result.floors[metric],
+            ls="--",
+            color="0.3",
+            lw=1,
+            label=FLOOR_LABELS.get(metric, "floor"),
+        )
         ax.set_xscale("log")
         ax.set_xlabel("neurons in the encoder input (N)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3, which="both", lw=0.5)
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(title or f"Scaling: mean ± {int(result.ci_level * 100)} % CI over {result.n_draws} draws "
-                 f"({result.n_windows} test windows, narrator {result.narrator})", fontsize=9)
+    fig.suptitle(
+        title
+        or f"Scaling: mean ± {int(result.ci_level * 100)} % CI over {result.n_draws} draws "
+        f"({result.n_windows} test windows, narrator {result.narrator})",
+        fontsize=9,
+    )
     fig.tight_layout()
     return save_figure(fig, path)

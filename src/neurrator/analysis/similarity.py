@@ -70,7 +70,9 @@ def narration_similarity(
                     matrix[i, i] = float((emb[a] @ emb[a].T)[same_frame].mean())
             else:
                 matrix[i, j] = float(np.einsum("nd,nd->n", emb[a], emb[b]).mean())
-            shuffled[i, j] = float(np.mean([np.einsum("nd,nd->n", emb[a], emb[b][p]).mean() for p in perms]))
+            shuffled[i, j] = float(
+                np.mean([np.einsum("nd,nd->n", emb[a], emb[b][p]).mean() for p in perms])
+            )
     off = ~np.eye(k, dtype=bool)
     floor = float(np.nanmean(shuffled[off])) if k > 1 else float(shuffled[0, 0])
     return SimilarityResult(
@@ -84,11 +86,15 @@ def narration_similarity(
     )
 
 
-def plot_similarity(results: Sequence[SimilarityResult], path: str | Path, *, narrator: str = "") -> Path:
+def plot_similarity(
+    results: Sequence[SimilarityResult], path: str | Path, *, narrator: str = ""
+) -> Path:
     """Heatmaps side by side on one shared colour scale, the shuffled floor on the colour bar."""
     import matplotlib.pyplot as plt
 
-    values = np.concatenate([np.asarray(r.matrix, dtype=float).ravel() for r in results] + [[r.floor for r in results]])
+    values = np.concatenate(
+        [np.asarray(r.matrix, dtype=float).ravel() for r in results] + [[r.floor for r in results]]
+    )
     vmin, vmax = 0.0, max(0.75, float(np.nanmax(values)))
     fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results) + 1, 4.2), squeeze=False)
     image = None
@@ -100,12 +106,22 @@ def plot_similarity(results: Sequence[SimilarityResult], path: str | Path, *, na
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         for (i, j), v in np.ndenumerate(m):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < (vmin + vmax) / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v < (vmin + vmax) / 2 else "black",
+                )
         ax.set_title(f"{r.name} (shuffled floor {r.floor:.2f})", fontsize=9)
     cbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
     for r in results:
         cbar.ax.axhline(r.floor, color="red", lw=1)
     cbar.set_label("SBERT cosine between narrations (red: shuffled floor)", fontsize=8)
-    fig.suptitle(f"Narration similarity on the same test windows (diagonal: across repeats; narrator {narrator})", fontsize=9)
+    fig.suptitle(
+        f"Narration similarity on the same test windows (diagonal: across repeats; narrator {narrator})",
+        fontsize=9,
+    )
     return save_figure(fig, path)

@@ -72,8 +72,12 @@ class Corpus:
 
     def pooled(self) -> np.ndarray:
         """(n_images, dim) patch-mean feature, computed in chunks (the patches may be a memmap)."""
-        return np.concatenate([np.asarray(self.patches[i : i + 256], dtype=np.float32).mean(1)
-                               for i in range(0, len(self.patches), 256)])
+        return np.concatenate(
+            [
+                np.asarray(self.patches[i : i + 256], dtype=np.float32).mean(1)
+                for i in range(0, len(self.patches), 256)
+            ]
+        )
 
 
 @dataclass
@@ -137,8 +141,12 @@ class AnalysisInputs:
     def predict(self, unit_mask: np.ndarray) -> torch.Tensor:
         """(n_units,) bool → (n_windows, n_patches, dim) float32, in batches."""
         mask = torch.from_numpy(np.asarray(unit_mask, dtype=bool))
-        return torch.cat([self.encoder(self.windows[i : i + self.batch_size], mask).float()
-                          for i in range(0, len(self.windows), self.batch_size)])
+        return torch.cat(
+            [
+                self.encoder(self.windows[i : i + self.batch_size], mask).float()
+                for i in range(0, len(self.windows), self.batch_size)
+            ]
+        )
 
     @torch.no_grad()
     def predict_many(self, unit_masks: np.ndarray) -> torch.Tensor:
@@ -147,8 +155,14 @@ class AnalysisInputs:
         m, n = len(masks), len(self.windows)
         x = self.windows.unsqueeze(0).expand(m, -1, -1, -1).reshape(m * n, *self.windows.shape[1:])
         per_window = masks.repeat_interleave(n, dim=0)
-        out = torch.cat([self.encoder(x[i : i + self.batch_size], per_window[i : i + self.batch_size]).float()
-                         for i in range(0, m * n, self.batch_size)])
+        out = torch.cat(
+            [
+                self.encoder(
+                    x[i : i + self.batch_size], per_window[i : i + self.batch_size]
+                ).float()
+                for i in range(0, m * n, self.batch_size)
+            ]
+        )
         return out.reshape(m, n, *out.shape[1:])
 
     def pools(self, specs: dict[str, str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -168,7 +182,9 @@ def _write(out: Path, summary: dict, results: dict) -> dict:
     return summary
 
 
-def _population_narrations(inputs: AnalysisInputs, masks: dict[str, np.ndarray]) -> dict[str, list[str]]:
+def _population_narrations(
+    inputs: AnalysisInputs, masks: dict[str, np.ndarray]
+) -> dict[str, list[str]]:
     """Each population's narrations of the test windows, several populations per narrator call."""
     n = len(inputs.frames)
     per_call = max(1, inputs.narrate_batch_windows // max(n, 1))
@@ -188,22 +204,41 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
     masks, skipped = sub.pools(cfg.pools)
     candidates = np.arange(len(inputs.frame_targets))
-    pooled_targets = np.concatenate([np.asarray(inputs.frame_targets[i : i + 256], dtype=np.float32).mean(1)
-                                     for i in range(0, len(candidates), 256)])
+    pooled_targets = np.concatenate(
+        [
+            np.asarray(inputs.frame_targets[i : i + 256], dtype=np.float32).mean(1)
+            for i in range(0, len(candidates), 256)
+        ]
+    )
     partner = shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed)
 
     def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
         ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
         matched = sub.reference_score(sentences, sub.frames)
         shuffled = sub.reference_score(sentences, sub.frames[partner])
-        return {"sbert": matched, "r_at_10": (ranks <= 10).astype(np.float64), "sbert_gain": matched - shuffled}
+        return {
+            "sbert": matched,
+            "r_at_10": (ranks <= 10).astype(np.float64),
+            "sbert_gain": matched - shuffled,
+        }
 
     narrate = sub.narrate_fast
     result = scaling_curves(
-        sub.predict, narrate, fidelity, masks, sizes=cfg.sizes, n_draws=cfg.n_draws, ci_level=cfg.ci_level,
-        floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, len(candidates)) / len(candidates),
-                "sbert_gain": 0.0},
-        seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
+        sub.predict,
+        narrate,
+        fidelity,
+        masks,
+        sizes=cfg.sizes,
+        n_draws=cfg.n_draws,
+        ci_level=cfg.ci_level,
+        floors={
+            "sbert": inputs.random_caption_floor,
+            "r_at_10": min(10, len(candidates)) / len(candidates),
+            "sbert_gain": 0.0,
+        },
+        seed=inputs.seed,
+        narrator_name=narrate.name,
+        predict_many=sub.predict_many,
         max_masks_per_call=max(1, inputs.narrate_batch_windows // max(len(sub.frames), 1)),
     )
     result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
@@ -220,17 +255,30 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         "ci_level": result.ci_level,
         "sbert_floor": result.floors["sbert"],
         "r_at_10_chance": result.floors["r_at_10"],
-        "crossing_points": {pool: {"pool_size": result.pool_sizes[pool], **c} for pool, c in result.crossings.items()},
-        "points": [{"pool": p.pool, "N": p.label,
-                    **{k: v for metric in ("sbert", "r_at_10", "sbert_gain")
-                       for k, v in zip((metric, f"{metric}_ci"), cell(p, metric), strict=True)}}
-                   for p in result.points],
+        "crossing_points": {
+            pool: {"pool_size": result.pool_sizes[pool], **c}
+            for pool, c in result.crossings.items()
+        },
+        "points": [
+            {
+                "pool": p.pool,
+                "N": p.label,
+                **{
+                    k: v
+                    for metric in ("sbert", "r_at_10", "sbert_gain")
+                    for k, v in zip((metric, f"{metric}_ci"), cell(p, metric), strict=True)
+                },
+            }
+            for p in result.points
+        ],
         "skipped_pools": skipped,
     }
     return _write(out, summary, {**result.to_dict(), "skipped_pools": skipped})
 
 
-def shuffled_partners(frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0) -> np.ndarray:
+def shuffled_partners(
+    frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0
+) -> np.ndarray:
     """A permutation pairing each window with a window of another shot (of another frame if
     shots are unknown): the shuffled control of the scaling curves.
 
@@ -261,25 +309,52 @@ def run_similarity(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) ->
         if len(masks) < 2:
             continue
         narrations = _population_narrations(inputs, masks)
-        results.append(narration_similarity(
-            narrations, inputs.encode, inputs.frames, name=name, n_shuffles=cfg.n_shuffles, seed=inputs.seed,
-            population_sizes={k: int(v.sum()) for k, v in masks.items()},
-        ))
+        results.append(
+            narration_similarity(
+                narrations,
+                inputs.encode,
+                inputs.frames,
+                name=name,
+                n_shuffles=cfg.n_shuffles,
+                seed=inputs.seed,
+                population_sizes={k: int(v.sum()) for k, v in masks.items()},
+            )
+        )
     if results:
         plot_similarity(results, out / "similarity.png", narrator=inputs.narrate.name)
     summary = {
         "narrator": inputs.narrate.name,
         "n_windows": len(inputs.frames),
         "floors": {r.name: r.floor for r in results},
-        "pairs": [{"set": r.name, "a": a, "b": b, "similarity": round(r.matrix[i][j], 4),
-                   "shuffled": round(r.shuffled[i][j], 4)}
-                  for r in results for i, a in enumerate(r.populations) for j, b in enumerate(r.populations) if i < j],
+        "pairs": [
+            {
+                "set": r.name,
+                "a": a,
+                "b": b,
+                "similarity": round(r.matrix[i][j], 4),
+                "shuffled": round(r.shuffled[i][j], 4),
+            }
+            for r in results
+            for i, a in enumerate(r.populations)
+            for j, b in enumerate(r.populations)
+            if i < j
+        ],
         "skipped_pools": skipped,
     }
-    return _write(out, summary, {"narrator": inputs.narrate.name, "sets": [r.to_dict() for r in results], "skipped_pools": skipped})
+    return _write(
+        out,
+        summary,
+        {
+            "narrator": inputs.narrate.name,
+            "sets": [r.to_dict() for r in results],
+            "skipped_pools": skipped,
+        },
+    )
 
 
-def _contrast_pools(inputs: AnalysisInputs, config: AnalysisConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
+def _contrast_pools(
+    inputs: AnalysisInputs, config: AnalysisConfig
+) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
     """Cell-type pools if ≥ 2 exist in the run, else the visual area pools (labelled)."""
     masks, skipped = inputs.pools(config.similarity.cell_type_pools)
     if len(masks) >= 2:
@@ -295,9 +370,17 @@ def run_contrasts(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> 
     masks, kind, skipped = _contrast_pools(inputs, config)
     narrations = _population_narrations(inputs, masks)
     result = language_contrasts(
-        narrations, inputs.frames, inputs.encode, concepts=cfg.concepts, prior_scale=cfg.prior_scale,
-        top_words=cfg.top_words, folds=cfg.cv_folds, n_permutations=cfg.n_permutations,
-        smooth_frames=cfg.smooth_frames, seed=inputs.seed, narrator_name=inputs.narrate.name,
+        narrations,
+        inputs.frames,
+        inputs.encode,
+        concepts=cfg.concepts,
+        prior_scale=cfg.prior_scale,
+        top_words=cfg.top_words,
+        folds=cfg.cv_folds,
+        n_permutations=cfg.n_permutations,
+        smooth_frames=cfg.smooth_frames,
+        seed=inputs.seed,
+        narrator_name=inputs.narrate.name,
         population_sizes={k: int(v.sum()) for k, v in masks.items()},
     )
     plot_words(result, out / "words.png")
@@ -313,14 +396,18 @@ def run_contrasts(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> 
         "classifier_p_value": None if clf is None else clf.p_value,
         "classifier_note": result.classifier_note,
         "distinctive_words": {p: ", ".join(w.word for w in ws) for p, ws in result.words.items()},
-        "concept_means": {axis.concept: {p: round(v, 4) for p, v in axis.mean.items()} for axis in result.concepts},
+        "concept_means": {
+            axis.concept: {p: round(v, 4) for p, v in axis.mean.items()} for axis in result.concepts
+        },
         "skipped_pools": skipped,
     }
     return _write(out, summary, {"populations": kind, **result.to_dict(), "skipped_pools": skipped})
 
 
 # ---- 4. SAE concept dictionary ------------------------------------------------------------------
-def build_sae(inputs: AnalysisInputs, config: AnalysisConfig) -> tuple[SparseAutoencoder, np.ndarray]:
+def build_sae(
+    inputs: AnalysisInputs, config: AnalysisConfig
+) -> tuple[SparseAutoencoder, np.ndarray]:
     """Train or load the SAE (``SAE_BACKENDS``); return it with held-out corpus patch vectors
     (disjoint from its training vectors) to evaluate it on."""
     cfg = config.sae
@@ -334,8 +421,12 @@ def build_sae(inputs: AnalysisInputs, config: AnalysisConfig) -> tuple[SparseAut
     def gather(flat: np.ndarray) -> np.ndarray:
         flat = np.sort(flat)  # read a memmap image by image
         image = flat // n_patch
-        return np.concatenate([np.asarray(corpus.patches[i], dtype=np.float32)[flat[image == i] % n_patch]
-                               for i in np.unique(image)])
+        return np.concatenate(
+            [
+                np.asarray(corpus.patches[i], dtype=np.float32)[flat[image == i] % n_patch]
+                for i in np.unique(image)
+            ]
+        )
 
     held_out, train = gather(picks[:n_eval]), gather(picks[n_eval:])
     with single_threaded():
@@ -347,7 +438,10 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
     """SAE on the corpus; per-population features, labels, bootstrap stability, concept t-tests."""
     cfg = config.sae
     if inputs.corpus is None:
-        raise InputError(None, "the SAE analysis needs an image corpus (analysis.sae.corpus or the run's stimulus)")
+        raise InputError(
+            None,
+            "the SAE analysis needs an image corpus (analysis.sae.corpus or the run's stimulus)",
+        )
     sae, vectors = build_sae(inputs, config)
     metrics = evaluate_sae(sae, vectors)
     if cfg.backend == "topk":
@@ -365,26 +459,52 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
         image_acts = mean_codes(sae, np.asarray(inputs.corpus.patches[label_index]))
     mean_acts = {p: a.mean(0) for p, a in bin_acts.items()}
     ranking = rank_population_features(mean_acts, top_k=cfg.top_k)
-    boot = bootstrap_stability(bin_acts, ranking, top_k=cfg.top_k, n_resamples=cfg.n_bootstrap, seed=inputs.seed)
+    boot = bootstrap_stability(
+        bin_acts, ranking, top_k=cfg.top_k, n_resamples=cfg.n_bootstrap, seed=inputs.seed
+    )
 
     def labelled(features) -> dict:
-        found = label_features(features, image_acts, label_captions, inputs.encode, n_images=cfg.label_images)
+        found = label_features(
+            features, image_acts, label_captions, inputs.encode, n_images=cfg.label_images
+        )
         for lab in found.values():
             lab.top_images = [int(label_index[i]) for i in lab.top_images]  # back to corpus indices
         return found
 
     labels = labelled(sorted({f for r in ranking.values() for f in (*r.top, *r.unique)}))
-    validation = validate_concepts(cfg.validation_concepts, pooled_predictions, inputs.corpus.pooled(),
-                                   inputs.corpus.captions, inputs.encode, n_images=cfg.label_images)
+    validation = validate_concepts(
+        cfg.validation_concepts,
+        pooled_predictions,
+        inputs.corpus.pooled(),
+        inputs.corpus.captions,
+        inputs.encode,
+        n_images=cfg.label_images,
+    )
     feats, z = unique_feature_table(ranking, mean_acts)
-    sae_info = {"backend": cfg.backend, "source": sae.meta.get("source", ""), "d_in": sae.d_in, "d_sae": sae.d_sae,
-                "k": sae.k, "explained_variance": metrics.explained_variance, "l0": metrics.l0,
-                "dead_fraction": metrics.dead_fraction, "n_eval_vectors": metrics.n_vectors,
-                "corpus": inputs.corpus.description, "n_corpus_images": len(inputs.corpus.patches)}
+    sae_info = {
+        "backend": cfg.backend,
+        "source": sae.meta.get("source", ""),
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+        "k": sae.k,
+        "explained_variance": metrics.explained_variance,
+        "l0": metrics.l0,
+        "dead_fraction": metrics.dead_fraction,
+        "n_eval_vectors": metrics.n_vectors,
+        "corpus": inputs.corpus.description,
+        "n_corpus_images": len(inputs.corpus.patches),
+    }
     result = ConceptDictionaryResult(
-        sae=sae_info, populations=list(masks), population_sizes={k: int(v.sum()) for k, v in masks.items()},
-        n_bins=len(inputs.frames), ranking=ranking, labels=labels, bootstrap=boot, validation=validation,
-        unique_features=feats, unique_zscored=z.round(4).tolist(),
+        sae=sae_info,
+        populations=list(masks),
+        population_sizes={k: int(v.sum()) for k, v in masks.items()},
+        n_bins=len(inputs.frames),
+        ranking=ranking,
+        labels=labels,
+        bootstrap=boot,
+        validation=validation,
+        unique_features=feats,
+        unique_zscored=z.round(4).tolist(),
     )
     plot_dictionary(result, out / "dictionary.png", corpus_frames=inputs.corpus.images)
     plot_bootstrap(result, out / "bootstrap.png")
@@ -394,14 +514,34 @@ def run_sae(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> dict:
         "populations": kind,
         "sae": {k: v for k, v in sae_info.items() if k != "corpus"},
         "corpus": inputs.corpus.description,
-        "unique_features": {p: [{"feature": f, "label": labels[f].label, "specificity": round(s, 4),
-                                 "bootstrap_unique_fraction": boot.unique_survival[p][f]}
-                                for f, s in zip(r.unique, r.unique_specificity, strict=True)]
-                            for p, r in ranking.items()},
-        "bootstrap": {p: {"resamples": boot.n_resamples, f"mean_top{cfg.top_k}_overlap": round(boot.overlap_mean[p], 4),
-                          f"min_top{cfg.top_k}_overlap": round(boot.overlap_min[p], 4)} for p in ranking},
-        "concept_validation": [{"concept": v.concept, **{k: (round(x, 4) if isinstance(x, float) else x) for k, x in t.items()}}
-                               for v in validation for t in v.welch],
+        "unique_features": {
+            p: [
+                {
+                    "feature": f,
+                    "label": labels[f].label,
+                    "specificity": round(s, 4),
+                    "bootstrap_unique_fraction": boot.unique_survival[p][f],
+                }
+                for f, s in zip(r.unique, r.unique_specificity, strict=True)
+            ]
+            for p, r in ranking.items()
+        },
+        "bootstrap": {
+            p: {
+                "resamples": boot.n_resamples,
+                f"mean_top{cfg.top_k}_overlap": round(boot.overlap_mean[p], 4),
+                f"min_top{cfg.top_k}_overlap": round(boot.overlap_min[p], 4),
+            }
+            for p in ranking
+        },
+        "concept_validation": [
+            {
+                "concept": v.concept,
+                **{k: (round(x, 4) if isinstance(x, float) else x) for k, x in t.items()},
+            }
+            for v in validation
+            for t in v.welch
+        ],
         "skipped_pools": skipped,
     }
     return _write(out, summary, {"populations": kind, **result.to_dict(), "skipped_pools": skipped})
@@ -418,8 +558,13 @@ def choose_units(units: pd.DataFrame, how: int | str, seed: int = 0) -> np.ndarr
     area = units["area"].astype(str).to_numpy() if "area" in units else np.full(len(units), "?")
     cell = units["cell_type"].to_numpy() if "cell_type" in units else np.full(len(units), None)
     cell = np.array([c if isinstance(c, str) and c else "" for c in cell])
-    queues = {a: [rng.permutation(np.flatnonzero((area == a) & (cell == c))).tolist()
-                  for c in sorted(set(cell[area == a]), key=lambda c: (c == "", c))] for a in np.unique(area)}
+    queues = {
+        a: [
+            rng.permutation(np.flatnonzero((area == a) & (cell == c))).tolist()
+            for c in sorted(set(cell[area == a]), key=lambda c: (c == "", c))
+        ]
+        for a in np.unique(area)
+    }
     turn = dict.fromkeys(queues, 0)
     order: list[int] = []
     while len(order) < int(how):
@@ -438,16 +583,28 @@ def run_neurons(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     positions = choose_units(inputs.units, cfg.units, inputs.seed)
     bank = None
     if inputs.corpus is not None:
-        bank = CaptionBank(inputs.corpus.pooled(), [c[0] if c else "" for c in inputs.corpus.captions])
+        bank = CaptionBank(
+            inputs.corpus.pooled(), [c[0] if c else "" for c in inputs.corpus.captions]
+        )
     sae = inputs.sae
     result = neurrate_units(
-        positions, sub.predict_many, sub.narrate, sub.n_units, units_table=inputs.units, frames=sub.frames,
+        positions,
+        sub.predict_many,
+        sub.narrate,
+        sub.n_units,
+        units_table=inputs.units,
+        frames=sub.frames,
         score=sub.reference_score,
-        decoder_directions=None if sae is None else sae.W_dec.detach().numpy() / float(sae.input_scale),
+        decoder_directions=None
+        if sae is None
+        else sae.W_dec.detach().numpy() / float(sae.input_scale),
         feature_labels=inputs.feature_labels.get if inputs.feature_labels else None,
-        caption_bank=bank, units_per_batch=cfg.units_per_batch, narrated_windows=cfg.narrated_windows,
+        caption_bank=bank,
+        units_per_batch=cfg.units_per_batch,
+        narrated_windows=cfg.narrated_windows,
         n_features=cfg.n_features,
-        n_neighbours=cfg.n_neighbours, narrator_name=sub.narrate.name,
+        n_neighbours=cfg.n_neighbours,
+        narrator_name=sub.narrate.name,
     )
     plot_neurons(result, out / "neurons.png")
     table = sorted(result.units, key=lambda u: -u.loo_shift)
@@ -458,12 +615,20 @@ def run_neurons(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
         "n_narrated_windows": result.n_narrated_windows,
         "units_per_second": round(result.units_per_second, 3),
         "all_units_fidelity": result.full_fidelity,
-        "top_units": [{"unit_id": u.unit_id, "area": u.area, "cell_type": u.cell_type, "loo_shift": round(u.loo_shift, 4),
-                       "narration_changed": round(u.loo_changed_fraction, 3), "solo": u.solo_narration,
-                       "solo_sbert": None if u.solo_fidelity is None else round(u.solo_fidelity, 4),
-                       "features": "; ".join(f["label"] for f in u.features),
-                       "neighbours": "; ".join(n["caption"] for n in u.neighbours)}
-                      for u in table[:15]],
+        "top_units": [
+            {
+                "unit_id": u.unit_id,
+                "area": u.area,
+                "cell_type": u.cell_type,
+                "loo_shift": round(u.loo_shift, 4),
+                "narration_changed": round(u.loo_changed_fraction, 3),
+                "solo": u.solo_narration,
+                "solo_sbert": None if u.solo_fidelity is None else round(u.solo_fidelity, 4),
+                "features": "; ".join(f["label"] for f in u.features),
+                "neighbours": "; ".join(n["caption"] for n in u.neighbours),
+            }
+            for u in table[:15]
+        ],
     }
     return _write(out, summary, result.to_dict())
 
@@ -504,11 +669,22 @@ def run_attribution(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -
     def forward(x: torch.Tensor) -> torch.Tensor:
         return inputs.encoder(x, everyone)
 
-    importance = gradient_x_input(forward, sub.windows, targets, batch_size=min(32, inputs.batch_size))
+    importance = gradient_x_input(
+        forward, sub.windows, targets, batch_size=min(32, inputs.batch_size)
+    )
     areas = inputs.units["area"].tolist() if "area" in inputs.units else [None] * sub.n_units
-    per_target, half = summarise_importance(importance, names, inputs.units.index.to_numpy(), areas, top_units=cfg.top_units)
-    result = AttributionResult(list(inputs.grid), cosine.reshape(inputs.grid).round(5).tolist(),
-                               r2.reshape(inputs.grid).round(5).tolist(), per_target, len(sub.frames), kind, half)
+    per_target, half = summarise_importance(
+        importance, names, inputs.units.index.to_numpy(), areas, top_units=cfg.top_units
+    )
+    result = AttributionResult(
+        list(inputs.grid),
+        cosine.reshape(inputs.grid).round(5).tolist(),
+        r2.reshape(inputs.grid).round(5).tolist(),
+        per_target,
+        len(sub.frames),
+        kind,
+        half,
+    )
     plot_attribution(result, out / "attribution.png")
     summary = {
         "target_kind": kind,
@@ -517,10 +693,17 @@ def run_attribution(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -
         "best_patch_cosine": float(cosine.max()),
         "worst_patch_cosine": float(cosine.min()),
         "mean_patch_r2": float(r2.mean()),
-        "targets": [{"target": t.target, "units_for_half_importance": h, "top10_share": round(t.top10_share, 4),
-                     "top_unit": t.top_units[0]["unit_id"], "top_unit_area": t.top_units[0]["area"],
-                     "largest_area_share": max(t.area_share.items(), key=lambda kv: kv[1])[0]}
-                    for t, h in zip(per_target, half, strict=True)],
+        "targets": [
+            {
+                "target": t.target,
+                "units_for_half_importance": h,
+                "top10_share": round(t.top10_share, 4),
+                "top_unit": t.top_units[0]["unit_id"],
+                "top_unit_area": t.top_units[0]["area"],
+                "largest_area_share": max(t.area_share.items(), key=lambda kv: kv[1])[0],
+            }
+            for t, h in zip(per_target, half, strict=True)
+        ],
     }
     return _write(out, summary, result.to_dict())
 

@@ -54,8 +54,11 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
 
         space = _vision_space(config)
         if space.info != targets.info:
-            raise InputError(cfg.corpus, f"the configured vision space {space.info.space_id!r} is not the one the "
-                                         f"run's targets come from ({targets.info.space_id!r})")
+            raise InputError(
+                cfg.corpus,
+                f"the configured vision space {space.info.space_id!r} is not the one the "
+                f"run's targets come from ({targets.info.space_id!r})",
+            )
         images, captions = read_image_corpus(cfg.corpus, cfg.corpus_captions)
         patches = space.embed(images).numpy().astype(np.float16)
         return Corpus(patches, captions, images, f"user corpus {cfg.corpus} ({len(images)} images)")
@@ -105,7 +108,9 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
     targets = read_targets(run)
     run.require("train", "checkpoint.safetensors")
-    estimator = Neurrator.load(run.stage_dir("train"), expect_units=dataset.unit_ids, expect_space=targets.info)
+    estimator = Neurrator.load(
+        run.stage_dir("train"), expect_units=dataset.unit_ids, expect_space=targets.info
+    )
 
     test = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]  # by frame, then repeat
     test = test[evenly_spaced(len(test), cfg.max_windows)]
@@ -117,20 +122,32 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     references = _references(run, stimulus)
     missing = sorted(set(frames.tolist()) - set(references))
     if missing:
-        raise InputError(run.stage_dir("ingest") / "stimulus.json",
-                         f"{len(missing)} test frames have no reference caption, e.g. {missing[:5]}")
+        raise InputError(
+            run.stage_dir("ingest") / "stimulus.json",
+            f"{len(missing)} test frames have no reference caption, e.g. {missing[:5]}",
+        )
     bank = ReferenceBank(references, scorer)
-    floors = score_windows([references[int(frames[0])][0]] * len(frames), frames, bank, scorer,
-                           word_salad=load_word_salad(config.evaluate.word_salad_path),
-                           shot_of_frame=stimulus.shot_of_frame, seed=config.seed + config.evaluate.seed)
+    floors = score_windows(
+        [references[int(frames[0])][0]] * len(frames),
+        frames,
+        bank,
+        scorer,
+        word_salad=load_word_salad(config.evaluate.word_salad_path),
+        shot_of_frame=stimulus.shot_of_frame,
+        seed=config.seed + config.evaluate.seed,
+    )
 
     def narrator(name: str | None) -> CachedNarrator:
         backend = build_narrator(config, name, targets, references, split.train_frames)
-        label = (name or config.narrate.narrator) + (" (offline stand-in)" if backend.is_stand_in else "")
+        label = (name or config.narrate.narrator) + (
+            " (offline stand-in)" if backend.is_stand_in else ""
+        )
         return CachedNarrator(backend.narrate, label)
 
     narrate = narrator(cfg.narrator)
-    narrate_fast = narrate if cfg.scaling.narrator == cfg.narrator else narrator(cfg.scaling.narrator)
+    narrate_fast = (
+        narrate if cfg.scaling.narrator == cfg.narrator else narrator(cfg.scaling.narrator)
+    )
 
     return AnalysisInputs(
         units=dataset.units,
@@ -141,11 +158,15 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         narrate_fast=narrate_fast,
         encode=encode,
         references=references,
-        reference_score=lambda sentences, fr: bank.mean_cosine(encode(list(sentences)), np.asarray(fr)),
+        reference_score=lambda sentences, fr: bank.mean_cosine(
+            encode(list(sentences)), np.asarray(fr)
+        ),
         random_caption_floor=float(np.nanmean(floors["random_caption"])),
         frame_targets=targets.patches,
         mask=lambda spec: subset_mask(dataset.units, spec),
-        corpus=_corpus(config, stimulus, targets) if {"sae", "neurons"} & set(cfg.analyses) else None,
+        corpus=_corpus(config, stimulus, targets)
+        if {"sae", "neurons"} & set(cfg.analyses)
+        else None,
         grid=tuple(targets.info.grid),
         shot_of_frame=stimulus.shot_of_frame,
         batch_size=cfg.batch_size,
@@ -158,17 +179,25 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
 # ---- the stage --------------------------------------------------------------------------------
 def _summary_line(name: str, summary: dict) -> str:
     if name == "scaling":
-        cross = ", ".join(f"{p} {c['sbert'] or '—'}/{c['sbert_gain'] or '—'}" for p, c in summary["crossing_points"].items())
+        cross = ", ".join(
+            f"{p} {c['sbert'] or '—'}/{c['sbert_gain'] or '—'}"
+            for p, c in summary["crossing_points"].items()
+        )
         return f"crossing N (SBERT > floor / > shuffled): {cross}"
     if name == "similarity":
         return "shuffled floors: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["floors"].items())
     if name == "contrasts":
         acc = summary["classifier_accuracy"]
-        return ("classifier " + (f"{acc:.2f} (chance {summary['classifier_chance']:.2f}, p={summary['classifier_p_value']:.3g})"
-                                 if acc is not None else "n/a"))
+        return "classifier " + (
+            f"{acc:.2f} (chance {summary['classifier_chance']:.2f}, p={summary['classifier_p_value']:.3g})"
+            if acc is not None
+            else "n/a"
+        )
     if name == "sae":
         s = summary["sae"]
-        return f"SAE EV {s['explained_variance']:.3f}, L0 {s['l0']:.1f}, dead {s['dead_fraction']:.1%}"
+        return (
+            f"SAE EV {s['explained_variance']:.3f}, L0 {s['l0']:.1f}, dead {s['dead_fraction']:.1%}"
+        )
     if name == "neurons":
         return f"{summary['n_units']} units at {summary['units_per_second']:.1f} units/s"
     if name == "attribution":
@@ -198,17 +227,32 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
         outputs.append(str(out_root / name))
     timings["total"] = round(time.perf_counter() - t0, 3)
     if "sae" in config.analysis.analyses and config.analysis.sae.backend == "topk":
-        run.mark_stand_in("sae", "TopK SAE trained here on the run's image corpus (paper: the pretrained "
-                                 "Prisma CLIP B/32 SAE, labelled on ImageNet)")
-    atomic_write_json(out_root / "timings.json", {"seconds": timings, "narrator": inputs.narrate.name,
-                                                   "scaling_narrator": inputs.narrate_fast.name,
-                                                   "n_windows": len(inputs.frames), "n_units": inputs.n_units,
-                                                   "stand_ins": inputs.stand_ins})
+        run.mark_stand_in(
+            "sae",
+            "TopK SAE trained here on the run's image corpus (paper: the pretrained "
+            "Prisma CLIP B/32 SAE, labelled on ImageNet)",
+        )
+    atomic_write_json(
+        out_root / "timings.json",
+        {
+            "seconds": timings,
+            "narrator": inputs.narrate.name,
+            "scaling_narrator": inputs.narrate_fast.name,
+            "n_windows": len(inputs.frames),
+            "n_units": inputs.n_units,
+            "stand_ins": inputs.stand_ins,
+        },
+    )
     width = max(len(r[0]) for r in rows) if rows else 8
-    table = "\n".join([f"{'analysis':<{width}}  seconds  result", *(f"{n:<{width}}  {s:7.1f}  {line}" for n, s, line in rows)])
+    table = "\n".join(
+        [
+            f"{'analysis':<{width}}  seconds  result",
+            *(f"{n:<{width}}  {s:7.1f}  {line}" for n, s, line in rows),
+        ]
+    )
     return StageResult(
         summary=f"analyze: {len(rows)} analyses in {timings['total']:.1f} s on {len(inputs.frames)} test windows "
-                f"× {inputs.n_units} units (narrator {inputs.narrate.name}; scaling {inputs.narrate_fast.name})",
+        f"× {inputs.n_units} units (narrator {inputs.narrate.name}; scaling {inputs.narrate_fast.name})",
         outputs=[*outputs, str(out_root / "timings.json")],
         table=table,
     )
