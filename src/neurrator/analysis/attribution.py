@@ -160,7 +160,7 @@ def plot_attribution(result: AttributionResult, path: str | Path) -> Path:
         bottom += share
     axes[2].set_xticks(
         range(len(result.targets)),
-        [t.target[:18] for t in result.targets],
+        [t.target[:32] for t in result.targets],
         rotation=45,
         ha="right",
         fontsize=7,
