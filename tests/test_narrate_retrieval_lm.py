@@ -18,6 +18,7 @@ SHOTS = ["a car parked in a dark garage", "a dog running on a sandy beach", "a m
         ("a car parked in a garage. It is dark.", "A car parked in a garage."),
         ('Sure! Here is a caption: "A dog runs on the beach"', "A dog runs on the beach."),
         ("  **A man reads**\n on a bench!  More text", "A man reads on a bench!"),
+        ("A tall pagoda among trees (30%). Next", "A tall pagoda among trees."),
         ("", "Fallback caption."),
     ],
 )

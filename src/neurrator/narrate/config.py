@@ -47,7 +47,7 @@ class NarrateConfig(BaseModel):
     #: otherwise a hub id or local directory (with ``lm_gguf_file`` for a GGUF checkpoint).
     lm_model: str | None = None
     lm_gguf_file: str | None = None
-    lm_max_new_tokens: int = Field(32, ge=1)
+    lm_max_new_tokens: int = Field(24, ge=1)
     #: Decimals the retrieval weights are rounded to (they are part of the LM prompt and of
     #: the identical-input cache key: coarser rounding means more cache hits).
     weight_decimals: int = Field(1, ge=0, le=4)

@@ -90,13 +90,14 @@ def load_language_model(model: str | None = None, gguf_file: str | None = None) 
 
 
 _LEAD_IN = re.compile(r"^(sure|okay|ok|certainly|here('s| is)|caption)\b[^:]{0,60}:\s*", re.IGNORECASE)
+_WEIGHT = re.compile(r"\s*\(\d+%\)")  # a prompt weight the LM copied, e.g. "(30%)"
 _SENTENCE = re.compile(r"^(.+?[.!?])(?=\s|$)")
 
 
 def one_sentence(text: str, *, fallback: str) -> str:
-    """The first clean sentence of an LM answer: no lead-in, quotes or markup; capitalised;
-    ending in a full stop. ``fallback`` if nothing usable is left."""
-    text = " ".join(text.replace("*", " ").split())
+    """The first clean sentence of an LM answer: no lead-in, quotes, markup or copied weights;
+    capitalised; ending in a full stop. ``fallback`` if nothing usable is left."""
+    text = " ".join(_WEIGHT.sub("", text.replace("*", " ")).split())
     text = _LEAD_IN.sub("", text).strip(" \"'`")
     match = _SENTENCE.match(text)
     sentence = (match.group(1) if match else text).strip(" \"'`")
@@ -156,7 +157,7 @@ class RetrievalLMNarrator:
         *,
         top_k: int = 3,
         weight_decimals: int = 1,
-        max_new_tokens: int = 32,
+        max_new_tokens: int = 24,
         batch_size: int = 8,
         cache_identical: bool = True,
     ):
@@ -195,8 +196,10 @@ class RetrievalLMNarrator:
     def _generate(self, batch: list[tuple[tuple[str, float], ...]]) -> list[str]:
         tokenizer = self.lm.tokenizer
         encoded = tokenizer([self._chat(c) for c in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        # Stop each row at its first sentence end: the answer is cut to one sentence anyway.
         out = self.lm.model.generate(
-            **encoded, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            **encoded, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+            stop_strings=[".", "!", "?", "\n"], tokenizer=tokenizer,
         )
         answers = tokenizer.batch_decode(out[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         self.n_generated += len(batch)
