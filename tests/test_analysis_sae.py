@@ -162,3 +162,10 @@ def test_labels_and_concept_validation():
         and test["p"] < 1e-2
         and test["mean_difference"] > 0
     )
+
+
+def test_concept_validation_without_captions_says_so():
+    (val,) = validate_concepts(
+        ["a car"], {"A": np.zeros((3, 2))}, np.zeros((4, 2)), [[]] * 4, bow_encode
+    )
+    assert val.welch == [] and "no captions" in val.note

@@ -193,6 +193,7 @@ class ConceptValidation:
     anchor_images: list[int]
     mean_loading: dict[str, float]
     welch: list[dict]
+    note: str = ""
 
 
 def concept_direction(
@@ -240,6 +241,9 @@ def validate_concepts(
     centre = corpus_pooled.mean(0)
     out = []
     for concept in concepts:
+        if not any(captions):
+            out.append(ConceptValidation(concept, [], {}, [], note="the corpus has no captions"))
+            continue
         direction, anchors = concept_direction(
             concept, corpus_pooled, captions, encode, n_images=n_images
         )
