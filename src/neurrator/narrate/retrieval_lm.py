@@ -4,7 +4,9 @@ sentence by a small instruct language model (SmolLM2-135M-Instruct by default).
 The language model is loaded once per process (:func:`load_language_model` caches it), and
 identical inputs (the same captions with the same rounded weights) are generated once: on a
 movie, consecutive windows of one shot usually retrieve the same captions, so they cost nothing.
-Decoding is greedy, so the output is a deterministic function of the input.
+Decoding is greedy and batches are formed in first-occurrence order, so narrating the same
+windows twice gives the same sentences. (Left padding inside a batch can, rarely, flip a greedy
+token, so one input narrated beside different batch-mates is not guaranteed bit-identical.)
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class RetrievalLMNarrator:
         retriever: RetrievalNarrator,
         language_model: LanguageModel,
         *,
-        top_k: int = 3,
+        top_k: int = 2,
         weight_decimals: int = 1,
         max_new_tokens: int = 24,
         batch_size: int = 8,

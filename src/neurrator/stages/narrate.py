@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from neurrator.config import RunConfig
-from neurrator.core.io import atomic_path, atomic_write_json
+from neurrator.core.io import atomic_dir, atomic_write_json
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 
@@ -70,10 +70,6 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     windows = ordered_test_windows(split.test)
     predictions = model.predict(dataset, windows, dtype=torch.float16)
     predict_seconds = time.perf_counter() - t0
-    with atomic_path(out / PREDICTIONS_FILE) as tmp:
-        np.save(tmp, predictions.numpy())
-    with atomic_path(out / WINDOWS_FILE) as tmp:
-        np.save(tmp, windows)
 
     rows = narrated_rows(len(windows), cfg.max_windows, config.seed)
     frames = windows[rows, 1]
@@ -120,14 +116,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
             "references": [list(captions.get(int(f), [])) for f in frames],
         }
     )
-    with atomic_path(out / NARRATIONS_FILE) as tmp:
-        table.to_parquet(tmp, index=False)
-
     description = getattr(narrator, "description", narrator.name)
-    if narrator.is_stand_in:
-        run.mark_stand_in("narrator", description)
-    if captioner.is_stand_in:
-        run.mark_stand_in("reference_captions", getattr(captioner, "description", captioner.name))
     n_generated = getattr(narrator, "n_generated", None)
     summary = {
         "narrator": narrator.name,
@@ -148,7 +137,17 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
             "narrate": round(narrate_seconds, 3),
         },
     }
-    atomic_write_json(out / SUMMARY_FILE, summary)
+    # All four files replace the previous ones together, or not at all.
+    with atomic_dir(out) as tmp:
+        np.save(tmp / PREDICTIONS_FILE, predictions.numpy())
+        np.save(tmp / WINDOWS_FILE, windows)
+        table.to_parquet(tmp / NARRATIONS_FILE, index=False)
+        atomic_write_json(tmp / SUMMARY_FILE, summary)
+
+    if narrator.is_stand_in:
+        run.mark_stand_in("narrator", description)
+    if captioner.is_stand_in:
+        run.mark_stand_in("reference_captions", getattr(captioner, "description", captioner.name))
 
     label = " (offline stand-in)" if narrator.is_stand_in else ""
     lm_note = f", {n_generated} LM generations (identical inputs cached)" if n_generated is not None else ""
