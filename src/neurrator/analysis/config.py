@@ -56,6 +56,9 @@ class ScalingConfig(_Section):
     ci_level: float = Field(0.95, gt=0, lt=1)
     #: Test windows scored per point (evenly spaced over the test set); 0 = all.
     max_windows: int = Field(48, ge=0)
+    #: Cross-shot permutations of the test windows averaged into the shuffled pairing
+    #: (``sbert_gain`` = matched − shuffled).
+    n_shuffles: int = Field(10, ge=1)
     #: Narrator for the scaling points; ``None`` uses the run's narrator. The fast offline
     #: ``retrieval`` narrator keeps 6 pools × 8 sizes × 5 draws within the demo budget.
     narrator: str | None = "retrieval"

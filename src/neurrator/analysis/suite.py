@@ -210,12 +210,18 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
             for i in range(0, len(candidates), 256)
         ]
     )
-    partner = shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed)
+    # Several cross-shot permutations, averaged, so the null's own pairing noise stays small.
+    partners = [
+        shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed + i)
+        for i in range(cfg.n_shuffles)
+    ]
 
     def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
         ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
         matched = sub.reference_score(sentences, sub.frames)
-        shuffled = sub.reference_score(sentences, sub.frames[partner])
+        shuffled = np.mean(
+            [sub.reference_score(sentences, sub.frames[p]) for p in partners], axis=0
+        )
         return {
             "sbert": matched,
             "r_at_10": (ranks <= 10).astype(np.float64),
