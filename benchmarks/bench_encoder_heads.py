@@ -78,12 +78,12 @@ def main() -> None:
           f"(incl. 64-window validation) per model, {args.threads} thread(s)")
     rows = {
         "fast: PCA-basis head": train_and_score(dataset, targets, split, budget, 160, preset="paper", head="basis"),
-        "faithful: 576 queries (sequence memory)": train_and_score(dataset, targets, split, budget, 64,
-                                                                   preset="paper", head="patches"),
+        "faithful: 576 queries (pooled memory)": train_and_score(dataset, targets, split, budget, 64,
+                                                                   preset="paper", head="patches", memory="pooled"),
     }
     print(f"mean-patch floor (validation subset): {rows['fast: PCA-basis head']['floor']:.4f}")
     print_table(rows)
-    fast, faithful = rows["fast: PCA-basis head"], rows["faithful: 576 queries (sequence memory)"]
+    fast, faithful = rows["fast: PCA-basis head"], rows["faithful: 576 queries (pooled memory)"]
     print(f"seconds per epoch, faithful / fast: {faithful['s_per_epoch'] / fast['s_per_epoch']:.1f}x (goal >= 10x)")
     verdict = "fast is equal or better" if fast["test"] >= faithful["test"] else "FAST IS WORSE"
     print(f"test patch cosine at equal wall time ({budget:.0f} s): fast {fast['test']:.4f} vs faithful "

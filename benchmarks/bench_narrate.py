@@ -5,7 +5,8 @@ Demo-sized inputs: a caption bank of the 900 demo-movie frames (its 16 captioned
 "predicted" patches are the true frame's patches plus noise. ``retrieval+lm`` is timed with
 and without the identical-input cache; the SmolLM2 load is reported apart. The figures are
 compared, in the same run, with the ``narrate`` stage budget of the demo (120 s including the
-LM load). Timings are noisy when other processes share the CPU.
+LM load). Timings are noisy when other processes share the CPU: CPU seconds of this process are
+printed beside wall seconds (with 2 threads, CPU s ≈ 2 × wall s on an idle machine).
 
 Run: ``python benchmarks/bench_narrate.py [--quick]``.
 """
@@ -39,9 +40,14 @@ def demo_inputs(n_windows: int, n_patches: int = 576, dim: int = 64, noise: floa
     return bank, queries
 
 
+CPU_SECONDS: list[float] = []
+
+
 def timed(fn):
-    t0 = time.perf_counter()
+    """Run ``fn``; return its output and wall seconds (CPU seconds are appended to ``CPU_SECONDS``)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
+    CPU_SECONDS.append(time.process_time() - c0)
     return out, time.perf_counter() - t0
 
 
@@ -58,22 +64,22 @@ def main() -> None:
     retrieval = RetrievalNarrator(bank)
     sentences, seconds = timed(lambda: retrieval.narrate(queries))
     print(f"retrieval            : {n_windows / seconds:9.1f} sentences/s  ({n_windows} in {seconds:.2f} s, "
-          f"{len(set(sentences))} distinct)")
+          f"{len(set(sentences))} distinct; {CPU_SECONDS[-1]:.1f} CPU s)")
 
     _, load_seconds = timed(load_language_model)
-    print(f"SmolLM2 load         : {load_seconds:9.1f} s (once per process)")
+    print(f"SmolLM2 load         : {load_seconds:9.1f} s (once per process; {CPU_SECONDS[-1]:.1f} CPU s)")
 
     cached = build_narrator(NarrateConfig(narrator="retrieval+lm"), bank=bank)
     sentences, seconds = timed(lambda: cached.narrate(queries))
     print(f"retrieval+lm (cache) : {n_windows / seconds:9.2f} sentences/s  ({n_windows} windows in {seconds:.1f} s; "
-          f"{cached.n_generated} LM generations for {len(set(sentences))} distinct sentences)")
+          f"{cached.n_generated} LM generations for {len(set(sentences))} distinct sentences; {CPU_SECONDS[-1]:.1f} CPU s)")
     cached_total = seconds
 
     uncached = build_narrator(NarrateConfig(narrator="retrieval+lm", cache_identical=False), bank=bank)
     _, seconds = timed(lambda: uncached.narrate(queries[:n_uncached]))
     rate = n_uncached / seconds
     print(f"retrieval+lm (none)  : {rate:9.2f} sentences/s  ({n_uncached} windows in {seconds:.1f} s; "
-          f"all {n_windows} would take ~{n_windows / rate:.0f} s)")
+          f"all {n_windows} would take ~{n_windows / rate:.0f} s; {CPU_SECONDS[-1]:.1f} CPU s)")
 
     print(f"compared with the narrate stage budget of {STAGE_BUDGET_S:.0f} s (LM load included): "
           f"cached {load_seconds + cached_total:.0f} s, uncached ~{load_seconds + n_windows / rate:.0f} s "

@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller session and fewer epochs")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fraction", type=float, default=0.5, help="share of windows given a random subset")
+    parser.add_argument("--fraction", type=float, default=0.25, help="share of windows given a random subset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n_units, n_frames, epochs, draws = (240, 150, 6, 3) if args.quick else (400, 300, 10, 5)

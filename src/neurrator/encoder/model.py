@@ -71,7 +71,7 @@ class EncoderModelConfig:
     patch_layers: int = 2
     dropout: float = 0.2
     head: Literal["patches", "basis"] = "patches"
-    memory: Literal["pooled", "sequence"] = "sequence"
+    memory: Literal["pooled", "sequence"] = "pooled"
     basis_rank: int = 128
     basis_hidden: int = 512
     n_classes: int = 0
