@@ -43,7 +43,7 @@ class BenchmarkConfig(_Section):
     knn_k: int = Field(10, ge=1)
     mlp_hidden: int = Field(512, ge=8)
     mlp_epochs: int = Field(60, ge=1)
-    mlp_epochs_quick: int = Field(15, ge=1)
+    mlp_epochs_quick: int = Field(5, ge=1)
     #: CEBRA output dimensions (paper A3: 128/256/512). Table A1/A2 use the largest.
     cebra_dims: list[int] = [128, 256, 512]
     #: ``"targets"``: continuous labels = PCA of the pooled vision-space targets (CEBRA's own
@@ -62,7 +62,7 @@ class BenchmarkConfig(_Section):
     neurrator_minutes_quick: float = Field(0.25, gt=0)
     #: Training windows used per regime (evenly subsampled); 0 = all.
     max_train_windows: int = Field(0, ge=0)
-    max_train_windows_quick: int = Field(4000, ge=0)
+    max_train_windows_quick: int = Field(3000, ge=0)
     #: Test windows scored per regime (evenly subsampled); 0 = all.
     max_test_windows: int = Field(2000, ge=0)
     max_test_windows_quick: int = Field(240, ge=0)
