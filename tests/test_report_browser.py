@@ -49,16 +49,13 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="neurrator-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-
-        def wire_pipes():  # in the child: Chromium reads commands on fd 3, writes replies on fd 4
-            a, b = os.dup(to_browser_r), os.dup(from_browser_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
+        # Chromium reads commands on fd 3 and writes replies on fd 4; a shell moves the pipe
+        # ends there, and every other descriptor stays closed (no stray output to our stderr).
         self.process = subprocess.Popen(
-            [executable, *_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
-            # preexec_fn only dup()s descriptors (async-signal-safe); the DevTools pipe must sit on fds 3/4.
-            preexec_fn=wire_pipes, close_fds=False,  # noqa: PLW1509 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "sh",
+             executable, *_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
