@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from types import SimpleNamespace
@@ -49,10 +50,13 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="neurrator-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        # Chromium reads commands on fd 3 and writes replies on fd 4; a shell moves the pipe
-        # ends there, and every other descriptor stays closed (no stray output to our stderr).
+        # Chromium reads commands on fd 3 and writes replies on fd 4. A tiny Python trampoline
+        # moves the pipe ends there and execs Chromium; no other descriptor is inherited, so
+        # nothing strays onto our stdout/stderr. (A POSIX sh cannot redirect from fds above 9.)
+        trampoline = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+                      "os.execvp(sys.argv[3], sys.argv[3:])")
         self.process = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}', "sh",
+            [sys.executable, "-c", trampoline, str(to_browser_r), str(from_browser_w),
              executable, *_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
             pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
