@@ -48,6 +48,8 @@ class NarrateConfig(BaseModel):
     lm_model: str | None = None
     lm_gguf_file: str | None = None
     lm_max_new_tokens: int = Field(24, ge=1)
+    #: Torch CPU threads while the LM generates (0 = unchanged); 1 is fastest on a shared CPU.
+    lm_threads: int = Field(1, ge=0)
     #: Decimals the retrieval weights are rounded to (they are part of the LM prompt and of
     #: the identical-input cache key: coarser rounding means more cache hits).
     weight_decimals: int = Field(1, ge=0, le=4)
