@@ -58,6 +58,8 @@ def _scalar_cell(value: Any) -> Cell:
     if _is_scalar(value):
         return value
     if _is_scalar_list(value):
+        if not value:
+            return "(none)"
         if len(value) <= 6:
             return ", ".join(format_cell(v) for v in value)
         return f"[{len(value)} values]"
