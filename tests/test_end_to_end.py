@@ -1,0 +1,86 @@
+"""The whole pipeline, on the embedded offline default at a tiny scale, through the CLI.
+
+This is ``neurrator demo`` with smaller sizes: same stages, same backends (simulated Allen
+session, oriented-energy space, retrieval+SmolLM2 narrator, SBERT), so a broken hand-off
+between any two stages fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+TINY = [
+    "data.simulation.n_units=60",
+    "data.simulation.movie_repeats=6",
+    "data.simulation.scene_repeats=4",
+    "encoder.max_epochs=2",
+    "encoder.windows_per_epoch=256",
+    "encoder.max_minutes=0.5",
+    "narrate.max_windows=60",
+    "evaluate.n_bootstrap=200",
+    "evaluate.controls_max_windows=48",
+    "evaluate.benchmark.cebra_dims=[16]",
+    "evaluate.benchmark.cebra_iterations_quick=20",
+    "evaluate.benchmark.max_train_windows_quick=600",
+    "evaluate.benchmark.max_test_windows_quick=60",
+    "evaluate.benchmark.mlp_epochs_quick=3",
+    "evaluate.benchmark.neurrator_minutes_quick=0.05",
+    "analysis.max_windows=48",
+    "analysis.scaling.sizes=[1,10,all]",
+    "analysis.scaling.max_windows=16",
+    "analysis.contrasts.n_permutations=20",
+    "analysis.sae.epochs=2",
+    "analysis.sae.n_bootstrap=100",
+    "analysis.neurons.units=6",
+    "analysis.neurons.max_windows=8",
+    "analysis.neurons.narrated_windows=2",
+    "analysis.attribution.max_windows=16",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    sets = [arg for s in TINY for arg in ("--set", s)]
+    out = subprocess.run(
+        [sys.executable, "-m", "neurrator.cli", "demo", "--name", "tiny", "--run", str(root / "tiny"),
+         "--set", f"cache_dir={root / 'cache'}", *sets],
+        capture_output=True, text=True, timeout=900, cwd=root,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return root / "tiny", out
+
+
+def test_demo_writes_every_stage_and_a_report(demo_run):
+    run, out = demo_run
+    report = run / "report" / "report.html"
+    assert f"Report: {report.resolve()}" in out.stdout
+    manifest = json.loads((run / "manifest.json").read_text())
+    for stage in ["simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report"]:
+        assert manifest["stages"][stage]["status"] == "done", stage
+    # Every offline stand-in is declared, and the report says so.
+    assert {"session", "vision_space", "narrator"} <= set(manifest["stand_ins"])
+    html = report.read_text()
+    assert "stand-in" in html.lower()
+
+
+def test_demo_narrations_are_scored_against_references(demo_run):
+    run, _ = demo_run
+    narrations = pd.read_parquet(run / "narrate" / "narrations.parquet")
+    assert len(narrations) > 0
+    assert narrations["narration"].str.len().gt(0).all()
+    summary = json.loads((run / "evaluate" / "summary.json").read_text())
+    assert summary  # the per-window scores and statistics exist
+    per_window = pd.read_parquet(run / "evaluate" / "per_window.parquet")
+    assert len(per_window) == len(narrations)
+    # Stages re-run on their own from the run directory.
+    again = subprocess.run(
+        [sys.executable, "-m", "neurrator.cli", "report", "--run", str(run)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
