@@ -337,6 +337,7 @@ def run_feature_baselines(
     cebra_iterations: int = 2000,
     cebra_batch_size: int = 512,
     cebra_hidden: int = 256,
+    cebra_input_components: int = 256,
     seed: int = 0,
 ) -> list[BaselinePrediction]:
     """Fit and apply the requested feature baselines (``ridge``, ``mlp``, ``pca_knn``, ``cebra``).
@@ -370,7 +371,8 @@ def run_feature_baselines(
             for dim in cebra_dims:
                 t0 = time.perf_counter()
                 model = CEBRAKNN(dim, mode=cebra_mode, max_iterations=cebra_iterations, batch_size=cebra_batch_size,
-                                 hidden=cebra_hidden, k=knn_k, seed=seed).fit(train_features, train_frames, train_coefs)
+                                 hidden=cebra_hidden, input_components=cebra_input_components, k=knn_k,
+                                 seed=seed).fit(train_features, train_frames, train_coefs)
                 voted, coefs = model.predict(test_features)
                 notes = {"mode": cebra_mode, "iterations": cebra_iterations, "batch_size": cebra_batch_size,
                          "hidden": cebra_hidden, "input_components": model.pca_[-1].n_components_, "k": knn_k}

@@ -41,7 +41,7 @@ class BenchmarkConfig(_Section):
     ridge_alpha: float = Field(100.0, gt=0)
     pca_components: int = Field(64, ge=2)
     knn_k: int = Field(10, ge=1)
-    mlp_hidden: int = Field(512, ge=8)
+    mlp_hidden: int = Field(256, ge=8)
     mlp_epochs: int = Field(60, ge=1)
     mlp_epochs_quick: int = Field(5, ge=1)
     #: CEBRA output dimensions (paper A3: 128/256/512). Table A1/A2 use the largest.
@@ -54,6 +54,8 @@ class BenchmarkConfig(_Section):
     cebra_iterations_quick: int = Field(100, ge=1)
     cebra_batch_size: int = Field(512, ge=8)
     cebra_hidden: int = Field(128, ge=8)
+    #: PCA components of the spike features fed to CEBRA's ``offset1-model`` (an MLP).
+    cebra_input_components: int = Field(128, ge=2)
     #: Encoder epochs when the Neurrator encoder is trained for a regime (the run's trained
     #: checkpoint is reused for the regime it was trained on).
     neurrator_epochs: int | None = None
@@ -103,4 +105,7 @@ class EvaluateConfig(_Section):
     controls_max_windows: int = Field(240, ge=0)
     #: Unit subset of the non-visual control (a ``neurrator.preprocess.subsets`` spec).
     control_subset: str = "group:hippocampus"
+    #: torch CPU threads while evaluating and benchmarking (0 = torch's default). One thread is
+    #: 3-4× faster than two when the 2 cores are shared with other jobs (measured here).
+    num_threads: int = Field(1, ge=0)
     benchmark: BenchmarkConfig = BenchmarkConfig()

@@ -69,6 +69,7 @@ from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 from neurrator.stages.embed import read_targets
 from neurrator.stages.evaluate import build_narrator, build_scorer, stand_ins
+from neurrator.vision import torch_threads
 from neurrator.vision.base import PatchTargets
 
 FLOOR = "Word-salad floor"
@@ -109,6 +110,11 @@ def _captions(run: RunDir, stimulus) -> dict[int, list[str]]:
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
+    with torch_threads(config.evaluate.num_threads):
+        return _run(run, config)
+
+
+def _run(run: RunDir, config: RunConfig) -> StageResult:
     bc = config.evaluate.benchmark
     budget = _budget(bc)
     seed = config.seed + config.evaluate.seed
@@ -190,7 +196,8 @@ def _benchmark_split(run, config, split: Split, *, is_active: bool, dataset: Neu
             feature_names, x_train, train[:, 1], x_test, basis, train_coefs, ridge_alpha=bc.ridge_alpha,
             pca_components=bc.pca_components, knn_k=bc.knn_k, mlp_hidden=bc.mlp_hidden, mlp_epochs=budget["mlp_epochs"],
             cebra_dims=dims, cebra_mode=bc.cebra_mode, cebra_iterations=budget["cebra_iterations"],
-            cebra_batch_size=bc.cebra_batch_size, cebra_hidden=bc.cebra_hidden, seed=seed,
+            cebra_batch_size=bc.cebra_batch_size, cebra_hidden=bc.cebra_hidden,
+            cebra_input_components=bc.cebra_input_components, seed=seed,
         ):
             predictions.append((p, None))
     if "neurrator" in bc.baselines:

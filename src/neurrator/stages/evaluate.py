@@ -50,6 +50,7 @@ from neurrator.preprocess.types import Split
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 from neurrator.stages.embed import read_targets
+from neurrator.vision import torch_threads
 from neurrator.vision.base import PatchTargets
 
 NARRATION_COLUMNS = ("repeat", "frame", "narration")
@@ -141,6 +142,11 @@ def merged_captions(stimulus: Stimulus, narrations: pd.DataFrame, path: Path) ->
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
+    with torch_threads(config.evaluate.num_threads):
+        return _run(run, config)
+
+
+def _run(run: RunDir, config: RunConfig) -> StageResult:
     ec = config.evaluate
     seed = config.seed + ec.seed
     narrations, predictions, prediction_frames, narrations_path = _read_narrations(run)
