@@ -63,7 +63,9 @@ class MappingCaptioner:
         self.name = name
         self.source = source
         self.is_stand_in = is_stand_in
-        self.description = f"{name} captions from {source}"
+        self.description = f"{name} captions from {source}" + (
+            " (human captions of an embedded stand-in stimulus; the paper scores against BLIP-2)" if is_stand_in else ""
+        )
 
     def caption(self, frames: np.ndarray | None, frame_ids: np.ndarray) -> list[list[str]]:
         """Captions of ``frame_ids`` (n,); ``frames`` is not needed and may be ``None``."""
