@@ -59,8 +59,10 @@ def run_dir(tmp_path, problem, monkeypatch):
     (run.stage_dir("embed") / "targets.json").write_text("{}")
     model.save(run.stage_dir("train"))
     # The stimulus record and the target cache are other stages' formats; feed their results directly.
-    monkeypatch.setattr("neurrator.data.load_stimulus_record", lambda path: _stimulus())
+    # Patch the embed stage first: importing it binds neurrator.data.load_stimulus_record, which
+    # must still be the real one or the fake would outlive this test inside that module.
     monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run: targets)
+    monkeypatch.setattr("neurrator.data.load_stimulus_record", lambda path: _stimulus())
     return run, config
 
 

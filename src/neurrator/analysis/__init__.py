@@ -18,7 +18,16 @@ real models:
 ``analyze`` stage; ``docs/analysis_outputs.md`` documents the files they write.
 """
 
-from neurrator.analysis.config import ANALYSES, AnalysisConfig
-from neurrator.analysis.sae import SAE_BACKENDS, SparseAutoencoder, train_topk_sae
+from __future__ import annotations
 
+from neurrator.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "ANALYSES": "neurrator.analysis.config",
+    "AnalysisConfig": "neurrator.analysis.config",
+    "SAE_BACKENDS": "neurrator.analysis.sae",
+    "SparseAutoencoder": "neurrator.analysis.sae",
+    "train_topk_sae": "neurrator.analysis.sae",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["ANALYSES", "SAE_BACKENDS", "AnalysisConfig", "SparseAutoencoder", "train_topk_sae"]

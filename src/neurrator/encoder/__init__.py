@@ -5,34 +5,27 @@ Public API: :class:`Neurrator` (patch regression, sklearn-style), :class:`Neurra
 :class:`NeurratorRetrieval`, and checkpoint I/O.
 """
 
-from neurrator.encoder.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
-from neurrator.encoder.config import PRESETS, EncoderConfig
-from neurrator.encoder.estimator import Neurrator, NeurratorRetriever, mean_patch_baseline
-from neurrator.encoder.model import (
-    EncoderModelConfig,
-    NeurratorPatches,
-    NeurratorRetrieval,
-    info_nce,
-    patch_cosine,
-    patch_loss,
-)
-from neurrator.encoder.train import TrainResult, train_encoder
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "CheckpointMeta",
-    "EncoderConfig",
-    "EncoderModelConfig",
-    "Neurrator",
-    "NeurratorPatches",
-    "NeurratorRetrieval",
-    "NeurratorRetriever",
-    "TrainResult",
-    "info_nce",
-    "load_checkpoint",
-    "mean_patch_baseline",
-    "patch_cosine",
-    "patch_loss",
-    "save_checkpoint",
-    "train_encoder",
-]
+from neurrator.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "CheckpointMeta": "neurrator.encoder.checkpoint",
+    "load_checkpoint": "neurrator.encoder.checkpoint",
+    "save_checkpoint": "neurrator.encoder.checkpoint",
+    "PRESETS": "neurrator.encoder.config",
+    "EncoderConfig": "neurrator.encoder.config",
+    "Neurrator": "neurrator.encoder.estimator",
+    "NeurratorRetriever": "neurrator.encoder.estimator",
+    "mean_patch_baseline": "neurrator.encoder.estimator",
+    "EncoderModelConfig": "neurrator.encoder.model",
+    "NeurratorPatches": "neurrator.encoder.model",
+    "NeurratorRetrieval": "neurrator.encoder.model",
+    "info_nce": "neurrator.encoder.model",
+    "patch_cosine": "neurrator.encoder.model",
+    "patch_loss": "neurrator.encoder.model",
+    "TrainResult": "neurrator.encoder.train",
+    "train_encoder": "neurrator.encoder.train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["PRESETS", "CheckpointMeta", "EncoderConfig", "EncoderModelConfig", "Neurrator", "NeurratorPatches", "NeurratorRetrieval", "NeurratorRetriever", "TrainResult", "info_nce", "load_checkpoint", "mean_patch_baseline", "patch_cosine", "patch_loss", "save_checkpoint", "train_encoder"]

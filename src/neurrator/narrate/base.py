@@ -44,5 +44,13 @@ class Captioner(Protocol):
         ...
 
 
-NARRATORS: Registry[Narrator] = Registry("narrator")
-CAPTIONERS: Registry[Captioner] = Registry("captioner")
+# The built-in backends register themselves when their modules are imported; the registries
+# import them on first use, so importing this module stays cheap and cycle-free.
+_BUILTIN_BACKENDS = (
+    "neurrator.narrate.llava",
+    "neurrator.narrate.retrieval",
+    "neurrator.narrate.retrieval_lm",
+    "neurrator.narrate.captioners",
+)
+NARRATORS: Registry[Narrator] = Registry("narrator", builtin_modules=_BUILTIN_BACKENDS)
+CAPTIONERS: Registry[Captioner] = Registry("captioner", builtin_modules=_BUILTIN_BACKENDS)

@@ -63,6 +63,7 @@ from neurrator.evaluate.tables import (
     paper_row_key,
     stand_in_note,
 )
+from neurrator.preprocess.dataset import rezscore
 from neurrator.preprocess.io import load_dataset, load_split
 from neurrator.preprocess.types import NeuralDataset, Split
 from neurrator.rundir import RunDir
@@ -137,7 +138,10 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
     for name in dict.fromkeys([*regimes, active.name]):
         _log(f"split {name}: fitting {', '.join(bc.baselines)} ({'quick' if bc.quick else 'full'} mode)")
         split = active if name == active.name else load_split(split_dir / f"{name}.json")
-        results[name] = _benchmark_split(run, config, split, is_active=name == active.name, dataset=dataset,
+        # Each regime is z-scored with its own training windows, so held-out frames never
+        # contribute to the normalisation statistics.
+        split_data = dataset if name == active.name else rezscore(dataset, split)
+        results[name] = _benchmark_split(run, config, split, is_active=name == active.name, dataset=split_data,
                                          stimulus=stimulus, targets=targets, captions=captions, bank=bank,
                                          scorer=scorer, word_salad=word_salad, frame_targets=frame_targets,
                                          budget=budget, seed=seed)
