@@ -81,7 +81,7 @@ class CheckpointMeta:
 def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: CheckpointMeta) -> list[Path]:
     """Write weights and metadata into ``folder`` (each file atomically). Returns both paths."""
     folder = Path(folder)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     weights = atomic_write_bytes(folder / WEIGHTS_FILE, save_safetensors(tensors, metadata={"format": FORMAT}))
     meta_path = atomic_write_json(folder / META_FILE, {"format": FORMAT, **meta.__dict__})
     return [weights, meta_path]

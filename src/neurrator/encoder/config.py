@@ -117,6 +117,7 @@ class EncoderConfig(BaseModel):
 
     # ---- execution --------------------------------------------------------------------------------
     eval_batch_size: int = Field(256, ge=1)
+    device: str = Field("cpu", description='torch device for training and inference, e.g. "cuda" or "cuda:1"')
     num_threads: int | None = Field(
         None, ge=0, description="torch CPU threads; 0 = torch default. The demo uses 1: on a shared 2-core "
         "machine two spinning thread pools were several times slower (bench_encoder_throughput.py)",

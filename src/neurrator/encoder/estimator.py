@@ -156,11 +156,14 @@ class _EncoderEstimator:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         mask = self.unit_mask(dataset, units)
         sampler = WindowSampler(dataset)
-        self.model_.eval()
-        with torch_threads(self.config.resolved().num_threads):
+        config = self.config.resolved()
+        device = torch.device(config.device)
+        self.model_.to(device).eval()
+        mask = None if mask is None else mask.to(device)
+        with torch_threads(config.num_threads):
             for lo in range(0, len(pairs), batch_size):
                 chunk = pairs[lo : lo + batch_size]
-                yield lo, lo + len(chunk), self.model_(sampler.gather(chunk), mask)
+                yield lo, lo + len(chunk), self.model_(sampler.gather(chunk).to(device), mask).float().cpu()
 
     def _fit_model(self, model, task, dataset, split, *, resume_dir, log_path, on_epoch_end) -> TrainResult:
         return train_encoder(

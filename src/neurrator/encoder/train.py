@@ -116,7 +116,7 @@ class PatchTask:
     def loss(self, model, x, mask, frames):
         c = self.config
         return patch_loss(
-            model(x, mask), self.targets.batch(frames),
+            model(x, mask), self.targets.batch(frames).to(x.device),
             mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
             infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
         )
@@ -126,7 +126,7 @@ class PatchTask:
         total = 0.0
         for lo in range(0, len(pairs), batch_size):
             chunk = pairs[lo : lo + batch_size]
-            pred = model(sampler.gather(chunk))
+            pred = model(sampler.gather(chunk).to(_device_of(model))).float().cpu()
             total += patch_cosine(pred, self.targets.batch(chunk[:, 1])).mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
 
@@ -146,7 +146,7 @@ class RetrievalTask:
         self.class_of_frame[self.vocabulary] = np.arange(len(self.vocabulary))
 
     def loss(self, model, x, mask, frames):
-        labels = torch.from_numpy(self.class_of_frame[frames])
+        labels = torch.from_numpy(self.class_of_frame[frames]).to(x.device)
         return F.cross_entropy(model(x, mask), labels)
 
     @torch.no_grad()
@@ -154,7 +154,8 @@ class RetrievalTask:
         total = 0.0
         for lo in range(0, len(pairs), batch_size):
             chunk = pairs[lo : lo + batch_size]
-            retrieved = self.vocabulary[model(sampler.gather(chunk)).argmax(dim=1).numpy()]
+            logits = model(sampler.gather(chunk).to(_device_of(model)))
+            retrieved = self.vocabulary[logits.argmax(dim=1).cpu().numpy()]
             cos = patch_cosine(self.targets.batch(retrieved), self.targets.batch(chunk[:, 1]))
             total += cos.mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
@@ -202,6 +203,10 @@ def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * progress))
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """State dict without the frozen basis buffers (they never change, so copies are waste)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if ".basis." not in k}
@@ -221,7 +226,7 @@ def save_resume(
     tensors["rng.data"] = data_rng.get_state()
     meta = {"fingerprint": fingerprint, "state": asdict(state), "param_groups": optim["param_groups"]}
     with atomic_dir(folder) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / RESUME_TENSORS))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / RESUME_TENSORS))
         atomic_write_json(tmp / RESUME_JSON, meta)
 
 
@@ -316,6 +321,8 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
     val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
     sampler = WindowSampler(dataset)
     n_units = dataset.n_units
+    device = torch.device(c.device)
+    model.to(device)  # before the optimizer exists, so its state lives on the same device
 
     torch.manual_seed(seed)
     data_rng = torch.Generator().manual_seed(seed + 1)
@@ -330,7 +337,7 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         "split": sha256_array(np.concatenate([train_pairs, val_pairs])),
         "targets": f"{task.targets.info.space_id}:{task.targets.stimulus_hash}",
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
-        "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size"}),
+        "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size", "device"}),
     }
     state, best = TrainState(planned_epochs=c.max_epochs), _trainable_state(model)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
@@ -355,7 +362,8 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
             shifts = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
             mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
                                      subset_fraction=subset_fraction, generator=data_rng)
-            loss = task.loss(model, sampler.gather(batch, shifts), mask, batch[:, 1])
+            x = sampler.gather(batch, shifts).to(device, non_blocking=True)
+            loss = task.loss(model, x, None if mask is None else mask.to(device), batch[:, 1])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
