@@ -92,8 +92,8 @@ def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
 
 
 for _stage, (_module, _help) in STAGES.items():
-    # simulate starts a run; every later stage reads an existing one.
-    _make_stage_command(_stage, _help, fresh=_stage == "simulate")
+    # simulate or ingest (of real NWB files) starts a run; every later stage reads an existing one.
+    _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
 
 
 @app.command()
