@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from neurrator.core.errors import InputError
+from neurrator.data.stimulus import read_captions_json
 from neurrator.narrate import CAPTIONERS, NarrateConfig, build_captioner
-from neurrator.narrate.captioners import Blip2Captioner, load_caption_json
+from neurrator.narrate.captioners import Blip2Captioner
 
 
 def _stimulus(captions, is_stand_in=True):
-    return SimpleNamespace(name="demo_movie", captions=captions, is_stand_in=is_stand_in)
+    return SimpleNamespace(name="demo_movie", captions=captions, is_stand_in=is_stand_in, n_frames=10)
 
 
 def test_bundled_captions_are_looked_up_by_frame():
@@ -39,13 +40,14 @@ def test_json_captions(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [("{oops", "not valid JSON"), ("[1, 2]", "must be an object"), ('{"x": ["a"]}', "not an integer"), ('{"1": []}', "non-empty list")],
+    [("{oops", "not valid JSON"), ("[1, 2]", "must be a JSON object"), ('{"x": ["a"]}', "not a frame index"),
+     ('{"1": []}', "non-empty list"), ('{"99": ["a"]}', "out of range")],
 )
 def test_bad_caption_json_names_the_file(tmp_path, content, problem):
     path = tmp_path / "bad_captions.json"
     path.write_text(content)
     with pytest.raises(InputError, match=problem) as err:
-        load_caption_json(path)
+        read_captions_json(path, n_frames=10)
     assert err.value.path == path
 
 
@@ -53,11 +55,17 @@ def test_bad_caption_json_names_the_file(tmp_path, content, problem):
 def tiny_blip2_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
-        Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, Blip2QFormerConfig, Blip2VisionConfig,
-        BlipImageProcessor, OPTConfig, PreTrainedTokenizerFast,
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        Blip2QFormerConfig,
+        Blip2VisionConfig,
+        BlipImageProcessor,
+        OPTConfig,
+        PreTrainedTokenizerFast,
     )
 
-    words = "a the car dog room dark tree road person sits stands parked".split()
+    words = ["a", "the", "car", "dog", "room", "dark", "tree", "road", "person", "sits", "stands", "parked"]
     vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>", "<image>", *words])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,34 +16,10 @@ import numpy as np
 import torch
 
 from neurrator.core.errors import InputError
+from neurrator.data.stimulus import read_captions_json
 from neurrator.narrate.base import CAPTIONERS
 from neurrator.narrate.config import NarrateConfig
 from neurrator.narrate.llava import describe_frames, load_llava
-
-
-def load_caption_json(path: str | Path) -> dict[int, list[str]]:
-    """Read ``{"<frame>": ["caption", ...], ...}``; every frame needs ≥ 1 non-empty caption."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "captions file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"captions file is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InputError(path, 'captions file must be an object {"<frame>": ["caption", ...]}')
-    captions: dict[int, list[str]] = {}
-    for key, texts in raw.items():
-        try:
-            frame = int(key)
-        except ValueError:
-            raise InputError(path, f"frame key {key!r} is not an integer") from None
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise InputError(path, f"frame {key}: captions must be a non-empty list of non-empty strings")
-        captions[frame] = [t.strip() for t in texts]
-    return captions
 
 
 class MappingCaptioner:
@@ -162,7 +137,8 @@ def _make_json(config: NarrateConfig, stimulus: Any) -> MappingCaptioner:
     if config.captions_json is None:
         raise InputError(None, "narrate.captioner=json needs narrate.captions_json=<file>")
     return MappingCaptioner(
-        load_caption_json(config.captions_json), name="json", source=str(config.captions_json), is_stand_in=False
+        read_captions_json(Path(config.captions_json), stimulus.n_frames),
+        name="json", source=str(config.captions_json), is_stand_in=False,
     )
 
 
