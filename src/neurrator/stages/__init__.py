@@ -41,17 +41,10 @@ class StageResult:
 
 
 def load_stage(name: str) -> Callable[[RunDir, RunConfig], StageResult]:
-    """Import a stage's ``run`` function; a clear error for unknown or not-yet-built stages."""
+    """Import a stage's ``run`` function (stages import lazily: each pulls in its own libraries)."""
     if name not in STAGES:
         raise StageUnavailableError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
-    module_name, _ = STAGES[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise StageUnavailableError(f"stage {name!r} is not implemented in this version of neurrator") from None
-        raise
-    return module.run
+    return importlib.import_module(STAGES[name][0]).run
 
 
 def run_stage(name: str, run: RunDir, config: RunConfig) -> StageResult:
