@@ -143,3 +143,9 @@ def test_similarity_of_identical_narrations_is_one_and_above_floor():
 
 def test_shared_words():
     assert shared_words(["a red car", "the red bus", "red car parked"], n=2) == ["red", "car"]
+
+
+def test_crossing_point_ignores_float_round_off_above_a_zero_floor():
+    # A constant narration's SBERT gain is 0 up to round-off (seen: 2.6e-9); that is no crossing.
+    points = [_point(1, 2.6e-9), _point(10, 0.02)]
+    assert crossing_point(points, "sbert", 0.0) == 10

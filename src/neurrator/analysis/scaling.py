@@ -74,9 +74,13 @@ def _draw_masks(
     return masks
 
 
-def crossing_point(points: Sequence[ScalingPoint], metric: str, floor: float) -> int | None:
-    """Smallest population size whose CI lower bound is above ``floor`` (``None`` if never)."""
-    above = [p.size for p in points if p.metrics[metric].lo > floor]
+def crossing_point(points: Sequence[ScalingPoint], metric: str, floor: float, *, tolerance: float = 1e-6) -> int | None:
+    """Smallest population size whose CI lower bound is above ``floor`` (``None`` if never).
+
+    ``tolerance`` keeps float round-off (a constant narration's gain comes out as ~1e-9, not 0)
+    from counting as a crossing.
+    """
+    above = [p.size for p in points if p.metrics[metric].lo > floor + tolerance]
     return min(above) if above else None
 
 
