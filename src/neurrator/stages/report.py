@@ -141,29 +141,26 @@ def _training_section(reader: _Reader, config: RunConfig) -> Section:
     return section
 
 
+def _json_section(reader: _Reader, title: str, anchor: str, stage: str, filename: str, max_rows: int) -> Section:
+    """A section showing ``<stage>/<filename>`` as tables, or a note saying why it cannot."""
+    section = Section(title, anchor)
+    path = reader.run.stage_dir(stage) / filename
+    if path.is_file():
+        data = reader.json(path, section.notes)
+        if data is not None:
+            section.tables = json_tables(data, f"{stage}/{filename}", max_rows=max_rows)
+    else:
+        section.notes.append(reader.status_note(stage, f"{stage}/{filename}"))
+    return section
+
+
 def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, config: RunConfig) -> list[Section]:
-    run = reader.run
     max_rows = config.report.max_table_rows
     sections = [_training_section(reader, config)]
 
-    narration = Section("Narration", "eval-narration")
-    path = run.stage_dir("narrate") / "summary.json"
-    if path.is_file():
-        data = reader.json(path, narration.notes)
-        if data is not None:
-            narration.tables = json_tables(data, "narrate/summary.json", max_rows=max_rows)
-    else:
-        narration.notes.append(reader.status_note("narrate", "narrate/summary.json"))
-    sections.append(narration)
+    sections.append(_json_section(reader, "Narration", "eval-narration", "narrate", "summary.json", max_rows))
 
-    summary = Section("SBERT scores and statistics", "eval-summary")
-    path = run.stage_dir("evaluate") / "summary.json"
-    if path.is_file():
-        data = reader.json(path, summary.notes)
-        if data is not None:
-            summary.tables = json_tables(data, "evaluate/summary.json", max_rows=max_rows)
-    else:
-        summary.notes.append(reader.status_note("evaluate", "evaluate/summary.json"))
+    summary = _json_section(reader, "SBERT scores and statistics", "eval-summary", "evaluate", "summary.json", max_rows)
     if per_window is not None:
         columns = _score_columns(per_window)
         if columns:
@@ -177,14 +174,8 @@ def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, confi
     summary.figures.extend(_stage_figures(reader, "evaluate", summary.notes))
     sections.append(summary)
 
-    bench = Section("Baselines side by side (Tables A1–A3)", "eval-benchmark")
-    path = run.stage_dir("benchmark") / "tables.json"
-    if path.is_file():
-        data = reader.json(path, bench.notes)
-        if data is not None:
-            bench.tables = json_tables(data, "benchmark/tables.json", max_rows=max_rows)
-    else:
-        bench.notes.append(reader.status_note("benchmark", "benchmark/tables.json"))
+    bench = _json_section(reader, "Baselines side by side (Tables A1–A3)", "eval-benchmark", "benchmark", "tables.json",
+                          max_rows)
     bench.figures.extend(_stage_figures(reader, "benchmark", bench.notes))
     sections.append(bench)
     return sections
