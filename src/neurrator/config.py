@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from neurrator.core.errors import InputError
 from neurrator.analysis.config import AnalysisConfig
+from neurrator.core.errors import InputError
 from neurrator.data.config import DataConfig
 from neurrator.encoder.config import EncoderConfig
 from neurrator.evaluate.config import EvaluateConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from threadpoolctl import threadpool_limits
 
 from neurrator.core.io import atomic_path
+from neurrator.core.threads import thread_limit
 
 #: units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
 PredictFn = Callable[[np.ndarray], torch.Tensor]
@@ -31,26 +31,6 @@ PredictFn = Callable[[np.ndarray], torch.Tensor]
 NarrateFn = Callable[[torch.Tensor], list[str]]
 #: n sentences → (n, d) float32 unit-norm embeddings.
 EncodeFn = Callable[[list[str]], np.ndarray]
-
-
-@contextlib.contextmanager
-def thread_limit(n: int) -> Iterator[None]:
-    """Run on at most ``n`` BLAS and torch threads (``0``: leave the libraries' defaults).
-
-    On a busy 2-core machine, spinning thread pools make small-matrix work 20–60× slower
-    (measured here: a 144 × 64 logistic-regression fit 0.43 s → 0.02 s; a tiny SAE step
-    15 ms → 0.25 ms; a 24-window encoder batch 1.2 s → 0.04 s, 2 threads → 1).
-    """
-    if n <= 0:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def single_threaded() -> contextlib.AbstractContextManager[None]:

@@ -22,6 +22,7 @@ import torch
 
 from neurrator.core.errors import InputError
 from neurrator.core.seed import seed_everything
+from neurrator.core.threads import thread_limit
 from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import (
     CheckpointMeta,
@@ -42,7 +43,6 @@ from neurrator.encoder.train import (
     RetrievalTask,
     TrainResult,
     WindowSampler,
-    torch_threads,
     train_encoder,
 )
 from neurrator.preprocess.types import NeuralDataset, Split
@@ -160,7 +160,7 @@ class _EncoderEstimator:
         device = torch.device(config.device)
         self.model_.to(device).eval()
         mask = None if mask is None else mask.to(device)
-        with torch_threads(config.num_threads):
+        with thread_limit(config.num_threads):
             for lo in range(0, len(pairs), batch_size):
                 chunk = pairs[lo : lo + batch_size]
                 yield lo, lo + len(chunk), self.model_(sampler.gather(chunk).to(device), mask).float().cpu()

@@ -13,7 +13,6 @@ Nothing is pickled: tensors go to safetensors, everything else to JSON.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_array
+from neurrator.core.threads import thread_limit
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import patch_cosine, patch_loss
 from neurrator.preprocess.types import NeuralDataset
@@ -300,20 +300,8 @@ def train_encoder(
     on_epoch_end : called with the state after each epoch's checkpoint is written.
     """
     c = config.resolved()
-    with torch_threads(c.num_threads):
+    with thread_limit(c.num_threads):
         return _train(model, task, dataset, train_pairs, val_pairs, c, seed, resume_dir, log_path, on_epoch_end)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with ``n`` torch CPU threads (0: leave as is), then restore the previous setting."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed, resume_dir, log_path, on_epoch_end):

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from neurrator.core.errors import InputError
+from neurrator.core.threads import thread_limit
 from neurrator.narrate.base import NARRATORS
 from neurrator.narrate.config import NarrateConfig
 from neurrator.narrate.retrieval import CaptionBank, RetrievalNarrator, Retrieved
-from neurrator.vision import torch_threads
 
 SYSTEM_PROMPT = "You write short, plain image captions. Answer with one sentence only."
 #: One worked example fixes the answer format for a 135M-parameter model.
@@ -205,7 +205,7 @@ class RetrievalLMNarrator:
         tokenizer = self.lm.tokenizer
         encoded = tokenizer([self._chat(c) for c in batch], return_tensors="pt", padding=True, add_special_tokens=False)
         # Stop each row at its first sentence end: the answer is cut to one sentence anyway.
-        with torch_threads(self.threads):
+        with thread_limit(self.threads):
             out = self.lm.model.generate(
                 **encoded, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                 stop_strings=[".", "!", "?", "\n"], tokenizer=tokenizer,

@@ -62,7 +62,7 @@ class Split:
 
     @classmethod
     def from_dict(cls, d: dict) -> Split:
-        as_pairs = lambda x: np.asarray(x, dtype=np.int64).reshape(-1, 2)  # noqa: E731
+        as_pairs = lambda x: np.asarray(x, dtype=np.int64).reshape(-1, 2)
         return cls(
             name=d["name"],
             train=as_pairs(d["train"]),

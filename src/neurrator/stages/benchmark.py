@@ -31,6 +31,7 @@ from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json, atomic_write_text
 from neurrator.core.seed import seed_everything
+from neurrator.core.threads import thread_limit
 from neurrator.data import load_stimulus_record
 from neurrator.evaluate.baselines import (
     BaselinePrediction,
@@ -70,7 +71,6 @@ from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 from neurrator.stages.embed import read_targets
 from neurrator.stages.evaluate import build_narrator, build_scorer, stand_ins
-from neurrator.vision import torch_threads
 from neurrator.vision.base import PatchTargets
 
 FLOOR = "Word-salad floor"
@@ -111,7 +111,7 @@ def _captions(run: RunDir, stimulus) -> dict[int, list[str]]:
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
-    with torch_threads(config.evaluate.num_threads):
+    with thread_limit(config.evaluate.num_threads):
         return _run(run, config)
 
 

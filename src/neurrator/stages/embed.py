@@ -16,10 +16,11 @@ from pathlib import Path
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json
+from neurrator.core.threads import thread_limit
 from neurrator.data import load_stimulus_record
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-from neurrator.vision import build_space, torch_threads
+from neurrator.vision import build_space
 from neurrator.vision.base import PatchTargets
 from neurrator.vision.cache import (
     MANIFEST_FILE,
@@ -39,7 +40,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     entry = entry_dir(config.cache_dir, info.space_id, stimulus.content_hash)
     manifest_before = _read_bytes(entry / MANIFEST_FILE)
     t0 = time.perf_counter()
-    with torch_threads(config.vision.num_threads):
+    with thread_limit(config.vision.num_threads):
         targets = get_or_build_targets(
             space, stimulus, config.cache_dir, batch_size=config.vision.batch_size, progress=config.vision.progress
         )

@@ -24,6 +24,7 @@ import torch
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_path, atomic_write_json
+from neurrator.core.threads import thread_limit
 from neurrator.data import load_stimulus_record
 from neurrator.data.types import Stimulus
 from neurrator.evaluate import sbert  # noqa: F401  (registers the "sbert" scorer)
@@ -50,7 +51,6 @@ from neurrator.preprocess.types import Split
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 from neurrator.stages.embed import read_targets
-from neurrator.vision import torch_threads
 from neurrator.vision.base import PatchTargets
 
 NARRATION_COLUMNS = ("repeat", "frame", "narration")
@@ -142,7 +142,7 @@ def merged_captions(stimulus: Stimulus, narrations: pd.DataFrame, path: Path) ->
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
-    with torch_threads(config.evaluate.num_threads):
+    with thread_limit(config.evaluate.num_threads):
         return _run(run, config)
 
 

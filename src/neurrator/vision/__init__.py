@@ -7,8 +7,6 @@ This package module stays import-light (no torch), because the run config import
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,17 +19,3 @@ def build_space(config: VisionConfig) -> VisionSpace:
     from neurrator.vision.base import VISION_SPACES  # also registers the built-in backends
 
     return VISION_SPACES.create(config.backend, config=config)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (0 = unchanged), then restore the old setting."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
