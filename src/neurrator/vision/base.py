@@ -71,7 +71,9 @@ class VisionSpace(Protocol):
 
 
 #: Registry of vision-space backends, by name (``"clip"``, ``"oriented-energy"``, ...).
-VISION_SPACES: Registry[VisionSpace] = Registry("vision space")
+VISION_SPACES: Registry[VisionSpace] = Registry(
+    "vision space", builtin_modules=("neurrator.vision.clip", "neurrator.vision.oriented_energy")
+)
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,3 @@ class PatchTargets:
         """Targets of ``frames`` as a float32 tensor (n, n_patches, dim); reads only those rows."""
         return torch.from_numpy(np.asarray(self.patches[np.asarray(frames)], dtype=np.float32))
 
-
-# The built-in backends register themselves on import; importing them here keeps the registry
-# complete for anyone who reaches it through this module (they import only names defined above).
-from neurrator.vision import clip as _clip  # noqa: F401
-from neurrator.vision import oriented_energy as _oriented_energy  # noqa: F401
