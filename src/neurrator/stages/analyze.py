@@ -23,6 +23,7 @@ from neurrator.core.io import atomic_dir, atomic_write_json
 from neurrator.core.seed import seed_everything
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
+from neurrator.vision import build_space
 
 
 # ---- reading the run ---------------------------------------------------------------------------
@@ -37,12 +38,6 @@ def _encoder_fn(estimator):
     return encode
 
 
-def _vision_space(config: RunConfig):
-    from neurrator.vision.base import VISION_SPACES
-
-    return VISION_SPACES.create(config.vision.backend, config=config.vision)
-
-
 def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
     """The SAE corpus: a user folder/array, else the run's stimulus frames plus, beside a demo
     movie, the demo scene bank (embedded in the same space)."""
@@ -52,7 +47,7 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
     if cfg.corpus is not None:
         from neurrator.analysis.corpus import read_image_corpus
 
-        space = _vision_space(config)
+        space = build_space(config.vision)
         if space.info != targets.info:
             raise InputError(
                 cfg.corpus,
@@ -67,7 +62,7 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
     movie_only = Corpus(targets.patches, captions, stimulus.frames, description)
     if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
         return movie_only
-    space = _vision_space(config)
+    space = build_space(config.vision)
     if space.info != targets.info:  # targets from elsewhere: the bank cannot be embedded alike
         return movie_only
     scenes = load_stimulus("natural_scenes", None, cache_dir=config.cache_dir)
