@@ -143,9 +143,12 @@ def run_facts(inputs: ReportInputs) -> list[tuple[str, str]]:
     return facts
 
 
-def stage_lines(statuses: Sequence[StageStatus]) -> list[StageLine]:
-    """Every stage but the report itself (running while the page is written)."""
-    return [StageLine(s.stage, s.status, s.seconds, s.error, s.stale_because) for s in statuses if s.stage != "report"]
+def stage_lines(statuses: Sequence[StageStatus], config: RunConfig) -> list[StageLine]:
+    """Every stage but the report itself (running while the page is written), and but simulate
+    for recorded data (it never runs there)."""
+    hidden = {"report"} | ({"simulate"} if config.data.source == "nwb" else set())
+    return [StageLine(s.stage, s.status, s.seconds, s.error, s.stale_because) for s in statuses
+            if s.stage not in hidden or s.status != "not run" and s.stage != "report"]
 
 
 def key_figures(inputs: ReportInputs) -> list[Figure]:
@@ -216,7 +219,7 @@ def build_report(inputs: ReportInputs) -> ReportContent:
     return ReportContent(
         title=f"Neurrator report — {name}",
         summary=RunSummary(name=str(name), facts=run_facts(inputs), stand_ins=provenance.stand_ins,
-                           stages=stage_lines(inputs.statuses)),
+                           stages=stage_lines(inputs.statuses, inputs.config)),
         provenance=provenance,
         results=results,
         result_notes=inputs.notes_for("results"),

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from neurrator.analysis.config import ANALYSES
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
@@ -53,10 +54,15 @@ class _Reader:
         self.status = {s.stage: s for s in inputs.statuses}
 
     def get(self, part: str, stage: str, name: str, load: Callable[[Path], T]) -> T | None:
+        """``load(<stage>/<name>)``, or ``None`` with a note when it is missing or unusable."""
+        return self.load(part, stage, f"{stage}/{name}", lambda run: load(run.require(stage, name)))
+
+    def load(self, part: str, stage: str, what: str, read: Callable[[RunDir], T]) -> T | None:
+        """``read(run)`` (an artefact-layer reader), or ``None`` with a note on ``part``."""
         try:
-            return load(self.run.require(stage, name))
+            return read(self.run)
         except MISSING as exc:
-            self.absent(part, stage, f"{stage}/{name}", exc)
+            self.absent(part, stage, what, exc)
             return None
 
     def absent(self, part: str, stage: str, what: str, exc: Exception | None = None) -> None:
@@ -79,9 +85,6 @@ class _Reader:
 
 def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
     """Everything the report shows, loaded from ``run`` (absent parts ``None``, with notes)."""
-    from neurrator.data import load_stimulus_record
-    from neurrator.preprocess.io import load_dataset
-
     notes: list[Note] = []
     try:
         manifest = run.manifest()
@@ -91,16 +94,17 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
     inputs = ReportInputs(config=config, manifest=manifest, config_yaml=config_path.read_text() if config_path.is_file() else None,
                           statuses=run.statuses(tuple(STAGES)) if manifest else [], notes={"run": notes})
     r = _Reader(run, inputs)
-    inputs.dataset = r.get("timeline", "ingest", "dataset", lambda p: load_dataset(p, mmap=True))
-    stimulus = r.get("timeline", "ingest", "stimulus.json", load_stimulus_record)
+    inputs.dataset = r.load("timeline", "ingest", "ingest/dataset", runio.read_dataset)
+    stimulus = r.load("timeline", "ingest", "ingest/stimulus.json", runio.read_stimulus)
     if stimulus is not None:
         inputs.frames, inputs.frame_rate, inputs.captions = stimulus.frames, stimulus.frame_rate, stimulus.captions
+    narrations = r.load("timeline", "narrate", "narrate/narrations.parquet", runio.read_narrations)
+    inputs.narrations = None if narrations is None else narrations.to_frame()
     checkpoint = r.get("figures", "train", "checkpoint.json", _json)
     if isinstance(checkpoint, dict):
         inputs.unit_ids = checkpoint.get("unit_ids")
         inputs.best_epoch = (checkpoint.get("metrics") or {}).get("best_epoch")
     inputs.training_log = r.get("figures", "train", "log.csv", _table)
-    inputs.narrations = r.get("timeline", "narrate", "narrations.parquet", _table)
     inputs.per_window = r.get("results", "evaluate", "per_window.parquet", _table)
     inputs.evaluation = r.get("results", "evaluate", "summary.json", _json)
     r.raw("evaluate/summary.json", inputs.evaluation)
