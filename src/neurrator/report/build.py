@@ -146,9 +146,11 @@ def run_facts(inputs: ReportInputs) -> list[tuple[str, str]]:
 def stage_lines(statuses: Sequence[StageStatus], config: RunConfig) -> list[StageLine]:
     """Every stage but the report itself (running while the page is written), and but simulate
     for recorded data (it never runs there)."""
-    hidden = {"report"} | ({"simulate"} if config.data.source == "nwb" else set())
-    return [StageLine(s.stage, s.status, s.seconds, s.error, s.stale_because) for s in statuses
-            if s.stage not in hidden or s.status != "not run" and s.stage != "report"]
+    def shown(s: StageStatus) -> bool:
+        never_runs = s.stage == "simulate" and config.data.source == "nwb" and s.status == "not run"
+        return s.stage != "report" and not never_runs
+
+    return [StageLine(s.stage, s.status, s.seconds, s.error, s.stale_because) for s in statuses if shown(s)]
 
 
 def key_figures(inputs: ReportInputs) -> list[Figure]:
