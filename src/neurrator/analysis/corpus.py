@@ -1,15 +1,92 @@
-"""Image corpora for the SAE: a folder of images or a ``.npy`` array, with optional captions."""
+"""Image corpora for the SAE and the neuron descriptions: captioned images with their patches.
+
+The corpus is a user folder of images or a ``.npy`` array with optional captions
+(``analysis.sae.corpus``), else the run's stimulus frames plus, beside a demo movie, the demo
+scene bank embedded in the same vision space (:func:`build_corpus`).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurrator.core.errors import InputError
 
+if TYPE_CHECKING:
+    from neurrator.analysis.config import SAEConfig
+    from neurrator.data.types import Stimulus
+    from neurrator.vision.base import PatchTargets
+    from neurrator.vision.config import VisionConfig
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Captioned images the SAE is trained on and labelled with.
+
+    Attributes
+    ----------
+    patches : (n_images, n_patches, dim) vision-space features (float16/32; may be a memmap).
+    captions : (n_images,) reference captions per image (may be empty lists).
+    images : per image an (H, W) or (H, W, 3) uint8 array for thumbnails (an array or a list,
+        sizes may differ), or ``None``.
+    description : where the images came from.
+    """
+
+    patches: np.ndarray
+    captions: list[list[str]]
+    images: np.ndarray | list[np.ndarray] | None = None
+    description: str = ""
+
+    def pooled(self) -> np.ndarray:
+        """(n_images, dim) patch-mean feature (read in chunks: the patches may be a memmap)."""
+        from neurrator.evaluate.embedding import pool_patches
+
+        return pool_patches(self.patches)
+
+
+def build_corpus(
+    config: SAEConfig, vision: VisionConfig, stimulus: Stimulus, targets: PatchTargets, *, cache_dir: Path | None
+) -> Corpus:
+    """The SAE corpus: the user's (``config.corpus``), else the run's stimulus frames plus,
+    beside a demo movie, the demo scene bank.
+
+    The configured vision space (built only if images must be embedded) must be the one the
+    run's ``targets`` come from: a user corpus in another space is an :class:`InputError`; the
+    scene bank is then left out.
+    """
+    from neurrator.data.stimulus import load_stimulus
+    from neurrator.vision import build_space
+
+    if config.corpus is not None:
+        space = build_space(vision)
+        if space.info != targets.info:
+            raise InputError(config.corpus, f"the configured vision space {space.info.space_id!r} is not the one "
+                                            f"the run's targets come from ({targets.info.space_id!r})")
+        images, captions = read_image_corpus(config.corpus, config.corpus_captions)
+        patches = space.embed(images).numpy().astype(np.float16)
+        return Corpus(patches, captions, images, f"user corpus {config.corpus} ({len(images)} images)")
+    captions = [list(stimulus.captions.get(i, [])) for i in range(stimulus.n_frames)]
+    description = f"{stimulus.name} frames ({stimulus.n_frames})"
+    movie_only = Corpus(targets.patches, captions, stimulus.frames, description)
+    if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
+        return movie_only
+    space = build_space(vision)
+    if space.info != targets.info:  # targets from elsewhere: the bank cannot be embedded alike
+        return movie_only
+    scenes = load_stimulus("natural_scenes", None, cache_dir=cache_dir)
+    patches = space.embed(scenes.frames).numpy().astype(np.float16)
+    return Corpus(
+        np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches]),
+        captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
+        [*stimulus.frames, *scenes.frames],  # views, one per image (the sizes differ)
+        f"{description} + demo scene bank ({scenes.n_frames} images)",
+    )
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
