@@ -180,7 +180,7 @@ def test_read_image_corpus_folder_array_and_captions(tmp_path):
     images, captions = read_image_corpus(tmp_path / "arr.npy")
     assert images.shape == (3, 8, 8) and captions == [[], [], []]
     (tmp_path / "bad.json").write_text(json.dumps({"c.png": ["?"]}))
-    with pytest.raises(InputError, match="names no image"):
+    with pytest.raises(InputError, match="names none of the 2 items"):
         read_image_corpus(folder, tmp_path / "bad.json")
     with pytest.raises(InputError, match="folder of images"):
         read_image_corpus(tmp_path / "caps.json")

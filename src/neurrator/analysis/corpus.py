@@ -7,7 +7,6 @@ scene bank embedded in the same vision space (:func:`build_corpus`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from neurrator.core.errors import InputError
+from neurrator.data.stimulus import read_captions_json
 
 if TYPE_CHECKING:
     from neurrator.analysis.config import SAEConfig
@@ -106,7 +106,8 @@ def read_image_corpus(
     Parameters
     ----------
     path : a folder of image files (sorted by name) or an ``.npy`` array (n, H, W[, 3]).
-    captions_json : JSON object: image file name (folder) or index (array) → list of captions.
+    captions_json : JSON object: image file name (folder) or index (array) → list of captions,
+        read by the data layer's caption reader (``data.stimulus.read_captions_json``).
     size : folder images are resized to ``size × size`` so they stack into one array.
 
     Returns
@@ -126,7 +127,7 @@ def read_image_corpus(
             raise InputError(
                 path, f"expected (n, H, W) or (n, H, W, 3) images, got shape {images.shape}"
             )
-        keys = [str(i) for i in range(len(images))]
+        keys = None
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -153,24 +154,8 @@ def read_image_corpus(
         keys = [f.name for f in files]
     else:
         raise InputError(path, "SAE corpus must be a folder of images or an .npy array")
-    captions: list[list[str]] = [[] for _ in keys]
+    captions: list[list[str]] = [[] for _ in images]
     if captions_json is not None:
-        cpath = Path(captions_json)
-        try:
-            raw = json.loads(cpath.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(cpath, f"captions must be a readable JSON object: {exc}") from None
-        if not isinstance(raw, dict):
-            raise InputError(
-                cpath, "captions must be a JSON object mapping image → list of captions"
-            )
-        position = {k: i for i, k in enumerate(keys)}
-        for key, value in raw.items():
-            if key not in position:
-                raise InputError(cpath, f"caption key {key!r} names no image of the corpus")
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise InputError(cpath, f"captions of {key!r} must be a list of strings")
-            captions[position[key]] = value
+        for i, texts in read_captions_json(Path(captions_json), len(images), names=keys).items():
+            captions[i] = texts
     return images, captions
