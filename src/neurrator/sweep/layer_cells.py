@@ -17,17 +17,16 @@ from neurrator.sweep.grid import Cell
 def _run_inputs(inputs: CellInputs, regime: str):
     """(dataset z-scored for ``regime``, its split, the patch targets, the config), cached per
     worker process."""
+    from neurrator import runio
     from neurrator.preprocess.dataset import rezscore
-    from neurrator.preprocess.io import load_dataset, load_split
-    from neurrator.stages.embed import read_targets
 
     run = inputs.run
     config = inputs.cached(("config",), run.config)
-    base = inputs.cached(("dataset",), lambda: load_dataset(run.stage_dir("ingest") / "dataset"))
-    split = inputs.cached(("split", regime), lambda: load_split(run.require("ingest", f"splits/{regime}.json")))
+    base = inputs.cached(("dataset",), lambda: runio.read_dataset(run))
+    split = inputs.cached(("split", regime), lambda: runio.read_split(run, regime))
     same = base.meta.get("split") == split.name and base.meta.get("split_seed") == split.seed
     dataset = base if same else inputs.cached(("dataset", regime), lambda: rezscore(base, split))
-    targets = inputs.cached(("targets",), lambda: read_targets(run, config)[0])
+    targets = inputs.cached(("targets",), lambda: runio.read_targets(run))
     return dataset, split, targets, config
 
 
