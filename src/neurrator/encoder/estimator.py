@@ -224,8 +224,10 @@ class _EncoderEstimator(BaseEstimator):
         return torch.from_numpy(np.asarray(mask, dtype=bool))
 
     @torch.no_grad()
-    def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int):
-        """Yield (lo, hi, model output) over batches of ``pairs``."""
+    def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int,
+                 shifts: tuple[int, ...] = (0,)):
+        """Yield (lo, hi, model output) over batches of ``pairs``; with several ``shifts`` (bins)
+        the output is the mean over the windows shifted by each (temporal ensembling)."""
         self._check_fitted()
         self._check_session(dataset)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -238,7 +240,9 @@ class _EncoderEstimator(BaseEstimator):
         with thread_limit(config.num_threads):
             for lo in range(0, len(pairs), batch_size):
                 chunk = pairs[lo : lo + batch_size]
-                yield lo, lo + len(chunk), self.model_(sampler.gather(chunk).to(device), mask).float().cpu()
+                out = sum(self.model_(sampler.gather(chunk, np.full(len(chunk), s)).to(device), mask).float().cpu()
+                          for s in shifts)
+                yield lo, lo + len(chunk), out / len(shifts)
 
     def _fit_model(self, model, task, dataset, split, config, *, resume_dir, log_path, on_validation) -> TrainResult:
         train, val = self._train_val(config, split)
@@ -338,18 +342,21 @@ class Neurrator(_EncoderEstimator):
 
     def predict(
         self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None, batch_size: int = 256,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype = torch.float32, shifts: tuple[int, ...] = (0,),
     ) -> torch.Tensor:
         """Predicted patches of ``(repeat, frame)`` pairs (n, 2): (n, n_patches, dim) tensor.
 
         ``units`` restricts the input to a subset (spec string, bool mask or unit ids); the other
         units are set to z-score 0. ``dtype=torch.float16`` halves memory for large outputs.
+        ``shifts`` (bins): average the predictions of the frame-centred window shifted by each,
+        e.g. ``(-1, 0)`` (temporal ensembling; wider shifts read bins further from the frame, so
+        a split's leakage guard must cover them).
         """
         self._check_fitted()
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         shape = self.meta_.target_shape
         out = torch.empty((len(pairs), *shape), dtype=dtype)
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size):
+        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
             out[lo:hi] = pred.to(dtype)
         return out
 
