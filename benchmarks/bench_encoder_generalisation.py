@@ -63,7 +63,7 @@ def build_data(seed: int, n_units: int, repeats: int, progress: bool):
     from neurrator import api
     from neurrator.data.stimulus import demo_definition
     from neurrator.preprocess.io import load_dataset
-    from neurrator.stages.embed import read_targets
+    from neurrator.runio import read_targets
 
     name = f"bench-generalisation-s{seed}-u{n_units}-r{repeats}"
     folder = ROOT / "runs" / name

@@ -38,7 +38,7 @@ def run_with_inputs(tmp_path, monkeypatch):
     save_dataset(dataset, run.stage_dir("ingest") / "dataset")
     save_split(split, run.stage_dir("ingest") / "split.json")
     # The embed stage's pointer format belongs to the vision layer; hand the stage the targets.
-    monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run, **kw: targets)
+    monkeypatch.setattr("neurrator.runio.read_targets", lambda run, **kw: targets)
     return run, config, targets, split
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
@@ -25,12 +26,8 @@ RESUME_DIR = "resume"
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     from neurrator.encoder import Neurrator
-    from neurrator.preprocess.io import load_dataset, load_split
-    from neurrator.stages.embed import read_targets
 
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    split = load_split(run.require("ingest", "split.json"))
-    targets = read_targets(run)
+    dataset, split, targets = runio.read_dataset(run), runio.read_split(run), runio.read_targets(run)
     out = run.stage_dir("train")
     resume = out / RESUME_DIR
     resuming = (resume / "state.json").is_file()
