@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from neurrator.core.errors import InputError
 from neurrator.encoder.multisession import MultiSessionNeurrator, SessionData
@@ -134,7 +135,7 @@ def test_sklearn_contract_and_unfitted_error(problem):
     twin = clone(est)
     assert twin.get_params() == est.get_params() and twin is not est
     assert est.set_params(unit_dim=12).unit_dim == 12
-    with pytest.raises(InputError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         est.predict(problem[0][0].dataset, problem[2].test[:2])
     with pytest.raises(InputError, match="unit_dim"):
         MultiSessionNeurrator(unit_dim=0).fit(problem[0][:1], problem[1])

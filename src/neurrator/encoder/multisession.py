@@ -53,6 +53,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import load_file, save_file
 from safetensors.torch import save as save_safetensors
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -543,9 +544,11 @@ class MultiSessionNeurrator(BaseEstimator):
         if bad:
             raise InputError(None, f"invalid {type(self).__name__} parameter(s): {', '.join(bad)}")
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise InputError(None, f"{type(self).__name__} is not fitted; call fit() or load() first")
+        check_is_fitted(self, msg=f"This {type(self).__name__} is not fitted yet; call fit() or load() first.")
 
     @staticmethod
     def _check_sessions(sessions: Sequence[SessionData], targets: PatchTargets) -> None:
