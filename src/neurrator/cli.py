@@ -7,6 +7,7 @@ exit with status 2.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -130,7 +131,27 @@ def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
 
 for _stage, (_module, _help) in STAGES.items():
     # simulate or ingest (of real NWB files) starts a run; every later stage reads an existing one.
-    _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+    if _stage != "sweep":  # sweep has its own options, below
+        _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+
+
+@app.command()
+def sweep(
+    grid: Annotated[Path, typer.Option("--grid", help="Grid file (YAML): cell kind, params, axes.")],
+    run: RunOpt = None,
+    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (auto, host:6379, ray://host:10001).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance (default: all cores).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fan the cells of a grid file out as Ray tasks; rerunning computes only missing cells.
+
+    Needs an existing run directory (--run) holding the outputs the cells read.
+    """
+    sets = [*(set_ or []), f"sweep.grid={json.dumps(str(grid))}"]
+    sets += [f"sweep.address={json.dumps(address)}"] if address else []
+    sets += [f"sweep.num_cpus={num_cpus}"] if num_cpus else []
+    _run("sweep", run, config, sets, fresh=False)
 
 
 @app.command(name="config")
