@@ -131,6 +131,9 @@ def test_references_are_the_stimulus_captions_overridden_by_the_captioner(run):
     assert refs[1] == ["ref 1"] and refs[3] == ["ref 3"] and refs[0] == ["bundled 0"]
     uncaptioned = Stimulus("natural_movie_one", stimulus.frames, 30.0, {})
     (run.stage_dir("narrate") / "narrations.json").unlink()
+    with pytest.raises(InputError, match="re-run `neurrator narrate`"):  # half a narrate output is not used
+        read_references(run, stimulus)
+    (run.stage_dir("narrate") / "narrations.parquet").unlink()
     with pytest.raises(InputError, match="no reference captions") as err:
         read_references(run, uncaptioned)
     assert err.value.path.name == "stimulus.json"
