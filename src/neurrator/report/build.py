@@ -75,7 +75,8 @@ class ReportInputs:
     frames, frame_rate, captions : the stimulus frames (n, H, W) uint8, Hz or ``None``, and its
         captions (references where the narrations carry none).
     unit_ids : ids of the units the encoder used.
-    training_log : ``train/log.csv`` (``epoch``, ``train_loss``, ``val_metric``); ``best_epoch``.
+    training_log : ``train/log.csv`` (``step`` or ``epoch``, ``train_loss``, ``val_metric``);
+        ``best_epoch`` is the kept checkpoint's step (or epoch).
     narrations : one row per narrated window (``repeat``, ``frame``, ``narration``, ``references``).
     per_window : one row per scored window (``repeat``, ``frame``, score columns).
     evaluation : ``evaluate/summary.json``.
@@ -160,7 +161,7 @@ def key_figures(inputs: ReportInputs) -> list[Figure]:
     log = inputs.training_log
     if log is not None and len(log):
         png = training_curve_png({c: log[c].to_numpy() for c in log.columns}, best_epoch=inputs.best_epoch, dpi=dpi)
-        figures.append(Figure("Training curve", png, caption="training loss and validation metric per epoch",
+        figures.append(Figure("Training curve", png, caption="training loss and validation metric per validation",
                               source="train/log.csv"))
     per_window = inputs.per_window
     if per_window is not None:

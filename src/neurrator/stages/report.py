@@ -101,10 +101,12 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
     narrations = r.load("timeline", "narrate", "narrate/narrations.parquet", runio.read_narrations)
     inputs.narrations = None if narrations is None else narrations.to_frame()
     checkpoint = r.get("figures", "train", "checkpoint.json", _json)
+    inputs.training_log = r.get("figures", "train", "log.csv", _table)
     if isinstance(checkpoint, dict):
         inputs.unit_ids = checkpoint.get("unit_ids")
-        inputs.best_epoch = (checkpoint.get("metrics") or {}).get("best_epoch")
-    inputs.training_log = r.get("figures", "train", "log.csv", _table)
+        # The log has a row per validation, by optimizer step (or by epoch for older logs).
+        unit = "step" if inputs.training_log is not None and "step" in inputs.training_log else "epoch"
+        inputs.best_epoch = (checkpoint.get("metrics") or {}).get(f"best_{unit}")
     inputs.per_window = r.get("results", "evaluate", "per_window.parquet", _table)
     inputs.evaluation = r.get("results", "evaluate", "summary.json", _json)
     r.raw("evaluate/summary.json", inputs.evaluation)

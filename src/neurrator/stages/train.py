@@ -6,8 +6,8 @@ writes
 
 - ``train/checkpoint.safetensors`` + ``train/checkpoint.json``: the best-validation weights and
   what they mean (unit ids, z-score stats, vision space, config, seed, split, metrics);
-- ``train/log.csv``: loss, validation patch cosine, learning rate and seconds per epoch;
-- ``train/resume/``: a checkpoint of the last finished epoch while training runs. If the stage is
+- ``train/log.csv``: loss, validation patch cosine, learning rate and seconds per validation;
+- ``train/resume/``: a checkpoint of the last validation while training runs. If the stage is
   killed, running it again continues from there; it is removed once training has finished.
 """
 
@@ -44,7 +44,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         f"{dataset.n_units} units → {info.n_patches}×{info.dim} patches of {info.space_id}{stand_in}; "
         f"preset {c.preset}, {c.head} head, {m['n_parameters']:,} parameters"
         f"{', resumed' if resuming else ''}\n"
-        f"{m['epochs']} epochs ({m['stopped']}) in {m['seconds']:.0f} s; best epoch {m['best_epoch']}: "
+        f"{m['steps']} steps, {m['epochs']} full epochs ({m['stopped']}) in {m['seconds']:.0f} s; best at step "
+        f"{m['best_step']}: "
         f"validation patch cosine {m['val_cosine']:.3f} (mean-patch floor {m['mean_patch_baseline']:.3f})"
     )
     return StageResult(summary=summary, outputs=outputs)
