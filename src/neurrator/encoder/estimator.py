@@ -127,25 +127,11 @@ class _EncoderEstimator:
     def unit_mask(self, dataset: NeuralDataset, units: UnitsArg) -> torch.Tensor | None:
         """(n_units,) bool mask for ``units``: None (all), a subset spec (``"area:VISp"``,
         ``"random:30"``, ...), a boolean mask, or a list of unit ids."""
-        if units is None:
-            return None
-        if isinstance(units, str):
-            from neurrator.preprocess.subsets import subset_mask
+        from neurrator.preprocess.subsets import resolve_unit_mask
 
-            mask = subset_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
-        else:
-            arr = np.asarray(units)
-            if arr.dtype == bool:
-                if arr.shape != (dataset.n_units,):
-                    raise InputError(None, f"unit mask has shape {arr.shape}, expected ({dataset.n_units},)")
-                mask = arr
-            else:
-                mask = np.isin(dataset.unit_ids.astype(str), arr.astype(str))
-                if mask.sum() != len(np.unique(arr)):
-                    raise InputError(None, f"{len(np.unique(arr)) - int(mask.sum())} of the requested unit ids "
-                                           "are not in this session")
-        if not mask.any():
-            raise InputError(None, f"unit subset {units!r} selects no units")
+        mask = resolve_unit_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
+        if mask is None:
+            return None
         return torch.from_numpy(np.asarray(mask, dtype=bool))
 
     @torch.no_grad()
