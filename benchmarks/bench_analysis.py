@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, thread_limit
+from neurrator.analysis.common import CachedEncoder, CachedNarrator, thread_limit
 from neurrator.analysis.config import AnalysisConfig
 from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
+from neurrator.core.sampling import evenly_spaced
 
 BUDGET_S = 180.0
 DEMO_AREAS = {

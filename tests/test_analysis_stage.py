@@ -75,8 +75,8 @@ def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
     save_split(split, run.stage_dir("ingest") / "split.json")
     model.save(run.stage_dir("train"))
     # Other stages' formats (stimulus record, target cache) are fed directly.
-    monkeypatch.setattr("neurrator.data.load_stimulus_record", lambda path: _stimulus())
-    monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run: targets)
+    monkeypatch.setattr("neurrator.runio.read_stimulus", lambda run: _stimulus())
+    monkeypatch.setattr("neurrator.runio.read_targets", lambda run: targets)
     (run.stage_dir("ingest") / "stimulus.json").write_text("{}")
     run.stage_dir("embed").mkdir()
     (run.stage_dir("embed") / "targets.json").write_text("{}")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from transformers import AutoModel, BertConfig, CLIPVisionConfig, GPT2Config, LlamaConfig
 
 from neurrator.core.errors import InputError
@@ -25,7 +26,7 @@ TINY = {"gpt2": GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=64, n_posi
                            vocab_size=64, max_position_embeddings=32),
         "llama": LlamaConfig(num_hidden_layers=3, hidden_size=32, num_attention_heads=2, num_key_value_heads=1,
                              intermediate_size=64, vocab_size=64)}
-FAST = {"n_layers": 2, "seq_bins": 6, "max_epochs": 3, "windows_per_epoch": 96, "batch_size": 16, "lr": 3e-3}
+FAST = {"n_layers": 2, "seq_bins": 6, "max_steps": 18, "val_every": 6, "batch_size": 16, "lr": 3e-3}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -133,7 +134,7 @@ def test_estimator_contract_unit_subsets_and_checkpoints(folders, problem, tmp_p
     assert twin.get_params(deep=True) == est.get_params() and twin is not est
     assert est.set_params(lr=1e-2).lr == 1e-2
     est.set_params(lr=FAST["lr"])
-    with pytest.raises(InputError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         est.predict(dataset, split.test)
     est.fit(dataset, speed, split)
     pred = est.predict(dataset, split.test)

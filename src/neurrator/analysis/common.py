@@ -97,13 +97,6 @@ class CachedEncoder:
         return np.stack([self._cache[s] for s in sentences])
 
 
-def evenly_spaced(n: int, k: int) -> np.ndarray:
-    """Indices of ``k`` evenly spaced items out of ``n`` (all of them if ``k`` is 0 or ≥ n)."""
-    if k <= 0 or k >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
-
-
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval of a 1-D sample (zero width for one value)."""
     values = np.asarray(values, dtype=np.float64)

@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, evenly_spaced, save_figure
+from neurrator.analysis.common import NarrateFn, save_figure
+from neurrator.core.sampling import evenly_spaced
+from neurrator.evaluate.embedding import pool_patches
+from neurrator.narrate.bank import CaptionBank
 
 #: masks (m, n_units) bool → predicted patches (m, n_windows, n_patches, dim).
 PredictManyFn = Callable[[np.ndarray], torch.Tensor]
@@ -32,29 +35,18 @@ PredictManyFn = Callable[[np.ndarray], torch.Tensor]
 ScoreFn = Callable[[list[str], np.ndarray], np.ndarray]
 
 
-@dataclass
-class CaptionBank:
-    """Captioned images to describe a shift with.
+def _centred_unit(pooled: np.ndarray) -> np.ndarray:
+    """(n, dim) features centred on their mean, rows scaled to unit norm."""
+    centred = pooled - pooled.mean(0)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
-    Attributes
-    ----------
-    pooled : (n_images, dim) patch-mean feature per image.
-    captions : (n_images,) one caption per image.
-    """
 
-    pooled: np.ndarray
-    captions: list[str]
-
-    def neighbours(self, direction: np.ndarray, n: int) -> list[dict]:
-        """Images whose centred feature has the highest cosine with ``direction`` (dim,)."""
-        centred = self.pooled - self.pooled.mean(0)
-        centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
-        d = direction / max(float(np.linalg.norm(direction)), 1e-12)
-        sims = centred @ d
-        order = np.argsort(-sims, kind="stable")[:n]
-        return [
-            {"image": int(i), "caption": self.captions[i], "cosine": float(sims[i])} for i in order
-        ]
+def _neighbours(bank: CaptionBank, centred: np.ndarray, direction: np.ndarray, n: int) -> list[dict]:
+    """Bank entries whose centred pooled feature (``centred``, (n_entries, dim)) has the highest
+    cosine with ``direction`` (dim,); ``image`` is the entry's index in its source (``bank.frames``)."""
+    sims = centred @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
+    order = np.argsort(-sims, kind="stable")[:n]
+    return [{"image": int(bank.frames[i]), "caption": bank.texts[i], "cosine": float(sims[i])} for i in order]
 
 
 @dataclass
@@ -133,7 +125,7 @@ def neurrate_units(
     score : narration fidelity per window, optional.
     decoder_directions : (d_sae, dim) SAE decoder rows, for the feature description.
     feature_labels : feature index → its label.
-    caption_bank : images and captions for the neighbour description.
+    caption_bank : captioned images for the neighbour description (e.g. the SAE corpus).
     units_per_batch : units per ``predict_many`` and narrator call.
     narrated_windows : narrate solo and leave-one-out predictions on this many evenly spaced
         windows only (narration dominates the cost); the patch shift uses every window.
@@ -148,6 +140,7 @@ def neurrate_units(
     narr_all = narrate(p_all[told])
     full_fidelity = float(np.mean(score(narr_all, told_frames))) if score else None
     all_norm = float(p_all.norm(dim=-1).mean())
+    centred = _centred_unit(pool_patches(caption_bank.patches)) if caption_bank is not None else None
     results: list[NeuronNarration] = []
     positions = [int(p) for p in positions]
     for start in range(0, len(positions), units_per_batch):
@@ -199,8 +192,8 @@ def neurrate_units(
                         "solo": solo[example_w],
                     },
                     features=features,
-                    neighbours=caption_bank.neighbours(pooled_shift, n_neighbours)
-                    if caption_bank and np.linalg.norm(pooled_shift) > 0
+                    neighbours=_neighbours(caption_bank, centred, pooled_shift, n_neighbours)
+                    if caption_bank is not None and np.linalg.norm(pooled_shift) > 0
                     else [],
                 )
             )

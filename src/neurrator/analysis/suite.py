@@ -25,7 +25,7 @@ from neurrator.analysis.attribution import (
     plot_attribution,
     summarise_importance,
 )
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, single_threaded
+from neurrator.analysis.common import CachedEncoder, CachedNarrator, single_threaded
 from neurrator.analysis.concepts import (
     ConceptDictionaryResult,
     bootstrap_stability,
@@ -38,13 +38,15 @@ from neurrator.analysis.concepts import (
 )
 from neurrator.analysis.config import AnalysisConfig
 from neurrator.analysis.contrasts import language_contrasts, plot_concept_axes, plot_words
-from neurrator.analysis.neurons import CaptionBank, neurrate_units, plot_neurons
+from neurrator.analysis.neurons import neurrate_units, plot_neurons
 from neurrator.analysis.sae import SAE_BACKENDS, SparseAutoencoder, evaluate_sae, mean_codes
 from neurrator.analysis.scaling import plot_scaling, scaling_curves
 from neurrator.analysis.similarity import narration_similarity, plot_similarity
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json
+from neurrator.core.sampling import evenly_spaced
 from neurrator.evaluate.embedding import retrieval_ranks
+from neurrator.narrate.bank import CaptionBank
 
 #: (windows (n, T, n_units), unit_mask (n_units,) or (n, n_units)) → patches (n, n_patches, dim).
 EncoderFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -588,9 +590,9 @@ def run_neurons(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
     positions = choose_units(inputs.units, cfg.units, inputs.seed)
     bank = None
-    if inputs.corpus is not None:
-        bank = CaptionBank(
-            inputs.corpus.pooled(), [c[0] if c else "" for c in inputs.corpus.captions]
+    if inputs.corpus is not None and any(inputs.corpus.captions):
+        bank = CaptionBank.from_captioned(
+            inputs.corpus.patches, inputs.corpus.captions, rule=inputs.corpus.description
         )
     sae = inputs.sae
     result = neurrate_units(

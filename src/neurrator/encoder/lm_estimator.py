@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from sklearn.base import BaseEstimator
 from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json
@@ -71,11 +72,13 @@ class BehaviourTask:
         return F.mse_loss(model(x, mask)[:, 0], self.target(pairs).to(x.device))
 
     @torch.no_grad()
-    def validate(self, model, sampler: WindowSampler, pairs, batch_size):
+    def validate(self, model, sampler: WindowSampler, pairs, shifts, batch_size):
         device = next(model.parameters()).device
-        pred = torch.cat([model(sampler.gather(pairs[lo : lo + batch_size]).to(device))[:, 0].float().cpu()
-                          for lo in range(0, len(pairs), batch_size)])
-        return float(r2_score(self.target(pairs).numpy(), pred.numpy()))
+        pred = []
+        for lo in range(0, len(pairs), batch_size):
+            x = sampler.gather(pairs[lo : lo + batch_size], None if shifts is None else shifts[lo : lo + batch_size])
+            pred.append(model(x.to(device))[:, 0].float().cpu())
+        return float(r2_score(self.target(pairs).numpy(), torch.cat(pred).numpy()))
 
 
 @dataclass
@@ -113,9 +116,11 @@ class LMDecoder(BaseEstimator):
     seq_bins : tokens per window (its centre 120 Hz bins).
     pooling, lora_rank, lora_alpha, lora_targets, load_in_8bit, scratch_width, scratch_layers,
     scratch_heads, basis_rank, basis_hidden, dropout : see :class:`LMDecoderConfig`.
-    lr, weight_decay, batch_size, max_epochs, windows_per_epoch, max_minutes, patience,
-    jitter_bins, unit_dropout, subset_robust : the training loop's options (see
-    :class:`~neurrator.encoder.config.EncoderConfig`).
+    lr, weight_decay, batch_size, max_steps, val_every, patience, jitter_bins, unit_dropout,
+    subset_robust : the training loop's options (see :class:`~neurrator.encoder.config.EncoderConfig`):
+        at most ``max_steps`` optimizer steps of ``batch_size`` windows (one per 120 Hz bin of the
+        training pairs, ±``jitter_bins``), validation every ``val_every`` steps, early stopping
+        after ``patience`` validations without improvement, cosine learning rate per step.
     num_threads, device, progress : execution. ``cache_dir`` : where the offline SmolLM2's
         de-quantised weights are kept between runs (see :func:`smollm2_base`).
     seed : seeds the adapter, head, LoRA and random backbones, data order and augmentation.
@@ -131,8 +136,7 @@ class LMDecoder(BaseEstimator):
         lora_targets: list[str] | None = None, load_in_8bit: bool = False, scratch_width: int = 64,
         scratch_layers: int = 2, scratch_heads: int = 4, basis_rank: int = 64, basis_hidden: int = 256,
         dropout: float = 0.1, lr: float = 1e-3, weight_decay: float = 1e-2, batch_size: int = 32,
-        max_epochs: int = 6, windows_per_epoch: int = 256, max_minutes: float = 0.0, patience: int = 3,
-        jitter_bins: int = 2, unit_dropout: float = 0.1, subset_robust: bool = True, num_threads: int = 1,
+        max_steps: int = 48, val_every: int = 12, patience: int = 3, jitter_bins: int = 2, unit_dropout: float = 0.1, subset_robust: bool = True, num_threads: int = 1,
         device: str = "cpu", progress: bool = False, cache_dir: str | None = None, seed: int = 0,
     ):
         self.backbone = backbone
@@ -155,9 +159,8 @@ class LMDecoder(BaseEstimator):
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.windows_per_epoch = windows_per_epoch
-        self.max_minutes = max_minutes
+        self.max_steps = max_steps
+        self.val_every = val_every
         self.patience = patience
         self.jitter_bins = jitter_bins
         self.unit_dropout = unit_dropout
@@ -195,10 +198,11 @@ class LMDecoder(BaseEstimator):
     def training_config(self) -> EncoderConfig:
         """The training loop's settings (architecture fields of EncoderConfig are unused)."""
         return EncoderConfig(
-            lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-            windows_per_epoch=self.windows_per_epoch, max_minutes=self.max_minutes, patience=self.patience,
-            jitter_bins=self.jitter_bins, unit_dropout=self.unit_dropout, subset_robust=self.subset_robust,
-            num_threads=self.num_threads, device=self.device, progress=self.progress,
+            lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, max_steps=self.max_steps,
+            max_epochs=10_000, val_every=self.val_every, patience=self.patience, lr_schedule="step",
+            windows_per_epoch=0, validation="split", sampling="bin", jitter_bins=self.jitter_bins,
+            unit_dropout=self.unit_dropout, subset_robust=self.subset_robust, num_threads=self.num_threads,
+            device=self.device, progress=self.progress,
         )
 
     def build_model(self, config: LMDecoderConfig, backbone: torch.nn.Module | None = None) -> LMDecoderModel:
@@ -261,7 +265,7 @@ class LMDecoder(BaseEstimator):
             unit_ids=dataset.unit_ids.tolist(), zscore_mean=[float(x) for x in dataset.zscore.mean],
             zscore_std=[float(x) for x in dataset.zscore.std], seed=self.seed,
             split={"name": split.name, "seed": split.seed, "n_train": len(train), "n_val": len(val)},
-            metrics={"val_metric": result.best_metric, "best_epoch": result.best_epoch, "epochs": result.epochs,
+            metrics={"val_metric": result.best_metric, "best_step": result.best_step, "steps": result.steps,
                      "seconds": round(result.seconds, 2), "stopped": result.stopped,
                      "trainable_parameters": model.num_parameters(),
                      "total_parameters": model.num_parameters(trainable=False), **metrics},
@@ -270,9 +274,19 @@ class LMDecoder(BaseEstimator):
         return self
 
     # ---- inference ---------------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise InputError(None, f"{type(self).__name__} is not fitted; call fit() or load() first")
+        check_is_fitted(self, msg=f"This {type(self).__name__} is not fitted yet; call fit() or load() first.")
+
+    def _check_session(self, dataset: NeuralDataset) -> None:
+        check_units(self.meta_, dataset.unit_ids, source=None)
+        same = np.allclose(dataset.zscore.mean, self.meta_.zscore_mean, rtol=1e-5, atol=1e-6) and np.allclose(
+            dataset.zscore.std, self.meta_.zscore_std, rtol=1e-5, atol=1e-6)
+        if not same:
+            raise InputError(None, "session was z-scored with other statistics than the decoder was trained on "
+                                   "(a different split or ingest)")
 
     @property
     def target_kind(self) -> str:
@@ -282,7 +296,7 @@ class LMDecoder(BaseEstimator):
     @torch.no_grad()
     def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units, batch_size: int):
         self._check_fitted()
-        check_units(self.meta_, dataset.unit_ids, source=None)
+        self._check_session(dataset)
         pairs = _pairs(pairs)
         mask = resolve_unit_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
         mask = None if mask is None else torch.from_numpy(mask)

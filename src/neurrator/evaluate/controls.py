@@ -70,13 +70,6 @@ def mean_training_patch(patches: np.ndarray, train_frames: np.ndarray, *, batch_
     return (total / len(train_frames)).astype(np.float32)
 
 
-def evenly_spaced(n: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` items spread evenly over ``n`` (all of them if ``limit`` is 0)."""
-    if limit <= 0 or limit >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
-
-
 @dataclass(frozen=True)
 class ControlComparison:
     """How a control's matched scores compare with the real narrations' on the same windows."""

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, thread_limit
+from neurrator import runio
+from neurrator.analysis.common import CachedEncoder, CachedNarrator, thread_limit
 from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json
+from neurrator.core.sampling import evenly_spaced
 from neurrator.core.seed import seed_everything
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
@@ -75,46 +77,27 @@ def _corpus(config: RunConfig, stimulus, targets) -> Corpus:
     )
 
 
-def _references(run: RunDir, stimulus) -> dict[int, list[str]]:
-    """Reference captions as ``evaluate`` uses them (the narrate stage's captioner output wins)."""
-    import pandas as pd
-
-    from neurrator.stages.evaluate import merged_captions
-
-    path = run.stage_dir("narrate") / "narrations.parquet"
-    if path.is_file():
-        return merged_captions(stimulus, pd.read_parquet(path), path)
-    return {int(f): list(c) for f, c in stimulus.captions.items() if c}
-
-
 def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     """Everything the analyses read, from the run's ingest, embed and train outputs."""
-    from neurrator.data import load_stimulus_record
-    from neurrator.encoder import Neurrator
+    from neurrator.evaluate import build_scorer
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
-    from neurrator.preprocess.io import load_dataset, load_split
+    from neurrator.narrate import build_caption_bank, build_narrator
     from neurrator.preprocess.subsets import subset_mask
-    from neurrator.stages.embed import read_targets
-    from neurrator.stages.evaluate import build_narrator, build_scorer
+    from neurrator.preprocess.types import by_frame
 
     cfg = config.analysis
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    split = load_split(run.require("ingest", "split.json"))
-    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
-    targets = read_targets(run)
-    run.require("train", "checkpoint.safetensors")
-    estimator = Neurrator.load(
-        run.stage_dir("train"), expect_units=dataset.unit_ids, expect_space=targets.info
-    )
+    dataset, split, stimulus = runio.read_dataset(run), runio.read_split(run), runio.read_stimulus(run)
+    targets = runio.read_targets(run)
+    estimator = runio.read_encoder(run, dataset, targets)
 
-    test = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]  # by frame, then repeat
+    test = by_frame(split.test)
     test = test[evenly_spaced(len(test), cfg.max_windows)]
     frames = test[:, 1].astype(np.int64)
     windows = torch.from_numpy(np.ascontiguousarray(dataset.windows(test), dtype=np.float32))
 
     scorer = build_scorer(config.evaluate)
     encode = CachedEncoder(scorer.encode)
-    references = _references(run, stimulus)
+    references = runio.read_references(run, stimulus)
     missing = sorted(set(frames.tolist()) - set(references))
     if missing:
         raise InputError(
@@ -133,7 +116,8 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     )
 
     def narrator(name: str | None) -> CachedNarrator:
-        backend = build_narrator(config, name, targets, references, split.train_frames)
+        caption_bank = build_caption_bank(config.narrate, targets, references, split.train_frames)
+        backend = build_narrator(config.narrate, name=name, bank=caption_bank)
         label = (name or config.narrate.narrator) + (
             " (offline stand-in)" if backend.is_stand_in else ""
         )
@@ -167,7 +151,7 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
         batch_size=cfg.batch_size,
         narrate_batch_windows=cfg.narrate_batch_windows,
         seed=config.seed,
-        stand_ins=dict(run.manifest().get("stand_ins", {})),
+        stand_ins=runio.stand_ins(run),
     )
 
 

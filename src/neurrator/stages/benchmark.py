@@ -24,15 +24,16 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json, atomic_write_text
+from neurrator.core.sampling import evenly_spaced
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.data import load_stimulus_record
+from neurrator.evaluate import build_scorer
 from neurrator.evaluate.baselines import (
     BaselinePrediction,
     TargetBasis,
@@ -40,7 +41,6 @@ from neurrator.evaluate.baselines import (
     window_features,
 )
 from neurrator.evaluate.config import BenchmarkConfig
-from neurrator.evaluate.controls import evenly_spaced
 from neurrator.evaluate.embedding import (
     embedding_metrics,
     pool_patches,
@@ -64,13 +64,11 @@ from neurrator.evaluate.tables import (
     paper_row_key,
     stand_in_note,
 )
+from neurrator.narrate import build_caption_bank, build_narrator
 from neurrator.preprocess.dataset import rezscore
-from neurrator.preprocess.io import load_dataset, load_split
-from neurrator.preprocess.types import NeuralDataset, Split
+from neurrator.preprocess.types import NeuralDataset, Split, by_frame
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-from neurrator.stages.embed import read_targets
-from neurrator.stages.evaluate import build_narrator, build_scorer, stand_ins
 from neurrator.vision.base import PatchTargets
 
 FLOOR = "Word-salad floor"
@@ -91,23 +89,8 @@ def _budget(bc: BenchmarkConfig) -> dict:
 
 def _subsample(pairs: np.ndarray, limit: int) -> np.ndarray:
     """Pairs ordered by frame then repeat, evenly thinned to at most ``limit`` (0 = all)."""
-    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+    pairs = by_frame(pairs)
     return pairs[evenly_spaced(len(pairs), limit)]
-
-
-def _captions(run: RunDir, stimulus) -> dict[int, list[str]]:
-    """The stimulus's captions, overridden by the narrate stage's references where it wrote them."""
-    captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
-    narrations = run.stage_dir("narrate") / "narrations.parquet"
-    if narrations.is_file():
-        table = pd.read_parquet(narrations)
-        if "references" in table:
-            for frame, refs in zip(table["frame"], table["references"], strict=True):
-                if refs is not None and len(refs):
-                    captions[int(frame)] = [str(r) for r in refs]
-    if not captions:
-        raise InputError(run.stage_dir("ingest") / "stimulus.json", "the stimulus has no reference captions to score against")
-    return captions
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
@@ -120,13 +103,12 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
     budget = _budget(bc)
     seed = config.seed + config.evaluate.seed
     t_start = time.perf_counter()
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
-    targets = read_targets(run)
-    captions = _captions(run, stimulus)
-    active = load_split(run.require("ingest", "split.json"))
-    split_dir = run.stage_dir("ingest") / "splits"
-    regimes = [r for r in bc.regimes if (split_dir / f"{r}.json").is_file()]
+    dataset = runio.read_dataset(run)
+    stimulus = runio.read_stimulus(run)
+    targets = runio.read_targets(run)
+    captions = runio.read_references(run, stimulus)
+    active = runio.read_split(run)
+    regimes = [r for r in bc.regimes if r in runio.split_regimes(run)]
     missing = [r for r in bc.regimes if r not in regimes]
 
     scorer = build_scorer(config.evaluate)
@@ -137,7 +119,7 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
     results: dict[str, dict] = {}
     for name in dict.fromkeys([*regimes, active.name]):
         _log(f"split {name}: fitting {', '.join(bc.baselines)} ({'quick' if bc.quick else 'full'} mode)")
-        split = active if name == active.name else load_split(split_dir / f"{name}.json")
+        split = active if name == active.name else runio.read_split(run, name)
         # Each regime is z-scored with its own training windows, so held-out frames never
         # contribute to the normalisation statistics.
         split_data = dataset if name == active.name else rezscore(dataset, split)
@@ -154,7 +136,7 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
         "missing_regimes": missing,
         "narrator": bc.narrator or config.narrate.narrator,
         "scorer": config.evaluate.scorer_model,
-        "stand_ins": stand_ins(run),
+        "stand_ins": runio.stand_ins(run),
         "n_units": dataset.n_units,
         "n_frames": targets.n_frames,
         "frame_rate": stimulus.frame_rate,
@@ -208,7 +190,8 @@ def _benchmark_split(run, config, split: Split, *, is_active: bool, dataset: Neu
         predictions.insert(0, _neurrator(run, config, dataset, targets, split, train, test, budget, seed))
 
     _log(f"split {split.name}: narrating and scoring {len(predictions)} methods × {len(test)} windows")
-    narrator = build_narrator(config, bc.narrator, targets, captions, split.train_frames)
+    narrator = build_narrator(config.narrate, name=bc.narrator,
+                              bank=build_caption_bank(config.narrate, targets, captions, split.train_frames))
     tol = tolerance_frames(stimulus.frame_rate, config.evaluate.frame_id_tolerance_s)
     methods: dict[str, dict] = {}
     floor_scores = None
@@ -271,11 +254,10 @@ def _neurrator(run, config, dataset, targets, split: Split, train, test, budget,
     from neurrator.encoder import Neurrator
 
     t0 = time.perf_counter()
-    folder = run.stage_dir("train")
     notes: dict = {}
     model = None
-    if (folder / "checkpoint.json").is_file():
-        candidate = Neurrator.load(folder, expect_units=dataset.unit_ids, expect_space=targets.info)
+    if runio.has_encoder(run):
+        candidate = runio.read_encoder(run, dataset, targets)
         if candidate.meta_.split.get("name") == split.name:
             model, notes["source"] = candidate, "run checkpoint (train stage)"
     if model is None:

@@ -15,24 +15,21 @@ encoder. Writes:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_path, atomic_write_json
+from neurrator.core.sampling import evenly_spaced
 from neurrator.core.threads import thread_limit
-from neurrator.data import load_stimulus_record
 from neurrator.data.types import Stimulus
-from neurrator.evaluate import sbert  # noqa: F401  (registers the "sbert" scorer)
-from neurrator.evaluate.base import SENTENCE_SCORERS, SentenceScorer
-from neurrator.evaluate.config import EvaluateConfig
+from neurrator.evaluate import build_scorer
 from neurrator.evaluate.controls import (
     compare_control,
-    evenly_spaced,
     mean_training_patch,
     shuffled_labels,
     time_shifted_pairs,
@@ -46,99 +43,14 @@ from neurrator.evaluate.scores import (
     summarize_scores,
 )
 from neurrator.evaluate.tables import PAPER_A1, fmt, markdown_table, stand_in_note
-from neurrator.preprocess.io import load_dataset, load_split
+from neurrator.narrate import build_caption_bank, build_narrator
+from neurrator.narrate.narrations import Narrations
 from neurrator.preprocess.types import Split
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-from neurrator.stages.embed import read_targets
 from neurrator.vision.base import PatchTargets
 
-NARRATION_COLUMNS = ("repeat", "frame", "narration")
-
-
-# ---- inputs shared with the benchmark stage ---------------------------------------------------
-
-
-def build_scorer(config: EvaluateConfig) -> SentenceScorer:
-    """The configured sentence scorer (SBERT all-MiniLM-L6-v2, offline, by default)."""
-    return SENTENCE_SCORERS.create(config.scorer, model=config.scorer_model, batch_size=config.scorer_batch_size)
-
-
-def build_narrator(config: RunConfig, name: str | None, targets: PatchTargets, captions: dict[int, list[str]],
-                   train_frames: np.ndarray):
-    """Narrator ``name`` (``None``: the run's) over a caption bank of ``train_frames`` only."""
-    from neurrator.narrate import NARRATORS, CaptionBank
-
-    narrate_config = config.narrate if name is None else config.narrate.model_copy(update={"narrator": name})
-    bank = CaptionBank.from_training_frames(targets.patches, captions, train_frames, strict=narrate_config.strict_bank)
-    if narrate_config.caption_bank_json is not None:
-        bank = bank.concat(CaptionBank.from_json(narrate_config.caption_bank_json, space_id=targets.info.space_id))
-    return NARRATORS.create(narrate_config.narrator, config=narrate_config, bank=bank)
-
-
-def stand_ins(run: RunDir) -> dict[str, str]:
-    """Components of this run that are offline stand-ins (from the manifest)."""
-    return dict(run.manifest().get("stand_ins", {}))
-
-
 # ---- the stage ---------------------------------------------------------------------------------
-
-
-def _read_narrations(run: RunDir) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, Path]:
-    """Narrations (one row per narrated window), all predictions, and each prediction's frame.
-
-    ``predictions.npy`` holds every test window; the narrations may be a subset, linked by
-    their ``window`` column (row of ``predictions.npy``), or else row by row.
-    """
-    path = run.require("narrate", "narrations.parquet")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001  (pyarrow raises several unrelated types for a damaged file)
-        raise InputError(path, f"not a readable parquet table: {exc}") from None
-    missing = [c for c in NARRATION_COLUMNS if c not in table]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}")
-    table = table.reset_index(drop=True)
-    pred_path = run.require("narrate", "predictions.npy")
-    try:
-        predictions = np.load(pred_path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(pred_path, f"not a readable .npy array: {exc}") from None
-    if "window" not in table:
-        table["window"] = np.arange(len(table))
-    rows = table["window"].to_numpy(dtype=np.int64)
-    if predictions.ndim != 3 or len(rows) == 0 or rows.min() < 0 or rows.max() >= len(predictions):
-        raise InputError(pred_path, f"expected (n_windows, n_patches, dim) predictions covering the narrated rows "
-                                    f"(max row {rows.max() if len(rows) else '—'}), found shape {predictions.shape}")
-    windows_path = run.stage_dir("narrate") / "windows.npy"
-    if windows_path.is_file():
-        windows = np.load(windows_path, allow_pickle=False)
-        if windows.shape != (len(predictions), 2):
-            raise InputError(windows_path, f"expected ({len(predictions)}, 2) (repeat, frame) rows, found {windows.shape}")
-        if not np.array_equal(windows[rows], table[["repeat", "frame"]].to_numpy(dtype=np.int64)):
-            raise InputError(path, "narrated (repeat, frame) pairs disagree with windows.npy")
-        prediction_frames = windows[:, 1].astype(np.int64)
-    elif len(predictions) == len(table):
-        prediction_frames = table["frame"].to_numpy(dtype=np.int64)
-    else:
-        raise InputError(pred_path, f"{len(predictions)} predictions for {len(table)} narrations and no windows.npy "
-                                    "saying which frame each prediction is")
-    return table, predictions, prediction_frames, path
-
-
-def merged_captions(stimulus: Stimulus, narrations: pd.DataFrame, path: Path) -> dict[int, list[str]]:
-    """Reference captions per frame: the stimulus's, overridden by the narrate stage's captioner
-    output (``references`` column) for the frames it captioned."""
-    captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
-    if "references" in narrations:
-        for frame, refs in zip(narrations["frame"], narrations["references"], strict=True):
-            refs = [str(r) for r in (refs if refs is not None else []) if str(r).strip()]
-            if refs:
-                captions[int(frame)] = refs
-    if not captions:
-        raise InputError(path, f"no reference captions for {stimulus.name!r}: neither the stimulus nor the narrate "
-                               "stage's captioner provided any")
-    return captions
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
@@ -149,16 +61,13 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
 def _run(run: RunDir, config: RunConfig) -> StageResult:
     ec = config.evaluate
     seed = config.seed + ec.seed
-    narrations, predictions, prediction_frames, narrations_path = _read_narrations(run)
-    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
-    captions = merged_captions(stimulus, narrations, narrations_path)
-    targets = read_targets(run)
-    if predictions.shape[1:] != targets.patches.shape[1:]:
-        raise InputError(run.stage_dir("narrate") / "predictions.npy",
-                         f"predictions are {predictions.shape[1:]} per window, targets {targets.patches.shape[1:]}")
-    frames = narrations["frame"].to_numpy(dtype=np.int64)
-    if min(frames.min(), prediction_frames.min()) < 0 or max(frames.max(), prediction_frames.max()) >= targets.n_frames:
-        raise InputError(narrations_path, f"frame indices outside the stimulus's {targets.n_frames} frames")
+    targets = runio.read_targets(run)
+    predictions, narrations = runio.read_narrated(run, targets)
+    narrations_path = run.stage_dir("narrate") / "narrations.parquet"
+    prediction_frames = predictions.frames
+    stimulus = runio.read_stimulus(run)
+    captions = runio.read_references(run, stimulus)
+    frames = narrations.frames
     uncaptioned = sorted(set(frames.tolist()) - set(captions))
     if uncaptioned:
         raise InputError(narrations_path, f"{len(uncaptioned)} narrated frames have no reference caption, "
@@ -169,18 +78,18 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
     bank = ReferenceBank(captions, scorer)
     word_salad = load_word_salad(ec.word_salad_path)
     shots = stimulus.shot_of_frame
-    per_window = score_windows(narrations["narration"].astype(str).tolist(), frames, bank, scorer,
+    per_window = score_windows(list(narrations.sentences), frames, bank, scorer,
                                word_salad=word_salad, shot_of_frame=shots, seed=seed)
-    per_window.insert(0, "repeat", narrations["repeat"].to_numpy(dtype=np.int64))
+    per_window.insert(0, "repeat", narrations.pairs[:, 0])
     summary = summarize_scores(per_window, shot_of_frame=shots, n_bootstrap=ec.n_bootstrap,
                                ci_level=ec.ci_level, seed=seed)
 
     frame_targets = pool_patches(targets.patches)
     # Embedding metrics use every predicted test window, narrated or not.
-    predicted_all = pool_patches(predictions)
+    predicted_all = pool_patches(predictions.patches)
     metrics = embedding_metrics(predicted_all, prediction_frames, frame_targets, frame_rate=stimulus.frame_rate,
                                 tolerance_s=ec.frame_id_tolerance_s, knn_k=ec.knn_k, center=ec.center_retrieval)
-    narrated_rows = narrations["window"].to_numpy(dtype=np.int64)
+    narrated_rows = narrations.windows
     predicted = predicted_all[narrated_rows]
     per_window["window"] = narrated_rows
     per_window["rank"] = metrics.pop("ranks")[narrated_rows]
@@ -192,12 +101,11 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
         "nearest in true-target space")
     summary["scoring_seconds"] = round(time.perf_counter() - t0, 2)
 
-    split_path = run.require("ingest", "split.json")
-    split = load_split(split_path)
+    split = runio.read_split(run)
     summary["split"] = {"name": split.name, "description": split.description}
-    summary["narrator"] = sorted(narrations["narrator"].astype(str).unique()) if "narrator" in narrations else None
+    summary["narrator"] = [narrations.narrator.name]
     summary["scorer"] = {"name": ec.scorer, "model": ec.scorer_model}
-    summary["stand_ins"] = stand_ins(run)
+    summary["stand_ins"] = runio.stand_ins(run)
     summary["paper_reference"] = _paper_reference(split.name)
 
     control_note = None
@@ -235,7 +143,7 @@ def _paper_reference(split_name: str) -> dict:
 # ---- controls ----------------------------------------------------------------------------------
 
 
-def _run_controls(run, config, narrations, predictions, predicted, per_window, split: Split, stimulus: Stimulus,
+def _run_controls(run, config, narrations: Narrations, predictions, predicted, per_window, split: Split, stimulus: Stimulus,
                   captions, targets: PatchTargets, bank: ReferenceBank, scorer, word_salad, frame_targets, seed):
     """Every control on the same evenly spaced subset of test windows.
 
@@ -245,7 +153,7 @@ def _run_controls(run, config, narrations, predictions, predicted, per_window, s
     """
     ec = config.evaluate
     rows = evenly_spaced(len(per_window), ec.controls_max_windows)
-    pairs = narrations[["repeat", "frame"]].to_numpy(dtype=np.int64)[rows]
+    pairs = narrations.pairs[rows]
     frames = pairs[:, 1]
     real = per_window.iloc[rows].reset_index(drop=True)
     common = {"word_salad": word_salad, "shot_of_frame": stimulus.shot_of_frame, "seed": seed}
@@ -268,14 +176,15 @@ def _run_controls(run, config, narrations, predictions, predicted, per_window, s
     record("shuffled_labels", real["narration"].tolist(), permuted, predicted[rows], real)
 
     try:
-        narrator = build_narrator(config, ec.controls_narrator, targets, captions, split.train_frames)
+        caption_bank = build_caption_bank(config.narrate, targets, captions, split.train_frames)
+        narrator = build_narrator(config.narrate, name=ec.controls_narrator, bank=caption_bank)
     except (ValueError, InputError) as exc:
         results["skipped"] = [f"mean_patch, time_shifted, hippocampus (no narrator: {exc})"]
         return results, f"controls on {len(rows)} windows; narrator-based controls skipped ({exc})"
     results_narrator = getattr(narrator, "name", ec.controls_narrator or config.narrate.narrator)
-    run_narrators = set(narrations["narrator"].astype(str)) if "narrator" in narrations else set()
+    run_narrators = {narrations.narrator.name}
     if run_narrators != {results_narrator}:
-        real_patches = torch.from_numpy(np.asarray(predictions[narrations["window"].to_numpy()[rows]], dtype=np.float32))
+        real_patches = torch.from_numpy(np.asarray(predictions.patches[narrations.windows[rows]], dtype=np.float32))
         real = score_windows(narrator.narrate(real_patches), frames, bank, scorer, **common)
 
     # The mean training patch, narrated once, for every window.
@@ -317,14 +226,10 @@ def _run_controls(run, config, narrations, predictions, predicted, per_window, s
 
 def _load_encoder(run: RunDir):
     """The trained encoder and the dataset it reads, or ``(None, None, reason)``."""
-    folder = run.stage_dir("train")
-    if not (folder / "checkpoint.safetensors").is_file():
-        return None, None, f"no trained encoder in {folder}"
-    from neurrator.encoder import Neurrator
-
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    encoder = Neurrator.load(folder, expect_units=dataset.unit_ids)
-    return encoder, dataset, None
+    if not runio.has_encoder(run):
+        return None, None, f"no trained encoder in {run.stage_dir('train')}"
+    dataset = runio.read_dataset(run)
+    return runio.read_encoder(run, dataset), dataset, None
 
 
 # ---- table -------------------------------------------------------------------------------------
