@@ -98,8 +98,9 @@ def write_allen_nwb(sim: SimulatedSession, path: str | Path, *, waveform_mean: b
     nwb.add_processing_module(running)
     if s.pupil_area is not None:
         gaze = ProcessingModule(name="filtered_gaze_mapping", description="Gaze mapping processing module filtered outputs")
-        gaze.add(TimeSeries(name="pupil_area", data=s.pupil_area.area.astype(np.float32),
-                            timestamps=s.pupil_area.times, unit="a.u.",
+        pa = s.pupil_area
+        gaze.add(TimeSeries(name="pupil_area", data=pa.area.astype(np.float32), starting_time=float(pa.times[0]),
+                            rate=float(1 / np.median(np.diff(pa.times))), unit="a.u.",
                             description="pupil area (simulated; NaN during blinks)"))
         nwb.add_processing_module(gaze)
     with atomic_path(path) as tmp, NWBHDF5IO(str(tmp), "w") as io:
