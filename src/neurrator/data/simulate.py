@@ -54,7 +54,14 @@ import pandas as pd
 
 from neurrator.core.errors import InputError
 from neurrator.data.allen import derive_repeats
-from neurrator.data.types import CRE_TO_CELL_TYPE, PupilArea, RunningSpeed, Session, SpikeTrains, Stimulus
+from neurrator.data.types import (
+    CRE_TO_CELL_TYPE,
+    PupilArea,
+    RunningSpeed,
+    Session,
+    SpikeTrains,
+    Stimulus,
+)
 
 SESSION_TYPE = "brain_observatory_1.1"
 FULL_GENOTYPES = {

@@ -36,9 +36,15 @@ from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json
 from neurrator.core.threads import thread_limit
 from neurrator.encoder.basis import fit_patch_basis
-from neurrator.encoder.checkpoint import check_units, code_version
+from neurrator.encoder.checkpoint import check_session, check_units, code_version
 from neurrator.encoder.config import EncoderConfig
-from neurrator.encoder.lm_decoder import SMOLLM2, LMDecoderConfig, LMDecoderModel, describe_backbone, load_backbone
+from neurrator.encoder.lm_decoder import (
+    SMOLLM2,
+    LMDecoderConfig,
+    LMDecoderModel,
+    describe_backbone,
+    load_backbone,
+)
 from neurrator.encoder.model import patch_cosine
 from neurrator.encoder.train import PatchTask, TrainResult, WindowSampler, train_encoder
 from neurrator.preprocess.behaviour import BehaviourTargets
@@ -280,13 +286,6 @@ class LMDecoder(BaseEstimator):
     def _check_fitted(self) -> None:
         check_is_fitted(self, msg=f"This {type(self).__name__} is not fitted yet; call fit() or load() first.")
 
-    def _check_session(self, dataset: NeuralDataset) -> None:
-        check_units(self.meta_, dataset.unit_ids, source=None)
-        same = np.allclose(dataset.zscore.mean, self.meta_.zscore_mean, rtol=1e-5, atol=1e-6) and np.allclose(
-            dataset.zscore.std, self.meta_.zscore_std, rtol=1e-5, atol=1e-6)
-        if not same:
-            raise InputError(None, "session was z-scored with other statistics than the decoder was trained on "
-                                   "(a different split or ingest)")
 
     @property
     def target_kind(self) -> str:
@@ -296,7 +295,7 @@ class LMDecoder(BaseEstimator):
     @torch.no_grad()
     def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units, batch_size: int):
         self._check_fitted()
-        self._check_session(dataset)
+        check_session(self.meta_, dataset, what="decoder")
         pairs = _pairs(pairs)
         mask = resolve_unit_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
         mask = None if mask is None else torch.from_numpy(mask)
