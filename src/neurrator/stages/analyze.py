@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from tqdm.auto import tqdm
+
 from neurrator import runio
 from neurrator.analysis.suite import needed_inputs, select
 from neurrator.config import RunConfig
@@ -53,7 +55,9 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         inputs = read_inputs(run, config, needed_inputs(analyses, config.analysis))
         timings = {"load_inputs": round(time.perf_counter() - t0, 3)}
         rows, outputs = [], []
-        for analysis in analyses:
+        bar = tqdm(analyses, desc="analyses", unit="analysis")
+        for analysis in bar:
+            bar.set_postfix_str(analysis.name)
             t = time.perf_counter()
             result = analysis.run(inputs, config.analysis)
             outputs.append(str(runio.write_analysis(run, result)))

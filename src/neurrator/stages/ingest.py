@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
@@ -74,7 +75,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         baseline_offset_hz=opt.baseline_offset_hz, min_reliability=opt.min_reliability,
         max_median_latency=opt.max_median_latency,
     )
-    sessions = [read_session(p, stimuli=(data.stimulus,), unit_filter=data.unit_filter, optotag_rule=rule) for p in paths]
+    sessions = [read_session(p, stimuli=(data.stimulus,), unit_filter=data.unit_filter, optotag_rule=rule)
+                for p in tqdm(paths, desc="read NWB sessions", unit="session")]
     if simulated:
         sessions = [dataclasses.replace(s, is_simulated=True) for s in sessions]
     stimulus = load_stimulus(data.stimulus, stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
