@@ -93,6 +93,13 @@ def test_result_tables_have_methods_as_rows_and_reference_rows(demo_page):
     assert 'class="ci"' in narration  # intervals are shown
 
 
+def test_demo_ends_with_the_results_summary(tiny_demo_run):
+    _, out = tiny_demo_run
+    after = out.stdout.split("Report: ")[-1]
+    assert "**Narration fidelity" in after
+    assert after.count("| method") >= 2
+
+
 def test_raw_json_only_in_the_collapsed_appendix(demo_page):
     appendix = demo_page.index('id="appendix"')
     assert "<pre>" not in demo_page[:appendix]

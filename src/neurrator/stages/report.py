@@ -23,6 +23,7 @@ from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
 from neurrator.report import Figure, Note, ReportInputs, build_report, is_png, raw_json, render_report
 from neurrator.report.build import AnalysisOutput
+from neurrator.report.text import results_text
 from neurrator.rundir import CONFIG_FILE, RunDir
 from neurrator.stages import STAGES, StageResult
 
@@ -135,4 +136,5 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     summary = (f"report: {out} ({out.stat().st_size / 1e6:.2f} MB; {len(content.results)} result tables, "
                f"{content.n_figures} figures, {len(content.timeline.windows)} narrated windows on the timeline, "
                f"{len(content.summary.stand_ins)} stand-ins flagged)")
-    return StageResult(summary="\n".join([summary, *(f"  note: {p}" for p in problems)]), outputs=[str(out)])
+    return StageResult(summary="\n".join([summary, *(f"  note: {p}" for p in problems)]), outputs=[str(out)],
+                       table=results_text(content.results) or None)
