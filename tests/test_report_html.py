@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
+from neurrator import runio
+from neurrator.analysis.result import AnalysisResult
 from neurrator.core.errors import InputError
 from neurrator.report import Estimate, format_estimate
 from neurrator.report.html import json_for_html
@@ -140,9 +142,7 @@ def test_every_text_is_escaped(tiny_run_copy):
     narrations.to_parquet(path)
     run.mark_stand_in("narrator", HOSTILE)
     (run.root / "config.yaml").write_text((run.root / "config.yaml").read_text() + f"# {HOSTILE}\n")
-    odd = run.stage_dir("analyze") / "<b>odd"
-    odd.mkdir()
-    (odd / "summary.json").write_text(json.dumps({HOSTILE: HOSTILE}))
+    runio.write_analysis(run, AnalysisResult("<b>odd", summary={HOSTILE: HOSTILE}, results={}, inputs={}, line=HOSTILE))
     html, _ = _render(run.root)
     page = _Page(html)
     assert "<script>alert" not in html and "<img src=x" not in html
