@@ -199,9 +199,8 @@ def analysis_sections(inputs: ReportInputs) -> list[Section]:
     max_rows = inputs.config.report.max_table_rows
     sections = []
     for result in inputs.analyses:
-        section = Section(ANALYSIS_TITLES.get(result.name, _pretty(result.name)), _anchor("analysis", result.name))
-        if result.line:
-            section.notes.append(Note(result.line, "info"))
+        section = Section(ANALYSIS_TITLES.get(result.name, _pretty(result.name)), _anchor("analysis", result.name),
+                          subtitle=result.line)
         if result.name not in KEY_ANALYSIS_FIGURES:
             section.figures = analysis_figures(result)
         else:
