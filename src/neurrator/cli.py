@@ -86,8 +86,11 @@ def _print_result(stage: str, result: StageResult, seconds: float) -> None:
         typer.echo(result.table)
 
 
-def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> None:
+def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool,
+         this_time: dict | None = None) -> None:
+    """Run one stage; ``this_time`` overrides the config for this invocation only (not saved in the run)."""
     run, config = _resolve(run_dir, config_file, sets, fresh=fresh)
+    config = config.with_overrides(this_time or {})
     t0 = time.perf_counter()
     result = run_stage(stage, run, config)
     _print_result(stage, result, time.perf_counter() - t0)
@@ -102,14 +105,22 @@ STAGE_EXAMPLES = {
     "train": "neurrator train --run runs/demo --set encoder.max_epochs=5",
     "narrate": "neurrator narrate --run runs/demo --set narrate.max_windows=100",
     "evaluate": "neurrator evaluate --run runs/demo --set evaluate.n_bootstrap=1000",
-    "analyze": "neurrator analyze --run runs/demo --set analysis.max_windows=24",
+    "analyze": "neurrator analyze --run runs/demo --only sae --set analysis.max_windows=24",
     "report": "neurrator report --run runs/demo --set report.timeline_frames=16",
 }
+
+
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this analysis (repeatable), e.g. "
+                                                   "--only sae; the run's analysis.analyses is left as it is.")]
 
 
 def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
     def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
         _run(stage, run, config, set_, fresh=fresh)
+
+    if stage == "analyze":
+        def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None, only: OnlyOpt = None) -> None:
+            _run(stage, run, config, set_, fresh=fresh, this_time={"analysis.analyses": only} if only else None)
 
     command.__doc__ = help_text + (
         "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs; "
