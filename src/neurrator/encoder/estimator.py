@@ -34,6 +34,7 @@ from neurrator.encoder.checkpoint import (
     save_checkpoint,
 )
 from neurrator.encoder.config import EncoderConfig
+from neurrator.encoder.inference import predict_windows
 from neurrator.encoder.model import (
     EncoderModelConfig,
     NeurratorPatches,
@@ -44,7 +45,6 @@ from neurrator.encoder.train import (
     PatchTask,
     RetrievalTask,
     TrainResult,
-    WindowSampler,
     train_encoder,
 )
 from neurrator.preprocess.types import NeuralDataset, Split
@@ -226,23 +226,18 @@ class _EncoderEstimator(BaseEstimator):
     @torch.no_grad()
     def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int,
                  shifts: tuple[int, ...] = (0,)):
-        """Yield (lo, hi, model output) over batches of ``pairs``; with several ``shifts`` (bins)
+        """Yield (indices, model output) over batches of ``pairs`` (each bin projected once for all
+        windows sharing it, :mod:`neurrator.encoder.inference`); with several ``shifts`` (bins)
         the output is the mean over the windows shifted by each (temporal ensembling)."""
         self._check_fitted()
         self._check_session(dataset)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         mask = self.unit_mask(dataset, units)
-        sampler = WindowSampler(dataset)
         config = self.config.resolved()
-        device = torch.device(config.device)
-        self.model_.to(device).eval()
-        mask = None if mask is None else mask.to(device)
+        self.model_.to(torch.device(config.device)).eval()
         with thread_limit(config.num_threads):
-            for lo in range(0, len(pairs), batch_size):
-                chunk = pairs[lo : lo + batch_size]
-                out = sum(self.model_(sampler.gather(chunk, np.full(len(chunk), s)).to(device), mask).float().cpu()
-                          for s in shifts)
-                yield lo, lo + len(chunk), out / len(shifts)
+            yield from predict_windows(self.model_, dataset, pairs, unit_mask=mask, shifts=shifts,
+                                       batch_size=batch_size)
 
     def _fit_model(self, model, task, dataset, split, config, *, resume_dir, log_path, on_validation) -> TrainResult:
         train, val = self._train_val(config, split)
@@ -356,8 +351,8 @@ class Neurrator(_EncoderEstimator):
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         shape = self.meta_.target_shape
         out = torch.empty((len(pairs), *shape), dtype=dtype)
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
-            out[lo:hi] = pred.to(dtype)
+        for index, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
+            out[torch.from_numpy(index)] = pred.to(dtype)
         return out
 
     def score(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets, units: UnitsArg = None,
@@ -366,8 +361,8 @@ class Neurrator(_EncoderEstimator):
         self.check_space(targets.info)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         total = 0.0
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size):
-            total += patch_cosine(pred, targets.batch(pairs[lo:hi, 1])).mean(dim=1).sum().item()
+        for index, pred in self._forward(dataset, pairs, units, batch_size):
+            total += patch_cosine(pred, targets.batch(pairs[index, 1])).mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
 
 
@@ -405,8 +400,12 @@ class NeurratorRetriever(_EncoderEstimator):
     def predict_logits(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None,
                        batch_size: int = 256) -> torch.Tensor:
         """(n, n_classes) logits over ``meta_.vocabulary``."""
-        parts = [logits for _, _, logits in self._forward(dataset, pairs, units, batch_size)]
-        return torch.cat(parts) if parts else torch.empty(0, len(self.meta_.vocabulary))
+        self._check_fitted()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = torch.empty(len(pairs), len(self.meta_.vocabulary))
+        for index, logits in self._forward(dataset, pairs, units, batch_size):
+            out[torch.from_numpy(index)] = logits
+        return out
 
     def predict(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None,
                 batch_size: int = 256) -> np.ndarray:

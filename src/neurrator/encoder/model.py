@@ -165,6 +165,7 @@ class SpikeWindowEncoder(nn.Module):
         else:
             self.unit_bottleneck = None
         self.conv = MultiScaleConv(conv_in, cfg.conv_channels, cfg.conv_kernels)
+        self.conv_channels_out = cfg.conv_channels * len(cfg.conv_kernels)
         self.input_proj = nn.Sequential(
             nn.Linear(cfg.conv_channels * len(cfg.conv_kernels), cfg.d_model),
             nn.GELU(),
@@ -175,11 +176,21 @@ class SpikeWindowEncoder(nn.Module):
         self.pool = AttentionPooling(cfg.d_model) if cfg.attention_pool else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.trunk(self.front(x))
+
+    def front(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout, bottleneck and multi-scale convolutions: (B, T, n_units) → (B, T, channels).
+
+        :mod:`neurrator.encoder.inference` computes the same thing with each 120 Hz bin
+        projected once for all the windows that share it."""
         x = self.input_dropout(x)
         if self.unit_bottleneck is not None:
             x = self.unit_bottleneck(x)
-        x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T, channels)
-        sequence = self.temporal(self.input_proj(x))
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+    def trunk(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projection, temporal transformer and pooling: (B, T, channels) → (sequence, pooled)."""
+        sequence = self.temporal(self.input_proj(features))
         return sequence, self.pool(sequence) if self.pool is not None else sequence.mean(dim=1)
 
 
@@ -227,7 +238,7 @@ class PatchBasis(nn.Module):
         self.scale.copy_(scale)
 
     def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
-        return self.mean + (z * self.scale) @ self.components
+        return torch.addmm(self.mean, z * self.scale, self.components)  # one pass over the output
 
     def project(self, flat: torch.Tensor) -> torch.Tensor:
         """Whitened coefficients of flattened targets (B, n_features) → (B, rank)."""
@@ -286,7 +297,10 @@ class NeurratorPatches(nn.Module):
         self.head = BasisHead(config) if config.head == "basis" else PatchQueryHead(config)
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
-        sequence, pooled = self.body(_apply_unit_mask(x, unit_mask))
+        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The head on the body's outputs → (B, n_patches, patch_dim)."""
         return self.head(sequence, pooled)
 
     def num_parameters(self) -> int:
@@ -311,7 +325,10 @@ class NeurratorRetrieval(nn.Module):
         self.classifier = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.n_classes))
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
-        _, pooled = self.body(_apply_unit_mask(x, unit_mask))
+        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The classifier on the body's pooled output → (B, n_classes) logits."""
         return self.classifier(pooled)
 
     def num_parameters(self) -> int:
