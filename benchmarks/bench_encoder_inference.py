@@ -14,7 +14,8 @@ the weights). Printed side by side, in one run:
 - *model alone*: the forward pass on pre-gathered windows;
 - *shared-bin path*: ``Neurrator.predict`` (each 120 Hz bin projected once for all windows that
   share it), from the memory-mapped dataset, all frames of the test repeats;
-- the same with temporal ensembling over 2 shifts.
+- the same with temporal ensembling over 2 shifts;
+- the shared-bin path with ``inference_dtype="bfloat16"`` (and its difference from float32).
 
 Run: ``python benchmarks/bench_encoder_inference.py [--units 2000] [--repeats 4] [--threads 1]``.
 """
@@ -110,9 +111,17 @@ def main() -> None:
         ("  + temporal ensemble, shifts (-1, 0)",
          rate(lambda: est.predict(dataset, pairs, batch_size=args.batch, shifts=(-1, 0)), len(pairs)), None),
     ]
-    print(f"{'path':40s} {'windows/s':>10s} {'today':>8s} {'target':>8s}")
+    exact = est.predict(dataset, pairs, batch_size=args.batch)
+    est.set_params(inference_dtype="bfloat16")
+    rows.append(("shared-bin path, inference_dtype=bfloat16",
+                 rate(lambda: est.predict(dataset, pairs, batch_size=args.batch), len(pairs)), TODAY["whole path"]))
+    fast = est.predict(dataset, pairs, batch_size=args.batch)
+    mean = model.head.basis.mean.view(1, 576, 64)
+    rel = ((fast - exact).norm() / (exact - mean).norm()).item()
+    print(f"{'path':42s} {'windows/s':>10s} {'today':>8s} {'target':>8s}")
     for name, value, today in rows:
-        print(f"{name:40s} {value:10.0f} {today if today else '-':>8} {TARGET if 'predict' in name else '-':>8}")
+        print(f"{name:42s} {value:10.0f} {today if today else '-':>8} {TARGET if 'shared' in name else '-':>8}")
+    print(f"bfloat16 vs float32 outputs: relative difference {rel:.2e} (of the deviation from the mean patch)")
     load = os.getloadavg()
     print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

@@ -63,3 +63,14 @@ def test_predict_windows_refuses_a_training_model(data):
     model = NeurratorPatches(EncoderModelConfig(n_units=14, **SMALL)).train()
     with pytest.raises(ValueError, match="eval"):
         next(predict_windows(model, dataset, split.test[:4]))
+
+
+def test_bfloat16_inference_is_close_to_float32(data):
+    dataset, split = data
+    torch.manual_seed(0)
+    model = _trained_looking(NeurratorPatches(EncoderModelConfig(n_units=14, head="basis", unit_bottleneck=6, **SMALL)))
+    pairs = split.test[:40]
+    exact = torch.cat([o for _, o in predict_windows(model, dataset, pairs, batch_size=64)])
+    fast = torch.cat([o for _, o in predict_windows(model, dataset, pairs, batch_size=64, dtype="bfloat16")])
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    assert ((fast - exact).norm() / exact.norm()).item() < 0.02

@@ -116,7 +116,7 @@ class _EncoderEstimator(BaseEstimator):
         max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
         max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
         subset_robust=None, subset_fraction: float = 0.25, eval_batch_size: int = 256, device: str = "cpu",
-        num_threads=None, progress: bool = True,
+        num_threads=None, inference_dtype: str = "float32", progress: bool = True,
     ):
         self.seed = seed
         self.preset = preset
@@ -157,6 +157,7 @@ class _EncoderEstimator(BaseEstimator):
         self.eval_batch_size = eval_batch_size
         self.device = device
         self.num_threads = num_threads
+        self.inference_dtype = inference_dtype
         self.progress = progress
 
     @property
@@ -237,7 +238,7 @@ class _EncoderEstimator(BaseEstimator):
         self.model_.to(torch.device(config.device)).eval()
         with thread_limit(config.num_threads):
             yield from predict_windows(self.model_, dataset, pairs, unit_mask=mask, shifts=shifts,
-                                       batch_size=batch_size)
+                                       batch_size=batch_size, dtype=config.inference_dtype)
 
     def _fit_model(self, model, task, dataset, split, config, *, resume_dir, log_path, on_validation) -> TrainResult:
         train, val = self._train_val(config, split)
