@@ -130,6 +130,14 @@ class EncoderConfig(BaseModel):
     infonce_weight: float = Field(0.0, ge=0.0, description="optional InfoNCE on patch-averaged embeddings")
     infonce_tau: float = Field(0.07, gt=0.0)
 
+    # ---- contrastive dual towers (DINA) -----------------------------------------------------------
+    contrastive_dim: int = Field(128, ge=1, description="joint-space size of the DINA towers (NeurratorDINA, and the "
+                                 "patch encoder's auxiliary loss)")
+    contrastive_tau: float = Field(0.07, gt=0.0, description="initial temperature of the joint space (learnable)")
+    contrastive_channels: int = Field(8, ge=1, description="image-tower channels per patch")
+    contrastive_weight: float = Field(0.0, ge=0.0, description="weight of the DINA InfoNCE as an auxiliary loss of "
+                                      "the patch encoder; 0 = off (the towers are not built)")
+
     # ---- optimisation and budget ------------------------------------------------------------------
     lr: float | None = Field(None, gt=0.0, description="peak learning rate (paper 3e-4; demo 1e-3: fewer steps)")
     weight_decay: float = Field(1e-3, ge=0.0)

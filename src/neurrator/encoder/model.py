@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +61,9 @@ class EncoderModelConfig:
     basis_rank : number of PCA components of the basis head.
     basis_hidden : hidden width of the basis head's MLP.
     n_classes : vocabulary size of the retrieval model (0 for patch models).
+    contrastive_dim : joint-space size of the DINA towers (0: none). A patch model with it
+        carries the towers for the auxiliary contrastive loss.
+    contrastive_tau, contrastive_channels : initial temperature; image-tower channels per patch.
     """
 
     n_units: int
@@ -79,6 +84,9 @@ class EncoderModelConfig:
     basis_rank: int = 128
     basis_hidden: int = 512
     n_classes: int = 0
+    contrastive_dim: int = 0
+    contrastive_tau: float = 0.07
+    contrastive_channels: int = 8
     extra: dict = field(default_factory=dict)
 
     @property
@@ -269,6 +277,54 @@ class BasisHead(nn.Module):
         return flat.view(-1, self.n_patches, self.patch_dim)
 
 
+class ImageTower(nn.Module):
+    """Patches (B, n_patches, dim) → (B, out_dim) L2-normalised image embeddings."""
+
+    def __init__(self, n_patches: int, dim: int, out_dim: int, channels: int = 8, dropout: float = 0.1):
+        super().__init__()
+        self.per_patch = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, channels), nn.GELU())
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(n_patches * channels, out_dim)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        grid = self.per_patch(patches.float())  # (B, n_patches, channels): the layout is kept
+        return F.normalize(self.project(self.dropout(grid.flatten(1))), dim=-1)
+
+
+class ContrastiveHeads(nn.Module):
+    """DINA's two projections into the joint space and its learnable temperature.
+
+    ``neural(pooled)`` (B, d_model) → (B, contrastive_dim); ``image(patches)`` → (B,
+    contrastive_dim); both L2-normalised. ``logit_scale`` starts at log(1/τ₀).
+    """
+
+    def __init__(self, cfg: EncoderModelConfig):
+        super().__init__()
+        out_dim = cfg.contrastive_dim
+        self.neural_proj = nn.Sequential(nn.LayerNorm(cfg.d_model), nn.Linear(cfg.d_model, out_dim))
+        self.image = ImageTower(cfg.n_patches, cfg.patch_dim, out_dim, channels=cfg.contrastive_channels,
+                                dropout=cfg.dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau)))
+
+    def neural(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.neural_proj(pooled), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def loss(self, pooled: torch.Tensor, patches: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE between windows and the distinct frames of the batch.
+
+        pooled : (B, d_model) body outputs; patches : (B, n_patches, dim) targets of the
+        windows' frames; frames : (B,) frame ids (equal ids are the same frame).
+        """
+        unique, inverse = torch.unique(frames, return_inverse=True)
+        first = torch.zeros(len(unique), dtype=torch.long, device=frames.device)
+        first.scatter_(0, inverse, torch.arange(len(frames), device=frames.device))  # one window per frame
+        return symmetric_info_nce(self.neural(pooled), self.image(patches[first]), inverse, self.scale())
+
+
+
 # ---------------------------------------------------------------------------------------------
 # Full models
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +351,7 @@ class NeurratorPatches(nn.Module):
         self.config = config
         self.body = SpikeWindowEncoder(config)
         self.head = BasisHead(config) if config.head == "basis" else PatchQueryHead(config)
+        self.contrastive = ContrastiveHeads(config) if config.contrastive_dim else None
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
@@ -330,6 +387,51 @@ class NeurratorRetrieval(nn.Module):
     def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """The classifier on the body's pooled output → (B, n_classes) logits."""
         return self.classifier(pooled)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class NeurratorDualTower(nn.Module):
+    """DINA-style dual towers (Wang et al. 2026, arXiv 2605.04309), adapted to spike windows and
+    a frozen vision space:
+
+    - neural tower: the body → pooled vector → LayerNorm + Linear → ``contrastive_dim``;
+    - image tower: the frame's vision-space patches → per-patch LayerNorm + Linear + GELU
+      (spatial layout kept) → flattened grid → Linear → ``contrastive_dim``. DINA trains a
+      shallow CNN on pixels; reading the vision space instead lets any frame with targets,
+      including frames never trained on, be embedded;
+    - objective: symmetric InfoNCE with a learnable temperature (:func:`symmetric_info_nce`).
+
+    :meth:`embed_windows` (B, T, n_units) → (B, d) and :meth:`embed_frames`
+    (B, n_patches, dim) → (B, d), both L2-normalised; retrieval is their cosine.
+    """
+
+    def __init__(self, config: EncoderModelConfig):
+        super().__init__()
+        if config.contrastive_dim < 1:
+            raise ValueError("the dual-tower model needs contrastive_dim >= 1")
+        self.config = config
+        self.body = SpikeWindowEncoder(config)
+        self.towers = ContrastiveHeads(config)
+
+    def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The neural tower's projection of the body's pooled output → (B, d)."""
+        return self.towers.neural(pooled)
+
+    def embed_windows(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward(x, unit_mask)
+
+    def embed_frames(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.towers.image(patches)
+
+    @property
+    def config_shape(self) -> tuple[int, int]:
+        """(n_patches, patch_dim) of the frames the image tower reads."""
+        return self.config.n_patches, self.config.patch_dim
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -372,3 +474,16 @@ def patch_loss(
     if infonce_weight:
         loss = loss + infonce_weight * info_nce(pred, target, infonce_tau)
     return loss
+
+
+def symmetric_info_nce(neural: torch.Tensor, image: torch.Tensor, labels: torch.Tensor,
+                       scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE of windows (B, d) against frames (F, d); ``labels`` (B,) the frame of each
+    window. Window → frame: cross-entropy over the F frames. Frame → window: each frame's
+    positives are all its windows (mean log-likelihood over them)."""
+    logits = scale * neural @ image.T  # (B, F)
+    to_frame = F.cross_entropy(logits, labels)
+    log_prob = logits.T.log_softmax(dim=1)  # (F, B): frame → windows
+    positive = F.one_hot(labels, num_classes=image.shape[0]).T.to(log_prob.dtype)  # (F, B)
+    to_window = -((log_prob * positive).sum(1) / positive.sum(1)).mean()
+    return 0.5 * (to_frame + to_window)

@@ -40,7 +40,7 @@ from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_array
 from neurrator.core.threads import thread_limit
 from neurrator.encoder.config import EncoderConfig
-from neurrator.encoder.model import patch_cosine, patch_loss
+from neurrator.encoder.model import _apply_unit_mask, patch_cosine, patch_loss
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.vision.base import PatchTargets
 
@@ -127,7 +127,8 @@ class Task(Protocol):
 
 
 class PatchTask:
-    """Regress patch tensors. Loss: ``patch_loss``; validation: mean per-patch cosine."""
+    """Regress patch tensors. Loss: ``patch_loss`` (+ ``contrastive_weight`` × the DINA towers'
+    InfoNCE when the model carries them); validation: mean per-patch cosine."""
 
     def __init__(self, targets: PatchTargets, config: EncoderConfig):
         self.targets = targets
@@ -135,11 +136,16 @@ class PatchTask:
 
     def loss(self, model, x, mask, frames):
         c = self.config
-        return patch_loss(
-            model(x, mask), self.targets.batch(frames).to(x.device),
-            mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
+        sequence, pooled = model.body(_apply_unit_mask(x, mask))
+        target = self.targets.batch(frames).to(x.device)
+        loss = patch_loss(
+            model.decode(sequence, pooled), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
             infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
         )
+        if c.contrastive_weight and getattr(model, "contrastive", None) is not None:
+            frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
+            loss = loss + c.contrastive_weight * model.contrastive.loss(pooled, target, frame_ids)
+        return loss
 
     @torch.no_grad()
     def validate(self, model, sampler, pairs, shifts, batch_size):
@@ -181,6 +187,54 @@ class RetrievalTask:
             cos = patch_cosine(self.targets.batch(retrieved), self.targets.batch(chunk[:, 1]))
             total += cos.mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
+
+
+class ContrastiveTask:
+    """Align windows and frames in the DINA joint space (symmetric InfoNCE, learnable temperature).
+
+    Validation scores the same thing as :class:`PatchTask`, so the budget rule's early stopping
+    compares like with like: the mean per-patch cosine between the true patches and the
+    *joint-space soft retrieval* over the training frames, ``Σ_f softmax(s · cos(n, i_f)) · patches_f``.
+    """
+
+    def __init__(self, targets: PatchTargets, vocabulary: np.ndarray):
+        self.targets = targets
+        self.vocabulary = np.asarray(vocabulary, dtype=np.int64)
+
+    def loss(self, model, x, mask, frames):
+        _, pooled = model.body(_apply_unit_mask(x, mask))
+        frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
+        return model.towers.loss(pooled, self.targets.batch(frames).to(x.device), frame_ids)
+
+    @torch.no_grad()
+    def validate(self, model, sampler, pairs, shifts, batch_size):
+        device = _device_of(model)
+        vocab = soft_retrieval_bank(model, self.targets, self.vocabulary, batch_size)
+        total = 0.0
+        for lo in range(0, len(pairs), batch_size):
+            chunk = pairs[lo : lo + batch_size]
+            x = sampler.gather(chunk, None if shifts is None else shifts[lo : lo + batch_size])
+            pred = soft_retrieve(model, model(x.to(device)).cpu(), vocab)
+            total += patch_cosine(pred, self.targets.batch(chunk[:, 1])).mean(dim=1).sum().item()
+        return total / max(len(pairs), 1)
+
+
+@torch.no_grad()
+def soft_retrieval_bank(model, targets: PatchTargets, frames: np.ndarray, batch_size: int = 256):
+    """(image embeddings (F, d), flattened patches (F, P·D)) of ``frames`` for :func:`soft_retrieve`."""
+    device = _device_of(model)
+    patches = targets.batch(frames)
+    embeddings = torch.cat([model.embed_frames(patches[lo : lo + batch_size].to(device)).cpu()
+                            for lo in range(0, len(frames), batch_size)])
+    return embeddings, patches.reshape(len(frames), -1)
+
+
+def soft_retrieve(model, neural: torch.Tensor, bank) -> torch.Tensor:
+    """Joint-space soft retrieval: (B, d) neural embeddings → (B, P, D) similarity-weighted mix of
+    the bank frames' patches, with the model's learned temperature."""
+    embeddings, flat = bank
+    weights = (model.towers.scale().cpu() * neural @ embeddings.T).softmax(dim=1)
+    return (weights @ flat).view(len(neural), *model.config_shape)
 
 
 # ---------------------------------------------------------------------------------------------
