@@ -7,6 +7,7 @@ exit with status 2.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -85,8 +86,11 @@ def _print_result(stage: str, result: StageResult, seconds: float) -> None:
         typer.echo(result.table)
 
 
-def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> None:
+def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool,
+         this_time: dict | None = None) -> None:
+    """Run one stage; ``this_time`` overrides the config for this invocation only (not saved in the run)."""
     run, config = _resolve(run_dir, config_file, sets, fresh=fresh)
+    config = config.with_overrides(this_time or {})
     t0 = time.perf_counter()
     result = run_stage(stage, run, config)
     _print_result(stage, result, time.perf_counter() - t0)
@@ -101,14 +105,22 @@ STAGE_EXAMPLES = {
     "train": "neurrator train --run runs/demo --set encoder.max_epochs=5",
     "narrate": "neurrator narrate --run runs/demo --set narrate.max_windows=100",
     "evaluate": "neurrator evaluate --run runs/demo --set evaluate.n_bootstrap=1000",
-    "analyze": "neurrator analyze --run runs/demo --set analysis.max_windows=24",
+    "analyze": "neurrator analyze --run runs/demo --only sae --set analysis.max_windows=24",
     "report": "neurrator report --run runs/demo --set report.timeline_frames=16",
 }
+
+
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this analysis (repeatable), e.g. "
+                                                   "--only sae; the run's analysis.analyses is left as it is.")]
 
 
 def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
     def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
         _run(stage, run, config, set_, fresh=fresh)
+
+    if stage == "analyze":
+        def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None, only: OnlyOpt = None) -> None:
+            _run(stage, run, config, set_, fresh=fresh, this_time={"analysis.analyses": only} if only else None)
 
     command.__doc__ = help_text + (
         "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs; "
@@ -119,7 +131,27 @@ def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
 
 for _stage, (_module, _help) in STAGES.items():
     # simulate or ingest (of real NWB files) starts a run; every later stage reads an existing one.
-    _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+    if _stage != "sweep":  # sweep has its own options, below
+        _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+
+
+@app.command()
+def sweep(
+    grid: Annotated[Path, typer.Option("--grid", help="Grid file (YAML): cell kind, params, axes.")],
+    run: RunOpt = None,
+    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (auto, host:6379, ray://host:10001).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance (default: all cores).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fan the cells of a grid file out as Ray tasks; rerunning computes only missing cells.
+
+    Needs an existing run directory (--run) holding the outputs the cells read.
+    """
+    sets = [*(set_ or []), f"sweep.grid={json.dumps(str(grid))}"]
+    sets += [f"sweep.address={json.dumps(address)}"] if address else []
+    sets += [f"sweep.num_cpus={num_cpus}"] if num_cpus else []
+    _run("sweep", run, config, sets, fresh=False)
 
 
 @app.command(name="config")

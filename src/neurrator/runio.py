@@ -18,6 +18,7 @@ path                           object                                      write
 ``train/checkpoint.*``         ``encoder.Neurrator``                       train
 ``narrate/predictions.*``      ``encoder.predictions.Predictions``         narrate
 ``narrate/narrations.*``       ``narrate.narrations.Narrations``           narrate
+``analyze/<analysis>/``        ``analysis.result.AnalysisResult``          analyze
 =============================  ==========================================  =========
 """
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurrator.analysis.result import AnalysisResult
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json, sha256_file
 from neurrator.data.stimulus_record import load_stimulus_record
@@ -179,6 +181,23 @@ def read_references(run: RunDir, stimulus: Stimulus) -> dict[int, list[str]]:
 
 def _narrate_dir(run: RunDir) -> Path:
     return run.require("narrate", "narrations.parquet").parent
+
+
+# ---- analyze -----------------------------------------------------------------------------------
+def write_analysis(run: RunDir, result: AnalysisResult) -> Path:
+    """Replace ``analyze/<result.name>/`` with the result's files, whole or not at all."""
+    folder = run.stage_dir("analyze") / result.name
+    with atomic_dir(folder) as tmp:
+        result.save(tmp)
+    return folder
+
+
+def read_analysis(run: RunDir, name: str) -> AnalysisResult:
+    return AnalysisResult.load(run.require("analyze", name))
+
+
+def write_analysis_timings(run: RunDir, record: dict) -> Path:
+    return atomic_write_json(run.stage_dir("analyze") / "timings.json", record)
 
 
 # ---- manifest ----------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -22,7 +22,6 @@ import torch
 from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from neurrator.core.io import atomic_path
 from neurrator.core.threads import thread_limit
 
 #: units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
@@ -154,10 +153,9 @@ def shared_words(sentences: Sequence[str], n: int = 3) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
-def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+def figure_png(fig: plt.Figure, *, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()

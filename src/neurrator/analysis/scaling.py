@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, PredictFn, bootstrap_ci, mean_ci, save_figure
+from neurrator.analysis.common import NarrateFn, PredictFn, bootstrap_ci, figure_png, mean_ci
+from neurrator.analysis.result import AnalysisResult
+from neurrator.core.sampling import evenly_spaced
+from neurrator.evaluate.embedding import pool_patches, retrieval_ranks
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 #: patches (n, n_patches, dim), sentences (n,) → metric name → per-window values (n,).
 FidelityFn = Callable[[torch.Tensor, list[str]], dict[str, np.ndarray]]
@@ -212,7 +219,7 @@ FLOOR_LABELS = {
 }
 
 
-def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") -> Path:
+def plot_scaling(result: ScalingResult, *, title: str = "") -> bytes:
     """One panel per metric: mean ± CI against N on a log axis, with the floor dashed."""
     import matplotlib.pyplot as plt
 
@@ -250,4 +257,77 @@ def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") ->
         fontsize=9,
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the scaling analysis -----------------------------------------------------------------------
+def shuffled_partners(frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    """A permutation pairing each window with a window of another shot (of another frame if
+    shots are unknown): the shuffled control of the scaling curves.
+
+    Being a permutation, the partners' frames are the windows' own frames reordered, so a
+    constant narration scores exactly the same matched and shuffled: its gain is 0. Windows are
+    sorted by shot (randomly within a shot) and shifted by the largest shot's size, which lands
+    every window in another shot whenever no shot holds more than half of them.
+    """
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(shot_of_frame)[frames] if shot_of_frame is not None else np.asarray(frames)
+    if len(np.unique(groups)) < 2:
+        groups = np.asarray(frames)
+    order = np.lexsort((rng.random(len(groups)), groups))
+    shift = min(int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()), len(groups) // 2)
+    partner = np.empty(len(groups), dtype=np.int64)
+    partner[order] = order[(np.arange(len(order)) + max(shift, 1)) % len(order)]
+    return partner
+
+
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Fidelity (SBERT, R@10, SBERT gain over a shuffled pairing) against population size per pool."""
+    cfg = config.scaling
+    sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
+    masks, skipped = sub.pools(cfg.pools)
+    pooled_targets = pool_patches(inputs.frame_targets)
+    n_candidates = len(pooled_targets)
+    # Several cross-shot permutations, averaged, so the null's own pairing noise stays small.
+    partners = [shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed + i) for i in range(cfg.n_shuffles)]
+
+    def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
+        ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
+        matched = sub.reference_score(sentences, sub.frames)
+        shuffled = np.mean([sub.reference_score(sentences, sub.frames[p]) for p in partners], axis=0)
+        return {"sbert": matched, "r_at_10": (ranks <= 10).astype(np.float64), "sbert_gain": matched - shuffled}
+
+    narrate = sub.narrate_fast
+    result = scaling_curves(
+        sub.predict, narrate, fidelity, masks, sizes=cfg.sizes, n_draws=cfg.n_draws, ci_level=cfg.ci_level,
+        floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, n_candidates) / n_candidates,
+                "sbert_gain": 0.0},
+        seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
+        max_masks_per_call=max(1, inputs.narrate_batch_windows // max(len(sub.frames), 1)),
+    )
+    result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
+
+    def cell(p: ScalingPoint, metric: str) -> dict:
+        m = p.metrics[metric]
+        return {metric: round(m.mean, 4), f"{metric}_ci": f"[{m.lo:.3f}, {m.hi:.3f}]"}
+
+    summary = {
+        "narrator": narrate.name,
+        "n_windows": result.n_windows,
+        "n_draws": result.n_draws,
+        "ci_level": result.ci_level,
+        "sbert_floor": result.floors["sbert"],
+        "r_at_10_chance": result.floors["r_at_10"],
+        "crossing_points": {pool: {"pool_size": result.pool_sizes[pool], **c} for pool, c in result.crossings.items()},
+        "points": [{"pool": p.pool, "N": p.label, **{k: v for metric in ("sbert", "r_at_10", "sbert_gain")
+                                                     for k, v in cell(p, metric).items()}}
+                   for p in result.points],
+        "skipped_pools": skipped,
+    }
+    crossings = ", ".join(f"{p} {c['sbert'] or '—'}/{c['sbert_gain'] or '—'}" for p, c in result.crossings.items())
+    return AnalysisResult(
+        "scaling", summary, {**result.to_dict(), "skipped_pools": skipped},
+        inputs.used(cfg, narrator=narrate.name, n_windows=len(sub.frames)),
+        figures={"scaling.png": plot_scaling(result)},
+        line=f"crossing N (SBERT > floor / > shuffled): {crossings}",
+    )

@@ -157,9 +157,11 @@ def check_stimulus_matches(stimulus: Stimulus, sessions: Sequence[Session]) -> N
 
 
 # ---- user captions ------------------------------------------------------------------------
-def read_captions_json(path: Path, n_frames: int) -> dict[int, list[str]]:
-    """Read and validate a captions file: a JSON object mapping frame index → list of captions.
+def read_captions_json(path: Path, n_frames: int, *, names: Sequence[str] | None = None) -> dict[int, list[str]]:
+    """Read and validate a captions file: a JSON object mapping an item → list of captions.
 
+    Items are frame (or image) indices ``0 … n_frames − 1``; with ``names`` (e.g. the file names
+    of an image folder, one per index) the keys are those names. Returns index → captions.
     Raises :class:`InputError` naming ``path`` if it is missing, not JSON, or malformed.
     """
     path = Path(path)
@@ -171,18 +173,24 @@ def read_captions_json(path: Path, n_frames: int) -> dict[int, list[str]]:
         raise InputError(path, f"captions file is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InputError(path, 'captions must be a JSON object {"<frame>": ["caption", ...]}')
+    position = None if names is None else {str(n): i for i, n in enumerate(names)}
     captions: dict[int, list[str]] = {}
     for key, value in raw.items():
-        try:
-            frame = int(key)
-        except ValueError:
-            raise InputError(path, f"key {key!r} is not a frame index") from None
+        if position is not None:
+            if key not in position:
+                raise InputError(path, f"key {key!r} names none of the {len(position)} items")
+            frame = position[key]
+        else:
+            try:
+                frame = int(key)
+            except ValueError:
+                raise InputError(path, f"key {key!r} is not a frame index") from None
         if not 0 <= frame < n_frames:
             raise InputError(path, f"frame {frame} is out of range for a stimulus of {n_frames} frames")
         if isinstance(value, str):
             value = [value]
         if not (isinstance(value, list) and value and all(isinstance(c, str) and c.strip() for c in value)):
-            raise InputError(path, f"frame {frame}: expected a non-empty list of non-empty strings")
+            raise InputError(path, f"{key}: expected a non-empty list of non-empty strings")
         captions[frame] = [c.strip() for c in value]
     if not captions:
         raise InputError(path, "captions file holds no captions")

@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "benchmark": ("neurrator.stages.benchmark", "Baselines side by side (Ridge, PCA+kNN, CEBRA, MLP)."),
     "analyze": ("neurrator.stages.analyze", "Scaling curves, area/cell-type probes, SAE concepts."),
     "report": ("neurrator.stages.report", "Write the self-contained HTML report."),
+    "sweep": ("neurrator.stages.sweep", "Fan the cells of a grid file out as Ray tasks; one Parquet table."),
 }
 
 #: The order ``neurrator demo`` runs them in.
