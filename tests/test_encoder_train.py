@@ -208,3 +208,19 @@ def test_retrieval_variant_learns_frames(problem):
     near = np.abs(frames - split.test[:, 1]) <= 4
     assert near.mean() > 3 * (9 / 64)  # well above chance of landing within ±4 frames
     assert est.score(dataset, split.test, targets) > est.meta_.metrics["mean_patch_baseline"]
+
+
+def test_mixup_mixes_windows_and_targets_alike():
+    from neurrator.encoder.train import Mix
+
+    x = torch.arange(12.0).view(3, 4)
+    mix = Mix(torch.tensor([1, 2, 0]), torch.tensor([1.0, 0.5, 0.0]))
+    mixed = mix.apply(x)
+    assert torch.equal(mixed[0], x[0]) and torch.equal(mixed[1], 0.5 * x[1] + 0.5 * x[2]) and torch.equal(mixed[2], x[0])
+
+
+@pytest.mark.parametrize("params", [{"mixup": 0.4}, {"loss_space": "whitened"}])
+def test_generalisation_options_train_and_beat_the_floor(problem, params):
+    dataset, targets, split = problem
+    est = Neurrator(seed=0, **{**TINY, **params}).fit(dataset, targets, split)
+    assert est.meta_.metrics["val_cosine"] > est.meta_.metrics["mean_patch_baseline"] + 0.05

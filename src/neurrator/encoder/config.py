@@ -125,6 +125,11 @@ class EncoderConfig(BaseModel):
     basis_hidden: int | None = Field(None, ge=1)
 
     # ---- loss --------------------------------------------------------------------------------
+    loss_space: Literal["patches", "whitened"] = Field(
+        "patches", description="'patches': mse_weight · MSE + cosine_weight · (1 − cosine) on the patch tensors "
+        "(paper); 'whitened': MSE of the basis head's whitened coefficients (each principal component weighs the "
+        "same; basis head only)",
+    )
     mse_weight: float = 0.5
     cosine_weight: float = 0.5
     infonce_weight: float = Field(0.0, ge=0.0, description="optional InfoNCE on patch-averaged embeddings")
@@ -168,6 +173,7 @@ class EncoderConfig(BaseModel):
     )
     jitter_bins: int = Field(2, ge=0, description="± shift of each training window around its centre bin")
     unit_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of units zeroed per window")
+    mixup: float = Field(0.0, ge=0.0, description="mixup of windows and their targets, λ ~ Beta(a, a); 0 = off")
     subset_robust: bool | None = Field(
         None, description="also train on random unit subsets (1 unit … all, log-uniform keep fraction), so a "
         "query with one area is in distribution (benchmarks/bench_subset_robust.py). Demo on, paper off",

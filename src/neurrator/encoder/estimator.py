@@ -117,12 +117,14 @@ class _EncoderEstimator(BaseEstimator):
         self, *, seed: int = 0, preset: str = "demo", head=None, memory: str = "sequence", unit_bottleneck=None,
         conv_kernels=(3, 7, 15), conv_channels=None, d_model=None, n_heads=None, ff_dim=None,
         temporal_layers: int = 2, patch_layers: int = 2, dropout: float = 0.2, basis_rank=None, basis_hidden=None,
-        mse_weight: float = 0.5, cosine_weight: float = 0.5, infonce_weight: float = 0.0, infonce_tau: float = 0.07,
+        loss_space: str = "patches", mse_weight: float = 0.5, cosine_weight: float = 0.5,
+        infonce_weight: float = 0.0, infonce_tau: float = 0.07,
         contrastive_dim: int = 128, contrastive_tau: float = 0.07, contrastive_channels: int = 8,
         contrastive_weight: float = 0.0,
         lr=None, weight_decay: float = 1e-3, grad_clip: float = 1.0, batch_size: int = 64, max_epochs=None,
         max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
         max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
+        mixup: float = 0.0,
         subset_robust=None, subset_fraction: float = 0.25, eval_batch_size: int = 256, device: str = "cpu",
         num_threads=None, inference_dtype: str = "float32", progress: bool = True,
     ):
@@ -141,6 +143,7 @@ class _EncoderEstimator(BaseEstimator):
         self.dropout = dropout
         self.basis_rank = basis_rank
         self.basis_hidden = basis_hidden
+        self.loss_space = loss_space
         self.mse_weight = mse_weight
         self.cosine_weight = cosine_weight
         self.infonce_weight = infonce_weight
@@ -164,6 +167,7 @@ class _EncoderEstimator(BaseEstimator):
         self.sampling = sampling
         self.jitter_bins = jitter_bins
         self.unit_dropout = unit_dropout
+        self.mixup = mixup
         self.subset_robust = subset_robust
         self.subset_fraction = subset_fraction
         self.eval_batch_size = eval_batch_size
@@ -502,12 +506,15 @@ class NeurratorDINA(_EncoderEstimator):
         """Joint-space cosine between each pair's window and each candidate frame: (n, m)."""
         return self.embed(dataset, pairs, units, shifts=shifts) @ self.embed_frames(targets, candidates).T
 
-    def predict(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets,
+    def predict(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets | None = None,
                 candidates: np.ndarray | None = None, units: UnitsArg = None,
                 shifts: tuple[int, ...] = (0,)) -> torch.Tensor:
         """Patch tensors by joint-space soft retrieval: (n, n_patches, dim), each the
         ``softmax(cos / τ)``-weighted mean of the ``candidates``' real patches (default: every
         frame of ``targets``; this reads the candidates' patches, as identification does)."""
+        self._check_fitted()
+        if targets is None:
+            raise InputError(None, "NeurratorDINA.predict needs the targets whose frames it retrieves among")
         candidates = np.arange(targets.n_frames) if candidates is None else np.asarray(candidates, dtype=np.int64)
         bank = (self.embed_frames(targets, candidates), targets.batch(candidates).reshape(len(candidates), -1))
         return soft_retrieve(self.model_, self.embed(dataset, pairs, units, shifts=shifts), bank)

@@ -273,8 +273,12 @@ class BasisHead(nn.Module):
         self.basis = PatchBasis(cfg.basis_rank, cfg.n_patches * cfg.patch_dim)
 
     def forward(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        flat = self.basis.reconstruct(self.mlp(pooled))
+        flat = self.basis.reconstruct(self.coefficients(sequence, pooled))
         return flat.view(-1, self.n_patches, self.patch_dim)
+
+    def coefficients(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Whitened basis coefficients (B, rank)."""
+        return self.mlp(pooled)
 
 
 class ImageTower(nn.Module):

@@ -120,29 +120,51 @@ def expand_to_bins(pairs: np.ndarray, bins_per_frame: int) -> tuple[np.ndarray, 
 class Task(Protocol):
     targets: PatchTargets
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> torch.Tensor: ...
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray,
+             mix: Mix | None = None) -> torch.Tensor: ...
 
     def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, shifts: np.ndarray | None,
                  batch_size: int) -> float: ...
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Mixup of a batch: window i is ``lam[i] · x[i] + (1 − lam[i]) · x[partner[i]]`` and so is its
+    target. ``partner`` (B,) int64 and ``lam`` (B,) float tensors."""
+
+    partner: torch.Tensor
+    lam: torch.Tensor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        lam = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        return lam * x + (1 - lam) * x[self.partner]
+
+
 class PatchTask:
-    """Regress patch tensors. Loss: ``patch_loss`` (+ ``contrastive_weight`` × the DINA towers'
-    InfoNCE when the model carries them); validation: mean per-patch cosine."""
+    """Regress patch tensors. Loss: ``patch_loss`` on the patches (``loss_space="patches"``) or
+    the MSE of the basis head's whitened coefficients (``"whitened"``: every principal component
+    weighs the same), + ``contrastive_weight`` × the DINA towers' InfoNCE when the model carries
+    them (not on mixed-up batches); validation: mean per-patch cosine."""
 
     def __init__(self, targets: PatchTargets, config: EncoderConfig):
         self.targets = targets
         self.config = config
 
-    def loss(self, model, x, mask, frames):
+    def loss(self, model, x, mask, frames, mix=None):
         c = self.config
         sequence, pooled = model.body(_apply_unit_mask(x, mask))
         target = self.targets.batch(frames).to(x.device)
-        loss = patch_loss(
-            model.decode(sequence, pooled), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
-            infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
-        )
-        if c.contrastive_weight and getattr(model, "contrastive", None) is not None:
+        if mix is not None:
+            target = mix.apply(target)
+        if c.loss_space == "whitened" and hasattr(model.head, "coefficients"):
+            coefficients = model.head.basis.project(target.flatten(1))
+            loss = F.mse_loss(model.head.coefficients(sequence, pooled), coefficients)
+        else:
+            loss = patch_loss(
+                model.decode(sequence, pooled), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
+                infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
+            )
+        if c.contrastive_weight and mix is None and getattr(model, "contrastive", None) is not None:
             frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
             loss = loss + c.contrastive_weight * model.contrastive.loss(pooled, target, frame_ids)
         return loss
@@ -172,9 +194,14 @@ class RetrievalTask:
         self.class_of_frame = np.full(targets.n_frames, -1, dtype=np.int64)
         self.class_of_frame[self.vocabulary] = np.arange(len(self.vocabulary))
 
-    def loss(self, model, x, mask, frames):
+    def loss(self, model, x, mask, frames, mix=None):
         labels = torch.from_numpy(self.class_of_frame[frames]).to(x.device)
-        return F.cross_entropy(model(x, mask), labels)
+        logits = model(x, mask)
+        if mix is None:
+            return F.cross_entropy(logits, labels)
+        lam = mix.lam.to(logits.dtype)
+        return (lam * F.cross_entropy(logits, labels, reduction="none")
+                + (1 - lam) * F.cross_entropy(logits, labels[mix.partner], reduction="none")).mean()
 
     @torch.no_grad()
     def validate(self, model, sampler, pairs, shifts, batch_size):
@@ -201,7 +228,9 @@ class ContrastiveTask:
         self.targets = targets
         self.vocabulary = np.asarray(vocabulary, dtype=np.int64)
 
-    def loss(self, model, x, mask, frames):
+    def loss(self, model, x, mask, frames, mix=None):
+        if mix is not None:
+            raise ValueError("mixup does not apply to the contrastive objective (a mixed window has no one frame)")
         _, pooled = model.body(_apply_unit_mask(x, mask))
         frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
         return model.towers.loss(pooled, self.targets.batch(frames).to(x.device), frame_ids)
@@ -463,7 +492,12 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
                                  subset_fraction=subset_fraction, generator=data_rng)
         x = sampler.gather(batch, offsets[index % plan.per_pair] + jitter).to(device, non_blocking=True)
-        loss = task.loss(model, x, mask.to(device), batch[:, 1])
+        mix = None
+        if c.mixup:  # mix windows (absent units already zeroed) and their targets
+            lam = torch.distributions.Beta(c.mixup, c.mixup).sample((len(batch),))
+            mix = Mix(torch.randperm(len(batch), generator=data_rng), lam.to(device))
+            x, mask = mix.apply(_apply_unit_mask(x, mask.to(device))), None
+        loss = task.loss(model, x, None if mask is None else mask.to(device), batch[:, 1], mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
