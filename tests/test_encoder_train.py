@@ -210,6 +210,14 @@ def test_retrieval_variant_learns_frames(problem):
     assert est.score(dataset, split.test, targets) > est.meta_.metrics["mean_patch_baseline"]
 
 
+def test_group_subsets_keep_exactly_one_group():
+    gen = torch.Generator().manual_seed(0)
+    groups = torch.arange(300) % 3
+    mask = augmentation_mask(2000, 300, unit_dropout=0.1, subset_fraction=1.0, generator=gen, groups=groups)
+    one_group = [(len(torch.unique(groups[row])) == 1 and row.sum() == 100) for row in mask]
+    assert 0.4 < np.mean(one_group) < 0.6  # half of the subset windows: one whole group
+
+
 def test_mixup_mixes_windows_and_targets_alike():
     from neurrator.encoder.train import Mix
 

@@ -181,6 +181,10 @@ class EncoderConfig(BaseModel):
     subset_fraction: float = Field(
         0.25, ge=0.0, le=1.0, description="share of windows given a random subset (0.5 cost ~0.012 at all units)"
     )
+    subset_groups: bool = Field(
+        False, description="half of the subset windows keep the units of one random area (as a query with one "
+        "area does) instead of random units",
+    )
 
     # ---- execution --------------------------------------------------------------------------------
     eval_batch_size: int = Field(256, ge=1)

@@ -125,7 +125,8 @@ class _EncoderEstimator(BaseEstimator):
         max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
         max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
         mixup: float = 0.0,
-        subset_robust=None, subset_fraction: float = 0.25, eval_batch_size: int = 256, device: str = "cpu",
+        subset_robust=None, subset_fraction: float = 0.25, subset_groups: bool = False,
+        eval_batch_size: int = 256, device: str = "cpu",
         num_threads=None, inference_dtype: str = "float32", progress: bool = True,
     ):
         self.seed = seed
@@ -170,6 +171,7 @@ class _EncoderEstimator(BaseEstimator):
         self.mixup = mixup
         self.subset_robust = subset_robust
         self.subset_fraction = subset_fraction
+        self.subset_groups = subset_groups
         self.eval_batch_size = eval_batch_size
         self.device = device
         self.num_threads = num_threads

@@ -81,13 +81,16 @@ class WindowSampler:
 
 
 def augmentation_mask(
-    batch: int, n_units: int, *, unit_dropout: float, subset_fraction: float, generator: torch.Generator
+    batch: int, n_units: int, *, unit_dropout: float, subset_fraction: float, generator: torch.Generator,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-window unit masks (batch, n_units) bool.
 
     Every window loses ``unit_dropout`` of its units at random. With subset-robust training a
     ``subset_fraction`` share of the windows instead keeps only k random units, k log-uniform
     between 1 and all, so that querying the model with a small population is in-distribution.
+    With ``groups`` ((n_units,) int codes, e.g. the area of each unit), half of those windows keep
+    the units of one random group instead, as a query with one area does.
     """
     mask = torch.rand(batch, n_units, generator=generator) >= unit_dropout
     if subset_fraction > 0:
@@ -96,6 +99,10 @@ def augmentation_mask(
         # Each unit kept with probability keep / n (cheaper than an exact-size draw), plus one sure unit.
         subset = torch.rand(batch, n_units, generator=generator) < (keep / n_units)[:, None]
         subset[torch.arange(batch), torch.randint(0, n_units, (batch,), generator=generator)] = True
+        if groups is not None:
+            by_group = torch.rand(batch, generator=generator) < 0.5
+            pick = groups[torch.randint(0, n_units, (batch,), generator=generator)]  # a group, by its units' share
+            subset = torch.where(by_group[:, None], groups[None, :] == pick[:, None], subset)
         mask = torch.where(chosen[:, None], subset, mask)
     return mask
 
@@ -462,6 +469,9 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
     data_rng = torch.Generator().manual_seed(seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
+    groups = None
+    if c.subset_groups and "area" in dataset.units:
+        groups = torch.from_numpy(np.unique(dataset.units["area"].astype(str).to_numpy(), return_inverse=True)[1])
 
     fingerprint = {
         "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
@@ -490,7 +500,7 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         batch = train_pairs[index // plan.per_pair]
         jitter = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
         mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
-                                 subset_fraction=subset_fraction, generator=data_rng)
+                                 subset_fraction=subset_fraction, generator=data_rng, groups=groups)
         x = sampler.gather(batch, offsets[index % plan.per_pair] + jitter).to(device, non_blocking=True)
         mix = None
         if c.mixup:  # mix windows (absent units already zeroed) and their targets
