@@ -4,7 +4,8 @@ The layout matches what :mod:`neurrator.data.allen` reads from real brain_observ
 files: the units table with Allen's QC columns and ``peak_channel_id``, the electrodes table
 with ``location``/``probe_id``/``probe_vertical_position``/``valid_data``, one
 ``<stimulus>_presentations`` interval table per stimulus (no repeat column), the
-``optotagging`` processing module, running speed, the subject's genotype and the session type
+``optotagging`` processing module, running speed, pupil area (``filtered_gaze_mapping``), the
+subject's genotype and the session type
 in ``stimulus_notes``. Files are written to a temp name and renamed, so a crash leaves none.
 """
 
@@ -95,6 +96,13 @@ def write_allen_nwb(sim: SimulatedSession, path: str | Path, *, waveform_mean: b
                            rate=float(1 / np.median(np.diff(rs.times))), unit="cm/s",
                            description="running speed of the mouse on the disc"))
     nwb.add_processing_module(running)
+    if s.pupil_area is not None:
+        gaze = ProcessingModule(name="filtered_gaze_mapping", description="Gaze mapping processing module filtered outputs")
+        pa = s.pupil_area
+        gaze.add(TimeSeries(name="pupil_area", data=pa.area.astype(np.float32), starting_time=float(pa.times[0]),
+                            rate=float(1 / np.median(np.diff(pa.times))), unit="a.u.",
+                            description="pupil area (simulated; NaN during blinks)"))
+        nwb.add_processing_module(gaze)
     with atomic_path(path) as tmp, NWBHDF5IO(str(tmp), "w") as io:
         io.write(nwb)
     return path

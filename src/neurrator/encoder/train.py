@@ -125,13 +125,19 @@ def expand_to_bins(pairs: np.ndarray, bins_per_frame: int) -> tuple[np.ndarray, 
 
 
 class Task(Protocol):
-    targets: PatchTargets
+    """What the loop needs from a task. ``pairs`` are the batch's ``(repeat, frame)`` pairs (n, 2):
+    patch targets depend on the frame only, behaviour targets (``encoder.lm_estimator``) on both.
+    ``mix``: the batch was mixed up (:class:`Mix`); mix the targets alike or refuse."""
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray,
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, pairs: np.ndarray,
              mix: Mix | None = None) -> torch.Tensor: ...
 
     def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, shifts: np.ndarray | None,
                  batch_size: int) -> float: ...
+
+    def fingerprint(self) -> str:
+        """Identifies the targets in resume checkpoints (a different target refuses to resume)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -157,8 +163,12 @@ class PatchTask:
         self.targets = targets
         self.config = config
 
-    def loss(self, model, x, mask, frames, mix=None):
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
+
+    def loss(self, model, x, mask, pairs, mix=None):
         c = self.config
+        frames = pairs[:, 1]
         sequence, pooled = model.body(_apply_unit_mask(x, mask))
         target = self.targets.batch(frames).to(x.device)
         if mix is not None:
@@ -201,8 +211,11 @@ class RetrievalTask:
         self.class_of_frame = np.full(targets.n_frames, -1, dtype=np.int64)
         self.class_of_frame[self.vocabulary] = np.arange(len(self.vocabulary))
 
-    def loss(self, model, x, mask, frames, mix=None):
-        labels = torch.from_numpy(self.class_of_frame[frames]).to(x.device)
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
+
+    def loss(self, model, x, mask, pairs, mix=None):
+        labels = torch.from_numpy(self.class_of_frame[pairs[:, 1]]).to(x.device)
         logits = model(x, mask)
         if mix is None:
             return F.cross_entropy(logits, labels)
@@ -235,9 +248,13 @@ class ContrastiveTask:
         self.targets = targets
         self.vocabulary = np.asarray(vocabulary, dtype=np.int64)
 
-    def loss(self, model, x, mask, frames, mix=None):
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}:contrastive"
+
+    def loss(self, model, x, mask, pairs, mix=None):
         if mix is not None:
             raise ValueError("mixup does not apply to the contrastive objective (a mixed window has no one frame)")
+        frames = pairs[:, 1]
         _, pooled = model.body(_apply_unit_mask(x, mask))
         frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
         return model.towers.loss(pooled, self.targets.batch(frames).to(x.device), frame_ids)
@@ -353,8 +370,12 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without the frozen basis buffers (they never change, so copies are waste)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if ".basis." not in k}
+    """State dict without what never changes: the frozen basis buffers and parameters that do
+    not require gradients (a frozen language-model backbone), so copies are not waste."""
+    return {
+        k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()
+        if ".basis." not in k and not (isinstance(v, torch.nn.Parameter) and not v.requires_grad)
+    }
 
 
 def save_resume(
@@ -467,7 +488,8 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
 
     torch.manual_seed(seed)
     data_rng = torch.Generator().manual_seed(seed + 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
     groups = None
     if c.subset_groups and "area" in dataset.units:
@@ -477,7 +499,7 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
         "data": sha256_array(np.concatenate([dataset.zscore.mean, dataset.zscore.std])),
         "split": sha256_array(np.concatenate([train_pairs, val_pairs])),
-        "targets": f"{task.targets.info.space_id}:{task.targets.stimulus_hash}",
+        "targets": task.fingerprint(),
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
         "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size", "device"}),
     }
@@ -507,10 +529,11 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
             lam = torch.distributions.Beta(c.mixup, c.mixup).sample((len(batch),))
             mix = Mix(torch.randperm(len(batch), generator=data_rng), lam.to(device))
             x, mask = mix.apply(_apply_unit_mask(x, mask.to(device))), None
-        loss = task.loss(model, x, None if mask is None else mask.to(device), batch[:, 1], mix)
+        mask = None if mask is None else mask.to(device)
+        loss = task.loss(model, x, mask, batch) if mix is None else task.loss(model, x, mask, batch, mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trainable, c.grad_clip)
         optimizer.step()
         state.step += 1
         state.position += 1
