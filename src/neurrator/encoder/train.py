@@ -169,10 +169,13 @@ class PatchTask:
     def loss(self, model, x, mask, pairs, mix=None):
         c = self.config
         frames = pairs[:, 1]
-        sequence, pooled = model.body(_apply_unit_mask(x, mask))
         target = self.targets.batch(frames).to(x.device)
         if mix is not None:
             target = mix.apply(target)
+        if not hasattr(model, "body"):  # another model predicting patches (e.g. the LM decoder's vision head)
+            return patch_loss(model(x, mask), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
+                              infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau)
+        sequence, pooled = model.body(_apply_unit_mask(x, mask))
         if c.loss_space == "whitened" and hasattr(model.head, "coefficients"):
             coefficients = model.head.basis.project(target.flatten(1))
             loss = F.mse_loss(model.head.coefficients(sequence, pooled), coefficients)
