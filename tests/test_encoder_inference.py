@@ -27,13 +27,18 @@ def _trained_looking(model):
         for branch in model.body.conv.branches:  # non-trivial BatchNorm statistics
             branch[2].running_mean.uniform_(-0.5, 0.5)
             branch[2].running_var.uniform_(0.5, 2.0)
+        if getattr(model, "local", None) is not None:
+            cfg = model.config
+            support = torch.stack([torch.randperm(cfg.n_units)[: cfg.rf_units] for _ in range(cfg.n_patches)])
+            model.local.set_support(support, torch.rand(cfg.n_patches, cfg.rf_units))
+            model.local.unit_maps.normal_()
         if hasattr(model, "head") and hasattr(model.head, "basis"):
             n = model.config.n_patches * model.config.patch_dim
             model.head.basis.set(torch.randn(n), torch.randn(model.config.basis_rank, n), torch.rand(model.config.basis_rank))
     return model.eval()
 
 
-@pytest.mark.parametrize("kind", ["basis+bottleneck", "patches", "retrieval"])
+@pytest.mark.parametrize("kind", ["basis+bottleneck", "patches", "retrieval", "basis+local"])
 def test_shared_bin_inference_equals_per_window_forward(data, kind):
     dataset, split = data
     torch.manual_seed(0)
@@ -42,7 +47,7 @@ def test_shared_bin_inference_equals_per_window_forward(data, kind):
     else:
         model = NeurratorPatches(EncoderModelConfig(
             n_units=14, head="basis" if kind.startswith("basis") else "patches",
-            unit_bottleneck=6 if "bottleneck" in kind else None, **SMALL))
+            unit_bottleneck=6 if "bottleneck" in kind else None, rf_units=5 if "local" in kind else 0, **SMALL))
     model = _trained_looking(model)
     rng = np.random.default_rng(0)
     pairs = np.concatenate([split.test, split.val])[rng.permutation(len(split.test) + len(split.val))][:70]

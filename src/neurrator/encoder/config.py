@@ -135,6 +135,12 @@ class EncoderConfig(BaseModel):
     infonce_weight: float = Field(0.0, ge=0.0, description="optional InfoNCE on patch-averaged embeddings")
     infonce_tau: float = Field(0.07, gt=0.0)
 
+    # ---- receptive-field-aware local readout ---------------------------------------------------
+    rf_units: int = Field(0, ge=0, description="add a local linear readout in which each patch reads only the units "
+                          "whose receptive fields cover it (retinotopy estimated on training frames); this many units "
+                          "per patch, 0 = off")
+    rf_chunks: int = Field(2, ge=1, description="time chunks of the window the local readout reads (must divide it)")
+
     # ---- contrastive dual towers (DINA) -----------------------------------------------------------
     contrastive_dim: int = Field(128, ge=1, description="joint-space size of the DINA towers (NeurratorDINA, and the "
                                  "patch encoder's auxiliary loss)")

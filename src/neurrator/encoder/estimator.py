@@ -34,6 +34,7 @@ from neurrator.encoder.checkpoint import (
 )
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.inference import predict_windows
+from neurrator.encoder.retinotopy import estimate_retinotopy
 from neurrator.encoder.model import (
     EncoderModelConfig,
     NeurratorDualTower,
@@ -66,6 +67,7 @@ def _model_config(config: EncoderConfig, n_units: int, n_patches: int, patch_dim
         dropout=c.dropout, head=c.head, memory=c.memory, basis_rank=c.basis_rank,
         basis_hidden=c.basis_hidden, contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
         contrastive_tau=c.contrastive_tau, contrastive_channels=c.contrastive_channels,
+        rf_units=c.rf_units, rf_chunks=c.rf_chunks,
     )
     return EncoderModelConfig(**{**fields, **extra})
 
@@ -118,8 +120,8 @@ class _EncoderEstimator(BaseEstimator):
         temporal_layers: int = 2, patch_layers: int = 2, dropout: float = 0.2, basis_rank=None, basis_hidden=None,
         loss_space: str = "patches", mse_weight: float = 0.5, cosine_weight: float = 0.5,
         infonce_weight: float = 0.0, infonce_tau: float = 0.07,
-        contrastive_dim: int = 128, contrastive_tau: float = 0.07, contrastive_channels: int = 8,
-        contrastive_weight: float = 0.0,
+        rf_units: int = 0, rf_chunks: int = 2, contrastive_dim: int = 128, contrastive_tau: float = 0.07,
+        contrastive_channels: int = 8, contrastive_weight: float = 0.0,
         lr=None, weight_decay: float = 1e-3, grad_clip: float = 1.0, batch_size: int = 64, max_epochs=None,
         max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
         max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
@@ -148,6 +150,8 @@ class _EncoderEstimator(BaseEstimator):
         self.cosine_weight = cosine_weight
         self.infonce_weight = infonce_weight
         self.infonce_tau = infonce_tau
+        self.rf_units = rf_units
+        self.rf_chunks = rf_chunks
         self.contrastive_dim = contrastive_dim
         self.contrastive_tau = contrastive_tau
         self.contrastive_channels = contrastive_channels
@@ -328,6 +332,9 @@ class Neurrator(_EncoderEstimator):
         if basis is not None:
             model.head.basis.set(basis.mean, basis.components, basis.scale)
             metrics["basis_explained_variance"] = basis.explained
+        if model.local is not None:  # retinotopy from the training windows only
+            support, weight, _ = estimate_retinotopy(dataset, targets, self._train_val(c, split)[0], c.rf_units)
+            model.local.set_support(support, weight)
         result = self._fit_model(model, PatchTask(targets, c), dataset, split, c,
                                  resume_dir=resume_dir, log_path=log_path, on_validation=on_validation)
         self.model_, self.history_ = model, result.history

@@ -90,6 +90,16 @@ def shared_front(body: nn.Module, segment: torch.Tensor, starts: torch.Tensor, w
     return torch.cat(outputs, dim=-1)
 
 
+def chunk_means(segment: torch.Tensor, starts: torch.Tensor, window: int, n_chunks: int) -> torch.Tensor:
+    """Mean response per time chunk of the windows starting at ``starts`` in ``segment``
+    (n_bins, n_units) → (B, n_chunks, n_units), from one cumulative sum over the segment's bins."""
+    cumulative = torch.cat([torch.zeros(1, segment.shape[1], dtype=segment.dtype), segment.cumsum(dim=0)])
+    length = window // n_chunks
+    edges = starts[:, None] + torch.arange(n_chunks + 1)[None] * length  # (B, n_chunks + 1)
+    sums = cumulative[edges]  # (B, n_chunks + 1, n_units)
+    return (sums[:, 1:] - sums[:, :-1]) / length
+
+
 @torch.no_grad()
 def predict_windows(
     model: nn.Module,
@@ -132,6 +142,8 @@ def predict_windows(
         for shift in shifts:
             starts = window_starts(dataset, pairs[idx], shift)
             front = torch.empty((len(idx), window, model.body.conv_channels_out), device=device)
+            local = getattr(model, "local", None)
+            chunks = None if local is None else torch.empty((len(idx), local.chunks, dataset.n_units), device=device)
             for repeat in np.unique(pairs[idx, 0]):
                 rows = np.flatnonzero(pairs[idx, 0] == repeat)
                 first, last = int(starts[rows].min()), int(starts[rows].max()) + window
@@ -139,10 +151,16 @@ def predict_windows(
                 segment = segment.to(device)
                 if mask is not None:
                     segment = segment * mask
-                local = torch.from_numpy(starts[rows] - first).to(device)
+                starts_in = torch.from_numpy(starts[rows] - first).to(device)
+                at = torch.from_numpy(rows).to(device)
                 with autocast:
-                    front[torch.from_numpy(rows).to(device)] = shared_front(model.body, segment, local, window).float()
+                    front[at] = shared_front(model.body, segment, starts_in, window).float()
+                if chunks is not None:
+                    chunks[at] = chunk_means(segment, starts_in, window, local.chunks)
             with autocast:
-                out = model.decode(*model.body.trunk(front)).float()
+                if chunks is None:
+                    out = model.decode(*model.body.trunk(front)).float()
+                else:
+                    out = model.decode(*model.body.trunk(front), chunks).float()
             total = out if total is None else total.add_(out)
         yield idx, (total if len(shifts) == 1 else total.div_(len(shifts))).float().cpu()

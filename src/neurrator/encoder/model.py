@@ -64,6 +64,8 @@ class EncoderModelConfig:
     contrastive_dim : joint-space size of the DINA towers (0: none). A patch model with it
         carries the towers for the auxiliary contrastive loss.
     contrastive_tau, contrastive_channels : initial temperature; image-tower channels per patch.
+    rf_units : units per patch of the receptive-field-aware local readout added to the head's
+        output (0: none); rf_chunks : time chunks of each window it reads.
     """
 
     n_units: int
@@ -87,6 +89,8 @@ class EncoderModelConfig:
     contrastive_dim: int = 0
     contrastive_tau: float = 0.07
     contrastive_channels: int = 8
+    rf_units: int = 0
+    rf_chunks: int = 2
     extra: dict = field(default_factory=dict)
 
     @property
@@ -281,6 +285,49 @@ class BasisHead(nn.Module):
         return self.mlp(pooled)
 
 
+class LocalReadout(nn.Module):
+    """Receptive-field-aware linear readout, added to the head's patches.
+
+    Each patch listens only to the ``rf_units`` units whose receptive fields cover it (estimated
+    on training frames, :func:`neurrator.encoder.retinotopy.estimate_retinotopy`), and each unit
+    says the same thing wherever it is heard::
+
+        patch_p = Σ_{u ∈ support(p)} a_pu · M_u r_u        r_u : (rf_chunks,) mean response per time chunk
+
+    Parameters: ``unit_maps`` M (n_units, rf_chunks, patch_dim), starting at 0 (the readout
+    starts silent), and ``weight`` a (n_patches, rf_units), starting at the retinotopy
+    estimate. Buffer ``support`` (n_patches, rf_units) holds the unit indices.
+    """
+
+    def __init__(self, cfg: EncoderModelConfig):
+        super().__init__()
+        self.n_units, self.chunks = cfg.n_units, cfg.rf_chunks
+        self.unit_maps = nn.Parameter(torch.zeros(cfg.n_units, cfg.rf_chunks, cfg.patch_dim))
+        self.weight = nn.Parameter(torch.full((cfg.n_patches, cfg.rf_units), 1.0 / cfg.rf_units))
+        self.register_buffer("support", torch.zeros(cfg.n_patches, cfg.rf_units, dtype=torch.long))
+
+    def set_support(self, support: torch.Tensor, weight: torch.Tensor) -> None:
+        self.support.copy_(support)
+        with torch.no_grad():
+            self.weight.copy_(weight)
+
+    def chunk_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows (B, T, n_units) → (B, rf_chunks, n_units) mean response per time chunk."""
+        b, t, u = x.shape
+        return x.reshape(b, self.chunks, t // self.chunks, u).mean(dim=2)
+
+    def forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(B, rf_chunks, n_units) → (B, n_patches, patch_dim)."""
+        b = chunks.shape[0]
+        said = torch.einsum("bcu,ucd->ubd", chunks, self.unit_maps)  # (U, B, D): what each unit says
+        n_patches, k = self.support.shape
+        rows = torch.arange(n_patches, device=chunks.device).repeat_interleave(k)
+        listen = torch.sparse_coo_tensor(torch.stack([rows, self.support.flatten()]), self.weight.flatten(),
+                                         (n_patches, self.n_units), check_invariants=False)
+        heard = torch.sparse.mm(listen, said.reshape(self.n_units, -1))  # (P, B·D)
+        return heard.view(n_patches, b, -1).transpose(0, 1)
+
+
 class ImageTower(nn.Module):
     """Patches (B, n_patches, dim) → (B, out_dim) L2-normalised image embeddings."""
 
@@ -356,13 +403,17 @@ class NeurratorPatches(nn.Module):
         self.body = SpikeWindowEncoder(config)
         self.head = BasisHead(config) if config.head == "basis" else PatchQueryHead(config)
         self.contrastive = ContrastiveHeads(config) if config.contrastive_dim else None
+        self.local = LocalReadout(config) if config.rf_units else None
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+        x = _apply_unit_mask(x, unit_mask)
+        return self.decode(*self.body(x), chunks=self.local.chunk_means(x) if self.local is not None else None)
 
-    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """The head on the body's outputs → (B, n_patches, patch_dim)."""
-        return self.head(sequence, pooled)
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor, chunks: torch.Tensor | None = None) -> torch.Tensor:
+        """The head on the body's outputs → (B, n_patches, patch_dim), plus the local readout of
+        the windows' chunk means ``chunks`` (B, rf_chunks, n_units) when the model has one."""
+        out = self.head(sequence, pooled)
+        return out if self.local is None else out + self.local(chunks)
 
     def num_parameters(self) -> int:
         """Trainable parameters (the frozen basis buffers are not counted)."""

@@ -175,14 +175,17 @@ class PatchTask:
         if not hasattr(model, "body"):  # another model predicting patches (e.g. the LM decoder's vision head)
             return patch_loss(model(x, mask), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
                               infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau)
-        sequence, pooled = model.body(_apply_unit_mask(x, mask))
-        if c.loss_space == "whitened" and hasattr(model.head, "coefficients"):
+        x = _apply_unit_mask(x, mask)
+        sequence, pooled = model.body(x)
+        local = getattr(model, "local", None)
+        if c.loss_space == "whitened" and hasattr(model.head, "coefficients") and local is None:
             coefficients = model.head.basis.project(target.flatten(1))
             loss = F.mse_loss(model.head.coefficients(sequence, pooled), coefficients)
         else:
+            chunks = None if local is None else local.chunk_means(x)
             loss = patch_loss(
-                model.decode(sequence, pooled), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
-                infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
+                model.decode(sequence, pooled, chunks), target, mse_weight=c.mse_weight,
+                cosine_weight=c.cosine_weight, infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
             )
         if c.contrastive_weight and mix is None and getattr(model, "contrastive", None) is not None:
             frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
