@@ -58,6 +58,10 @@ VARIANTS: dict[str, dict] = {
     "dina": {"dina": True},
     "dina-aux": {"contrastive_weight": 0.5},
     "regularised": {"dropout": 0.4, "weight_decay": 0.05, "unit_dropout": 0.3},
+    "rf32": {"rf_units": 32},
+    "rf64": {"rf_units": 64},
+    "layers1": {"temporal_layers": 1},
+    "d96": {"d_model": 96, "ff_dim": 192},
     "demo-frame": {"sampling": "frame"},
     "paper-small": {"preset": "paper", "d_model": 128, "n_heads": 4, "ff_dim": 256, "conv_channels": 64,
                     "unit_bottleneck": 128, "lr": 1e-3, "validation": "split", "lr_schedule": "step"},
@@ -167,7 +171,7 @@ def identify(pred: np.ndarray, true_frames: np.ndarray, candidates: np.ndarray, 
         cand = centred_unit(np.asarray(targets.patches[candidates]), mean)
         sims = centred_unit(pred, mean) @ cand.T  # (n, n_candidates)
     pos = np.searchsorted(candidates, true_frames)
-    true_sim = sims[np.arange(len(pred)), pos]
+    true_sim = sims[np.arange(len(true_frames)), pos]
     rank = (sims > true_sim[:, None]).sum(axis=1)
     top = candidates[sims.argmax(axis=1)]
     near = np.abs(candidates[None] - true_frames[:, None]) <= tolerance
@@ -200,6 +204,54 @@ def fit_ridge(dataset, targets, split, seed):
     val, alpha, model = best
     predict = lambda pairs: basis.inverse_transform(model.predict(window_features(dataset, pairs)))
     return predict, {"alpha": alpha, "val": val, "steps": 0, "stopped": "closed_form"}
+
+
+def fit_local_ridge(dataset, targets, split, seed, k_units: int = 32, alpha: float | None = None):
+    """Receptive-field-aware linear readout (a hypothesis test, not a Neurrator variant): each
+    unit's retinotopy is estimated on the training frames (|correlation| of its frame-mean
+    response with each patch's feature energy), and each patch's 64 features are regressed (ridge)
+    on the 2-chunk features of its ``k_units`` best-seeing units only. Alpha chosen on validation."""
+    from neurrator.evaluate.baselines import window_features
+
+    frames = np.unique(split.train[:, 1])
+    y_all = np.asarray(targets.patches, dtype=np.float32)
+    mean = y_all[frames].mean(axis=0)  # (P, D)
+    xtr, xva = window_features(dataset, split.train), window_features(dataset, split.val)
+    n_units = dataset.n_units
+    # Frame-mean response per unit (mean of both chunks) and per-patch energy of the centred target.
+    resp = np.stack([xtr[split.train[:, 1] == f].mean(0) for f in frames])  # (F, 2U)
+    resp = resp.reshape(len(frames), 2, n_units).mean(1)
+    energy = np.linalg.norm(y_all[frames] - mean, axis=2)  # (F, P)
+    zr = (resp - resp.mean(0)) / (resp.std(0) + 1e-8)
+    ze = (energy - energy.mean(0)) / (energy.std(0) + 1e-8)
+    rf = np.abs(zr.T @ ze) / len(frames)  # (U, P)
+    top = np.argsort(-rf, axis=0)[:k_units].T  # (P, k) units per patch
+    cols = lambda units: np.concatenate([units, units + n_units])
+    ytr = y_all[split.train[:, 1]] - mean  # (N, P, D)
+    yva = y_all[split.val[:, 1]] - mean
+    best = None
+    for a in ([alpha] if alpha else (1e1, 1e2, 1e3, 1e4)):
+        weights, val = [], 0.0
+        pred_va = np.empty_like(yva)
+        for p in range(len(top)):
+            c = cols(top[p])
+            x = xtr[:, c]
+            w = np.linalg.solve(x.T @ x + a * np.eye(len(c)), x.T @ ytr[:, p])
+            weights.append(w)
+            pred_va[:, p] = xva[:, c] @ w
+        val = mean_patch_cos(pred_va + mean, targets, split.val)
+        if best is None or val > best[0]:
+            best = (val, a, weights)
+    val, a, weights = best
+
+    def predict(pairs):
+        x = window_features(dataset, pairs)
+        out = np.empty((len(pairs), *mean.shape), dtype=np.float32)
+        for p in range(len(top)):
+            out[:, p] = x[:, cols(top[p])] @ weights[p]
+        return out + mean
+
+    return predict, {"alpha": a, "val": round(val, 4), "steps": 0, "stopped": "closed_form", "k_units": k_units}
 
 
 def fit_knn(dataset, targets, split, seed, k: int = 10):
@@ -266,7 +318,7 @@ def mean_patch_cos(pred: np.ndarray, targets, pairs: np.ndarray) -> float:
 
 
 def parse_method(spec: str) -> tuple[str, dict | None]:
-    if spec in ("ridge", "knn"):
+    if spec in ("ridge", "knn", "local-ridge"):
         return spec, None
     if ":" in spec:
         name, body = spec.split(":", 1)
@@ -327,6 +379,8 @@ def main() -> None:
             cpu0 = time.process_time()
             if name == "ridge":
                 predict, info = fit_ridge(data, targets, split, args.fit_seed)
+            elif name == "local-ridge":
+                predict, info = fit_local_ridge(data, targets, split, args.fit_seed)
             elif name == "knn":
                 if regime != "repeats":
                     print(f"{regime:18s} {name:28s} {'n/a (answers only training frames)':>40s}")
