@@ -64,7 +64,7 @@ def evaluation_tables(summary: Mapping[str, Any], *, method: str) -> list[Result
                        for _, c, _, u in present)
         tables.append(ResultTable(
             key="embedding",
-            title=f"Embedding level · predicted patches against the true frames' "
+            title=f"Embedding level · predicted patches against the true frames' targets "
                   f"({embedding['n_windows']} test windows, {embedding['n_candidates']} candidate frames)",
             groups=(columns,),
             rows=(ResultRow(method, cells), ResultRow("chance", chance, kind="reference")),
