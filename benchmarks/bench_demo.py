@@ -54,7 +54,7 @@ def main() -> None:
         _table(json.loads((args.run / "manifest.json").read_text()), None)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp)
+        root = (args.keep or Path(tmp)).resolve()
         root.mkdir(parents=True, exist_ok=True)
         print(f"before: {_load()}")
         t0 = time.perf_counter()
