@@ -24,12 +24,12 @@ TINY = [
     "narrate.max_windows=60",
     "evaluate.n_bootstrap=200",
     "evaluate.controls_max_windows=48",
-    "evaluate.benchmark.cebra_dims=[16]",
-    "evaluate.benchmark.cebra_iterations_quick=20",
-    "evaluate.benchmark.max_train_windows_quick=600",
+    "evaluate.benchmark.methods=[neurrator,neurrator_checkpoint,ridge,mlp,pca_knn,cebra-128]",
+    "evaluate.benchmark.active_only_methods=[]",
+    "evaluate.benchmark.quick_budget.max_steps=20",
+    "evaluate.benchmark.quick_budget.validate_every=10",
     "evaluate.benchmark.max_test_windows_quick=60",
-    "evaluate.benchmark.mlp_epochs_quick=3",
-    "evaluate.benchmark.neurrator_minutes_quick=0.05",
+    "evaluate.benchmark.n_permutations=100",
     "analysis.max_windows=48",
     "analysis.scaling.sizes=[1,10,all]",
     "analysis.scaling.max_windows=16",
@@ -75,9 +75,28 @@ def test_demo_narrations_are_scored_against_references(demo_run):
     assert len(narrations) > 0
     assert narrations["narration"].str.len().gt(0).all()
     summary = json.loads((run / "evaluate" / "summary.json").read_text())
-    assert summary  # the per-window scores and statistics exist
     per_window = pd.read_parquet(run / "evaluate" / "per_window.parquet")
     assert len(per_window) == len(narrations)
+    # Values, not just presence: the narrations beat the floors, the predictions beat chance.
+    scores = summary["scores"]
+    assert scores["matched"]["mean"] > scores["shuffled"]["mean"] > scores["word_salad"]["mean"]
+    assert scores["matched"]["ci_low"] > scores["word_salad"]["ci_high"]
+    assert summary["released"]["matched"] > summary["released"]["floor"]
+    r10 = summary["embedding"]["r10"]
+    assert r10["ci"]["low"] > r10["chance"]
+
+
+def test_demo_benchmark_table_is_one_budget_with_computed_chance(demo_run):
+    from neurrator.evaluate.results import BenchmarkTable
+
+    run, _ = demo_run
+    table = BenchmarkTable.load(run / "benchmark")
+    assert table.budget.quick and table.budget.max_steps == 20
+    assert all(info.leakage["overlap"] == 0.0 for info in table.regimes.values())
+    for row in table.rows:
+        if row.iterative:
+            assert row.fit.steps <= 20
+        assert row.metrics["r10"].chance == pytest.approx(10 / 900)
     # Stages re-run on their own from the run directory.
     again = subprocess.run(
         [sys.executable, "-m", "neurrator.cli", "report", "--run", str(run)],

@@ -1,4 +1,6 @@
-"""Shared pieces of the analyses: callable types, caches, confidence intervals, figures, words.
+"""Shared pieces of the analyses: callable types, caches, figures, words.
+
+Statistics (intervals, tests) live in :mod:`neurrator.evaluate.stats`.
 
 The analyses never talk to an encoder, narrator or scorer directly: they take small callables
 (a ``predict`` of a unit mask, a ``narrate`` of patches, an ``encode`` of sentences), so each
@@ -19,7 +21,6 @@ matplotlib.use("Agg")  # headless; analyses only ever write PNG files
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from neurrator.core.io import atomic_path
@@ -102,35 +103,6 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
     if k <= 0 or k >= n:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of a 1-D sample (zero width for one value)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2 or np.allclose(values, values[0]):
-        return mean, mean, mean
-    half = stats.sem(values) * stats.t.ppf(0.5 + level / 2, len(values) - 1)
-    return mean, mean - float(half), mean + float(half)
-
-
-def bootstrap_ci(
-    values: np.ndarray, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap CI of a 1-D sample (``scipy.stats.bootstrap``)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2 or np.allclose(values, values[0]):
-        return mean, mean, mean
-    res = stats.bootstrap(
-        (values,),
-        np.mean,
-        confidence_level=level,
-        n_resamples=n_resamples,
-        method="percentile",
-        random_state=seed,
-    )
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")

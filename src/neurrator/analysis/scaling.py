@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, PredictFn, bootstrap_ci, mean_ci, save_figure
+from neurrator.analysis.common import NarrateFn, PredictFn, save_figure
+from neurrator.evaluate.stats import block_bootstrap_ci, bootstrap_ci, t_interval
 
 #: patches (n, n_patches, dim), sentences (n,) → metric name → per-window values (n,).
 FidelityFn = Callable[[torch.Tensor, list[str]], dict[str, np.ndarray]]
@@ -75,12 +76,14 @@ def _draw_masks(
 
 
 def crossing_point(points: Sequence[ScalingPoint], metric: str, floor: float, *, tolerance: float = 1e-6) -> int | None:
-    """Smallest population size whose CI lower bound is above ``floor`` (``None`` if never).
+    """Smallest population size whose CI lies wholly above ``floor`` (``None`` if never).
 
-    ``tolerance`` keeps float round-off (a constant narration's gain comes out as ~1e-9, not 0)
-    from counting as a crossing.
+    A zero-width interval (every draw identical, e.g. a constant narration) carries no
+    uncertainty estimate and never counts. ``tolerance`` keeps float round-off (a constant
+    narration's gain comes out as ~1e-9, not 0) from counting as a crossing.
     """
-    above = [p.size for p in points if p.metrics[metric].lo > floor + tolerance]
+    above = [p.size for p in points
+             if p.metrics[metric].hi - p.metrics[metric].lo > tolerance and p.metrics[metric].lo > floor + tolerance]
     return min(above) if above else None
 
 
@@ -98,6 +101,7 @@ def scaling_curves(
     narrator_name: str = "",
     max_masks_per_call: int = 8,
     predict_many: Callable[[np.ndarray], torch.Tensor] | None = None,
+    blocks: np.ndarray | None = None,
 ) -> ScalingResult:
     """Fidelity against population size for every pool.
 
@@ -119,6 +123,8 @@ def scaling_curves(
         this many × n_windows predicted patch tensors are held at once).
     predict_many : optional masks (m, n_units) → (m, n_windows, n_patches, dim); when given,
         each chunk of subsets is one encoder batch instead of one call per subset.
+    blocks : (n_windows,) block id per test window (:func:`neurrator.evaluate.stats.block_ids`);
+        the single-subset interval then resamples whole blocks.
 
     Returns
     -------
@@ -168,14 +174,16 @@ def scaling_curves(
                 values = [scores[k][metric] for k in mask_keys]
                 draw_means = [float(v.mean()) for v in values]
                 if n_distinct > 1:
-                    mean, lo, hi = mean_ci(np.array(draw_means), ci_level)
+                    ci = t_interval(draw_means, level=ci_level)
+                elif blocks is not None:
+                    ci = block_bootstrap_ci(values[0], blocks, level=ci_level, seed=seed)
                 else:
-                    mean, lo, hi = bootstrap_ci(values[0], ci_level, seed=seed)
-                summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
+                    ci = bootstrap_ci(values[0], level=ci_level, seed=seed)
+                summaries[metric] = MetricSummary(ci.mean, ci.low, ci.high, draw_means)
             ci_method = (
                 f"student-t over {len(masks)} draws"
                 if n_distinct > 1
-                else "bootstrap over test windows (single distinct subset)"
+                else f"{'block ' if blocks is not None else ''}bootstrap over test windows (single distinct subset)"
             )
             label = "all" if size == n_pool else str(size)
             points.append(ScalingPoint(pool_name, size, label, n_distinct, ci_method, summaries))

@@ -44,7 +44,7 @@ from neurrator.analysis.scaling import plot_scaling, scaling_curves
 from neurrator.analysis.similarity import narration_similarity, plot_similarity
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_json
-from neurrator.evaluate.embedding import retrieval_ranks
+from neurrator.evaluate.embedding import centred_cosine, identify
 
 #: (windows (n, T, n_units), unit_mask (n_units,) or (n, n_units)) → patches (n, n_patches, dim).
 EncoderFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -217,7 +217,8 @@ def run_scaling(inputs: AnalysisInputs, config: AnalysisConfig, out: Path) -> di
     ]
 
     def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
-        ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
+        sims = centred_cosine(patches.float().mean(1).numpy(), pooled_targets, pooled_targets.mean(0))
+        ranks = identify(sims, sub.frames, candidates).rank
         matched = sub.reference_score(sentences, sub.frames)
         shuffled = np.mean(
             [sub.reference_score(sentences, sub.frames[p]) for p in partners], axis=0

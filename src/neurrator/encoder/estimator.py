@@ -21,9 +21,9 @@ import pydantic
 import torch
 
 from neurrator.core.errors import InputError
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import (
     CheckpointMeta,
     check_space,
@@ -243,13 +243,13 @@ class Neurrator(_EncoderEstimator):
         model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim)
         basis = None
         if c.head == "basis":  # fitted to the training frames only
-            basis = fit_patch_basis(targets.patches, split.train_frames, c.basis_rank)
+            basis = fit_pca_basis(targets.patches, split.train_frames, c.basis_rank)
             model_config.basis_rank = basis.rank
         torch.manual_seed(self.seed)
         model = NeurratorPatches(model_config)
         metrics = {"mean_patch_baseline": mean_patch_baseline(targets, split.train_frames, split.val)}
         if basis is not None:
-            model.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
             metrics["basis_explained_variance"] = basis.explained
         result = self._fit_model(model, PatchTask(targets, c), dataset, split,
                                  resume_dir=resume_dir, log_path=log_path, on_epoch_end=on_epoch_end)

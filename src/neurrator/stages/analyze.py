@@ -91,11 +91,12 @@ def build_inputs(run: RunDir, config: RunConfig) -> AnalysisInputs:
     """Everything the analyses read, from the run's ingest, embed and train outputs."""
     from neurrator.data import load_stimulus_record
     from neurrator.encoder import Neurrator
+    from neurrator.evaluate.sbert import build_scorer
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
     from neurrator.preprocess.io import load_dataset, load_split
     from neurrator.preprocess.subsets import subset_mask
     from neurrator.stages.embed import read_targets
-    from neurrator.stages.evaluate import build_narrator, build_scorer
+    from neurrator.stages.evaluate import build_narrator
 
     cfg = config.analysis
     dataset = load_dataset(run.require("ingest", "dataset"))

@@ -32,9 +32,14 @@ from neurrator.data.optotag import OptotagRule
 from neurrator.data.stimulus import load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
 from neurrator.data.types import SCENE_STIMULI
-from neurrator.preprocess.dataset import align_sessions, build_dataset, pooled_units
+from neurrator.preprocess.dataset import (
+    align_sessions,
+    bins_per_frame_for,
+    build_dataset,
+    pooled_units,
+)
 from neurrator.preprocess.io import save_dataset, save_split, save_units
-from neurrator.preprocess.splits import MOVIE_SPLITS, SCENE_SPLITS, make_split
+from neurrator.preprocess.splits import LEAKY_SPLITS, MOVIE_SPLITS, SCENE_SPLITS, make_split
 from neurrator.preprocess.subsets import subset_mask
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
@@ -62,8 +67,10 @@ def session_paths(run: RunDir, config: RunConfig) -> tuple[list[Path], bool]:
 def run(run: RunDir, config: RunConfig) -> StageResult:
     data, pp = config.data, config.preprocess
     names = SCENE_SPLITS if data.stimulus in SCENE_STIMULI else MOVIE_SPLITS
-    if pp.split not in names:
-        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(names)}")
+    allowed = names if data.stimulus in SCENE_STIMULI else (*names, *LEAKY_SPLITS)
+    if pp.split not in allowed:
+        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(allowed)}")
+    names = tuple(dict.fromkeys((*names, pp.split)))  # a leaky split is written only when asked for
     paths, simulated = session_paths(run, config)
     opt = data.optotag
     rule = OptotagRule(
@@ -85,9 +92,12 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     chosen = [s for s in chosen if s.n_units]
     grid = align_sessions(chosen, data.stimulus, stimulus.n_frames, bin_rate=pp.bin_rate,
                           max_alignment_error_bins=pp.max_alignment_error_bins)
+    # The guard against shared time bins follows the window geometry and the training jitter.
+    geometry = {"window": pp.window, "jitter": config.encoder.jitter_bins,
+                "bins_per_frame": bins_per_frame_for(data.stimulus, pp.bin_rate, pp.scene_bins)}
     splits = {
         name: make_split(name, grid.n_repeats, grid.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
-                         test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction)
+                         test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction, **geometry)
         for name in names
     }
     dataset = build_dataset(
