@@ -275,7 +275,8 @@ def heldout_scores(
 ) -> dict[str, np.ndarray] | None:
     """Held-out-caption scores (the headline): ``matched[i] = e(narration_i) · e(held_i)`` and the
     other-shot pairing ``shuffled[i] = e(narration_i) · e(held_j)`` for a test window ``j`` of
-    another block (seeded draw). Windows whose frame has no held-out caption get ``nan``.
+    another block (seeded draw; of another frame when every test window shares one block).
+    Windows whose frame has no held-out caption get ``nan``.
     ``None`` if no window has one.
     """
     frames = np.asarray(frames, dtype=np.int64)
@@ -291,6 +292,8 @@ def heldout_scores(
     rng = np.random.default_rng(seed)
     blocks = np.asarray(blocks)
     partner = _draw_other(rng, blocks[rows], blocks[rows])
+    if (partner < 0).any():  # every test window in one block: fall back to another frame
+        partner = np.where(partner < 0, _draw_other(rng, frames[rows], frames[rows]), partner)
     shuffled = np.full(len(frames), np.nan)
     ok = partner >= 0
     shuffled[rows[ok]] = np.einsum("nd,nd->n", e_dec[rows[ok]], e_held[rows[partner[ok]]])
