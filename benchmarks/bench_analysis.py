@@ -26,15 +26,21 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from neurrator.analysis.common import CachedEncoder, CachedNarrator, evenly_spaced, thread_limit
+from neurrator.analysis.common import CachedEncoder, CachedNarrator
+from neurrator.analysis.concepts import build_concept_dictionary
 from neurrator.analysis.config import AnalysisConfig
-from neurrator.analysis.suite import RUNNERS, AnalysisInputs, Corpus
+from neurrator.analysis.corpus import Corpus
+from neurrator.analysis.inputs import AnalysisInputs
+from neurrator.analysis.suite import SUITE, needed_inputs
+from neurrator.core.sampling import evenly_spaced
+from neurrator.core.threads import thread_limit
 
 BUDGET_S = 180.0
 DEMO_AREAS = {
@@ -54,7 +60,7 @@ DEMO_AREAS = {
 
 def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, AnalysisConfig, str]:
     from neurrator.rundir import RunDir
-    from neurrator.stages.analyze import build_inputs
+    from neurrator.stages.analyze import read_inputs
 
     run = RunDir.open(run_dir)
     config = run.config()
@@ -65,7 +71,8 @@ def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, A
             )
         }
     )
-    return build_inputs(run, config), config.analysis, f"demo run {run_dir}"
+    needs = needed_inputs(SUITE, config.analysis)
+    return read_inputs(run, config, needs), config.analysis, f"demo run {run_dir}"
 
 
 def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInputs, str]:
@@ -77,6 +84,7 @@ def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInp
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
     from neurrator.narrate import CaptionBank, NarrateConfig, build_narrator
     from neurrator.preprocess.subsets import subset_mask
+    from neurrator.preprocess.types import by_frame
     from neurrator.vision.cache import get_or_build_targets
     from neurrator.vision.oriented_energy import OrientedEnergySpace
 
@@ -109,7 +117,7 @@ def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInp
     test_frames = np.arange(0, movie.n_frames, 4)
     train_frames = np.setdiff1d(np.arange(movie.n_frames), test_frames)
     pairs = np.stack([np.repeat([0, 1], len(test_frames)), np.tile(test_frames, 2)], axis=1)
-    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+    pairs = by_frame(pairs)
     pairs = pairs[evenly_spaced(len(pairs), config.max_windows)]
     frames = pairs[:, 1]
     # Visual units respond to a random projection of the frame's pooled feature; others do not.
@@ -189,6 +197,9 @@ def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInp
         narrate_batch_windows=config.narrate_batch_windows,
         seed=seed,
     )
+    t0 = time.perf_counter()
+    inputs = replace(inputs, concepts=build_concept_dictionary(corpus, config.sae, encode, seed=seed))
+    print(f"[bench] SAE concept dictionary (train + label every feature) built in {time.perf_counter() - t0:.1f} s")
     return inputs, (
         f"synthetic problem: {n_units} synthetic units, demo movie + scene bank in the oriented-energy "
         f"space, randomly initialised demo-preset encoder, retrieval narrator, SBERT"
@@ -242,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, float] = {}
     summaries: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp, thread_limit(config.num_threads):
-        for name, runner in RUNNERS.items():
-            out = Path(tmp) / name
-            out.mkdir()
+        for analysis in SUITE:
+            name = analysis.name
             t, c = time.perf_counter(), time.process_time()
-            summaries[name] = runner(inputs, config, out)
+            result = analysis.run(inputs, config)
+            result.save(Path(tmp) / name)
+            summaries[name] = result.summary
             timings[name] = time.perf_counter() - t
             cpu[name] = time.process_time() - c
             print(f"[bench] {name:<12} {timings[name]:7.1f} s", flush=True)

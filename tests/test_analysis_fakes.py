@@ -118,7 +118,8 @@ def toy_problem(
 def toy_inputs(seed: int = 0, **kw):
     """``AnalysisInputs`` over the toy problem (bag-of-words scorer, prototype narrator)."""
     from neurrator.analysis.common import CachedEncoder, CachedNarrator
-    from neurrator.analysis.suite import AnalysisInputs, Corpus
+    from neurrator.analysis.corpus import Corpus
+    from neurrator.analysis.inputs import AnalysisInputs
     from neurrator.preprocess.subsets import subset_mask
 
     tp = toy_problem(seed, **kw)

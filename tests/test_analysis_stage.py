@@ -7,6 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from typer.testing import CliRunner
+
+from neurrator.analysis.result import AnalysisResult
+from neurrator.cli import app
 from neurrator.config import RunConfig
 from neurrator.data.types import Stimulus
 from neurrator.encoder import Neurrator
@@ -51,8 +55,9 @@ def _stimulus() -> Stimulus:
     )
 
 
-@pytest.mark.slow
-def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
+@pytest.fixture
+def planted_run(tmp_path, monkeypatch):
+    """A run with ingest, embed and train outputs (the stimulus record and targets fed directly)."""
     dataset, targets, split = synthetic_problem(
         n_units=24, n_frames=N_FRAMES, n_repeats=4, n_patches=4, dim=8, seed=0
     )
@@ -75,12 +80,18 @@ def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
     save_split(split, run.stage_dir("ingest") / "split.json")
     model.save(run.stage_dir("train"))
     # Other stages' formats (stimulus record, target cache) are fed directly.
-    monkeypatch.setattr("neurrator.data.load_stimulus_record", lambda path: _stimulus())
-    monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run: targets)
+    monkeypatch.setattr("neurrator.runio.read_stimulus", lambda run: _stimulus())
+    monkeypatch.setattr("neurrator.runio.read_targets", lambda run: targets)
     (run.stage_dir("ingest") / "stimulus.json").write_text("{}")
     run.stage_dir("embed").mkdir()
     (run.stage_dir("embed") / "targets.json").write_text("{}")
 
+    return run, config
+
+
+@pytest.mark.slow
+def test_analyze_stage_writes_every_analysis(planted_run):
+    run, config = planted_run
     result = run_stage("analyze", run, config)
 
     out = run.stage_dir("analyze")
@@ -98,3 +109,25 @@ def test_analyze_stage_writes_every_analysis(tmp_path, monkeypatch):
         "VIP",
     }
     assert run.manifest()["stages"]["analyze"]["status"] == "done"
+
+
+def test_each_analysis_runs_alone_from_the_cli(planted_run):
+    """``--only`` runs one analysis for this invocation; the SAE that neurons reads is its input."""
+    run, config = planted_run
+    runner = CliRunner()
+    result = runner.invoke(app, ["analyze", "--run", str(run.root), "--only", "neurons"])
+    assert result.exit_code == 0, result.output
+    out = run.stage_dir("analyze")
+    assert sorted(p.name for p in out.iterdir()) == ["neurons", "timings.json"]
+    neurons = AnalysisResult.load(out / "neurons")
+    assert neurons.inputs["concepts"] and neurons.results["units"][0]["features"]  # SAE features, no sae run
+    assert json.loads((out / "timings.json").read_text())["seconds"].keys() == {"load_inputs", "neurons", "total"}
+    assert run.config().analysis.analyses == config.analysis.analyses  # --only is not saved in the run
+
+    result = runner.invoke(app, ["analyze", "--run", str(run.root), "--only", "attribution",
+                                 "--set", "analysis.attribution.targets=dims"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["attribution", "neurons", "timings.json"]
+    attribution = AnalysisResult.load(out / "attribution")
+    assert attribution.summary["target_kind"] == "dims" and attribution.inputs["config"]["targets"] == "dims"
+    assert attribution.figures.keys() == {"attribution.png"}

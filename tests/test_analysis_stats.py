@@ -8,7 +8,6 @@ from test_analysis_fakes import bow_encode
 from neurrator.analysis.common import (
     CachedEncoder,
     CachedNarrator,
-    evenly_spaced,
     shared_words,
 )
 from neurrator.analysis.contrasts import concept_axes, log_odds_dirichlet, population_classifier
@@ -38,12 +37,6 @@ def test_cached_encoder_reuses_embeddings():
     b = enc(["a dog"])
     assert calls == [["a cat", "a dog"]]
     np.testing.assert_array_equal(a[1], b[0])
-
-
-def test_evenly_spaced():
-    assert evenly_spaced(10, 0).tolist() == list(range(10))
-    assert evenly_spaced(10, 3).tolist() == [0, 4, 9]  # np.linspace(0, 9, 3) rounded
-    assert evenly_spaced(5, 50).tolist() == list(range(5))
 
 
 def _point(size, lo):

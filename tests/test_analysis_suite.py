@@ -1,6 +1,7 @@
 """Single-neuron neurration, attribution, and every analysis end to end on a toy problem."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pydantic
@@ -10,9 +11,11 @@ from test_analysis_fakes import toy_inputs, toy_problem
 
 from neurrator.analysis.attribution import gradient_x_input, patch_accuracy
 from neurrator.analysis.common import CachedNarrator
+from neurrator.analysis.concepts import build_concept_dictionary
 from neurrator.analysis.config import ANALYSES, AnalysisConfig
-from neurrator.analysis.neurons import neurrate_units
-from neurrator.analysis.suite import RUNNERS, choose_units
+from neurrator.analysis.neurons import choose_units, neurrate_units
+from neurrator.analysis.result import AnalysisResult
+from neurrator.analysis.suite import SUITE, needed_inputs, select
 
 SMALL = {
     "scaling": {"sizes": [1, 10, "all"], "n_draws": 5},
@@ -90,28 +93,66 @@ def test_choose_units_spreads_over_areas():
     assert len(choose_units(tp.units, "all")) == tp.n_units
 
 
-def test_every_analysis_runs_on_the_toy_problem(tmp_path):
-    config = AnalysisConfig.model_validate(SMALL)
+def _toy_with_concepts(config: AnalysisConfig, dictionary=None):
     _, inputs = toy_inputs()
-    assert list(RUNNERS) == list(ANALYSES)
-    for name, runner in RUNNERS.items():
-        out = tmp_path / name
-        out.mkdir()
-        summary = runner(inputs, config, out)
-        assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
-        assert json.loads((out / "results.json").read_text())
-        pngs = list(out.glob("*.png"))
-        assert pngs and all(p.stat().st_size > 1000 for p in pngs)
-        assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
-    scaling = json.loads((tmp_path / "scaling" / "summary.json").read_text())
+    if dictionary is None:
+        dictionary = build_concept_dictionary(inputs.corpus, config.sae, inputs.encode, seed=0)
+    return replace(inputs, concepts=dictionary)
+
+
+@pytest.fixture(scope="module")
+def suite_results():
+    """Every analysis of the suite, in suite order, on the toy problem (one concept dictionary)."""
+    config = AnalysisConfig.model_validate(SMALL)
+    inputs = _toy_with_concepts(config)
+    return config, inputs.concepts, {a.name: a.run(inputs, config) for a in SUITE}
+
+
+def test_every_analysis_runs_on_the_toy_problem_and_round_trips(tmp_path, suite_results):
+    _, _, results = suite_results
+    assert [a.name for a in SUITE] == list(ANALYSES) == list(results)
+    for name, result in results.items():
+        assert result.name == name and result.line
+        assert result.inputs["n_units"] == 44 and result.inputs["stand_ins"] == {"everything": "toy problem"}
+        result.save(tmp_path / name)
+        loaded = AnalysisResult.load(tmp_path / name)
+        assert loaded.summary == json.loads(json.dumps(result.summary))
+        assert loaded.results == json.loads(json.dumps(result.results))
+        assert loaded.inputs == json.loads(json.dumps(result.inputs)) and loaded.line == result.line
+        assert loaded.figures.keys() == result.figures.keys()
+        assert result.figures and all(len(png) > 1000 for png in result.figures.values())
+        assert not [p for p in (tmp_path / name).iterdir() if p.name.startswith(".")]  # no temp files left
+    scaling = results["scaling"].summary
     assert scaling["crossing_points"]["V1"]["sbert"] is not None
     v1 = {p["N"]: p["sbert"] for p in scaling["points"] if p["pool"] == "V1"}
     assert v1["all"] > v1["1"]
-    sae = json.loads((tmp_path / "sae" / "summary.json").read_text())
+    sae = results["sae"].summary
     assert 0 <= sae["sae"]["dead_fraction"] <= 1 and sae["sae"]["l0"] <= 4
     assert (tmp_path / "sae" / "sae" / "cfg.json").is_file()
-    neurons = json.loads((tmp_path / "neurons" / "results.json").read_text())
-    assert len(neurons["units"]) == 6 and neurons["units"][0]["features"]
+    assert AnalysisResult.load(tmp_path / "sae").files.keys() == {"sae/cfg.json", "sae/sae_weights.safetensors"}
+    assert len(results["neurons"].results["units"]) == 6 and results["neurons"].results["units"][0]["features"]
+    assert results["attribution"].summary["target_kind"] == "sae"
+
+
+def test_analyses_share_no_state_any_order_gives_the_same_results(suite_results):
+    """Each analysis alone, in reverse order, on fresh inputs: the same results as the suite's."""
+    config, dictionary, forward = suite_results
+    inputs = _toy_with_concepts(config, dictionary)
+    for analysis in reversed(SUITE):
+        alone = analysis.run(inputs, config)
+        drop = {"units_per_second"}  # a timing
+        assert ({k: v for k, v in alone.summary.items() if k not in drop}
+                == {k: v for k, v in forward[analysis.name].summary.items() if k not in drop}), analysis.name
+
+
+def test_suite_builds_only_the_inputs_the_selected_analyses_read():
+    config = AnalysisConfig.model_validate(SMALL)
+    assert [a.name for a in select(["attribution", "scaling"])] == ["scaling", "attribution"]
+    assert needed_inputs(select(["scaling", "similarity", "contrasts"]), config) == frozenset()
+    assert needed_inputs(select(["neurons"]), config) == {"corpus", "concepts"}
+    dims = AnalysisConfig.model_validate({**SMALL, "attribution": {"targets": "dims"}})
+    assert needed_inputs(select(["attribution"]), dims) == frozenset()
+    assert needed_inputs(select(["attribution"]), config) == {"corpus", "concepts"}
 
 
 def test_config_rejects_unknown_analysis():
@@ -139,14 +180,14 @@ def test_read_image_corpus_folder_array_and_captions(tmp_path):
     images, captions = read_image_corpus(tmp_path / "arr.npy")
     assert images.shape == (3, 8, 8) and captions == [[], [], []]
     (tmp_path / "bad.json").write_text(json.dumps({"c.png": ["?"]}))
-    with pytest.raises(InputError, match="names no image"):
+    with pytest.raises(InputError, match="names none of the 2 items"):
         read_image_corpus(folder, tmp_path / "bad.json")
     with pytest.raises(InputError, match="folder of images"):
         read_image_corpus(tmp_path / "caps.json")
 
 
 def test_shuffled_partners_pair_across_shots():
-    from neurrator.analysis.suite import shuffled_partners
+    from neurrator.analysis.scaling import shuffled_partners
 
     frames = np.array([0, 1, 2, 3, 4, 5, 0, 1])
     shots = np.array([0, 0, 1, 1, 2, 2])

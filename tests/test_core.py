@@ -7,6 +7,7 @@ import pytest
 from neurrator.core.errors import InputError, NeurratorError
 from neurrator.core.io import atomic_dir, atomic_path, atomic_write_json, sha256_array
 from neurrator.core.registry import Registry
+from neurrator.core.sampling import evenly_spaced, seeded_subset
 
 
 def test_atomic_write_json_roundtrip(tmp_path):
@@ -57,3 +58,17 @@ def test_registry_unknown_name_lists_choices():
 def test_input_error_names_file():
     err = InputError("/x/y.nwb", "not an HDF5 file")
     assert str(err) == "/x/y.nwb: not an HDF5 file"
+
+
+def test_evenly_spaced():
+    assert evenly_spaced(10, 0).tolist() == list(range(10))
+    assert evenly_spaced(10, None).tolist() == list(range(10))
+    assert evenly_spaced(10, 3).tolist() == [0, 4, 9]  # np.linspace(0, 9, 3) rounded
+    assert evenly_spaced(5, 50).tolist() == list(range(5))
+
+
+def test_seeded_subset_is_sorted_reproducible_and_capped():
+    assert seeded_subset(5, None, 0).tolist() == [0, 1, 2, 3, 4]
+    rows = seeded_subset(100, 10, seed=3)
+    assert len(rows) == 10 and np.all(np.diff(rows) > 0)
+    assert rows.tolist() == seeded_subset(100, 10, seed=3).tolist() != seeded_subset(100, 10, seed=4).tolist()

@@ -177,6 +177,7 @@ def test_cli_ingest_of_a_bad_file_exits_non_zero_without_output(tmp_path, monkey
         ["neurrator", "ingest", "--run", str(run), "--set", "data.source=nwb", "--set", f"data.nwb_paths=[{bad}]"],
         ["neurrator", "ingest", "--run", str(run), "--set", "data.source=nwb", "--set", f"data.nwb_paths=[{tmp_path / 'nope.nwb'}]"],
     ):
+        argv += ["--set", "data.allow_demo_stimulus=true"]  # get past the stimulus check to the NWB
         monkeypatch.setattr(sys, "argv", argv)
         with pytest.raises(SystemExit) as exit_:
             cli.main()

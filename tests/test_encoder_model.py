@@ -29,14 +29,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_paper_model_has_about_12m_parameters():
-    """Paper A.2 / released code: ~12 M parameters at 2,000 units with a 576 × 1024 target."""
+def test_paper_model_has_the_released_parameter_count():
+    """Released encoder_patches.py at 2,000 units × 576×1024: 12,493,568 parameters, no pooling layer."""
     config = _model_config(EncoderConfig(preset="paper"), 2000, 576, 1024)
     model = NeurratorPatches(config)
-    n = model.num_parameters()
-    print(f"NeurratorPatches(2000 units → 576×1024): {n:,} parameters")
-    assert config.head == "patches" and config.d_model == 384 and config.ff_dim == 768 and config.n_heads == 8
-    assert 11_500_000 < n < 13_500_000
+    assert config.head == "patches" and config.memory == "sequence"
+    assert config.d_model == 384 and config.ff_dim == 768 and config.n_heads == 8
+    assert model.body.pool is None
+    assert model.num_parameters() == 12_493_568
+    pooled = NeurratorPatches(_model_config(EncoderConfig(preset="paper", memory="pooled"), 2000, 576, 1024))
+    assert pooled.num_parameters() == 12_493_568 + 384 + 1  # the text's attention pooling: Linear(384, 1)
+
+
+def test_pooled_memory_gives_query_key_weights_no_gradient_and_sequence_memory_does():
+    for memory, expect_zero in (("pooled", True), ("sequence", False)):
+        model = NeurratorPatches(EncoderModelConfig(head="patches", memory=memory, dropout=0.0, **TINY))
+        model(torch.randn(4, 20, 12)).square().mean().backward()
+        d = model.config.d_model
+        qk_grad = model.head.cross_attn.in_proj_weight.grad[: 2 * d]
+        assert (qk_grad.abs().max() < 1e-9) == expect_zero, memory  # softmax over one key ≡ 1: only round-off
 
 
 @pytest.mark.parametrize("head,memory", [("patches", "sequence"), ("patches", "pooled"), ("basis", "sequence")])
@@ -102,7 +113,7 @@ def test_basis_uses_training_frames_only_and_reconstructs_them():
 
 def test_presets_resolve_and_explicit_fields_win():
     demo = EncoderConfig().resolved()
-    assert demo.head == "basis" and demo.max_minutes > 0
+    assert demo.head == "basis" and demo.max_minutes == 0 and demo.max_steps > 0
     paper = EncoderConfig(preset="paper").resolved()
     assert paper.head == "patches" and paper.max_epochs == 60 and paper.unit_bottleneck == 0
     assert EncoderConfig(preset="paper", head="basis").resolved().head == "basis"

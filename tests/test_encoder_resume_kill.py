@@ -25,8 +25,8 @@ SCRIPT = textwrap.dedent(
     dataset, targets, split = synthetic_problem(n_units=30, n_frames=48, n_repeats=5, n_patches=9, dim=6, seed=3)
     est = Neurrator(
         seed=7, d_model=32, n_heads=2, ff_dim=64, conv_channels=16, unit_bottleneck=16, basis_rank=6,
-        basis_hidden=32, batch_size=32, windows_per_epoch=128, max_epochs=6, max_minutes=0, progress=False,
-    ).fit(dataset, targets, split, resume_dir=resume_dir, on_epoch_end=lambda state: time.sleep(0.4))
+        basis_hidden=32, batch_size=32, windows_per_epoch=128, max_epochs=6, max_steps=0, val_every=3, progress=False,
+    ).fit(dataset, targets, split, resume_dir=resume_dir, on_validation=lambda state: time.sleep(0.4))
     save_file({k: v.contiguous() for k, v in est.model_.state_dict().items()}, out + ".safetensors")
     json.dump([h["val_metric"] for h in est.history_], open(out + ".json", "w"))
     """

@@ -17,7 +17,7 @@ from neurrator.stages import run_stage
 
 TINY = {
     "d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "basis_rank": 8,
-    "basis_hidden": 32, "batch_size": 32, "windows_per_epoch": 128, "max_epochs": 3, "max_minutes": 0,
+    "basis_hidden": 32, "batch_size": 32, "windows_per_epoch": 128, "max_epochs": 3, "max_steps": 0, "val_every": 0,
     "progress": False, "lr": 2e-3,
 }
 
@@ -38,7 +38,7 @@ def run_with_inputs(tmp_path, monkeypatch):
     save_dataset(dataset, run.stage_dir("ingest") / "dataset")
     save_split(split, run.stage_dir("ingest") / "split.json")
     # The embed stage's pointer format belongs to the vision layer; hand the stage the targets.
-    monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run, **kw: targets)
+    monkeypatch.setattr("neurrator.runio.read_targets", lambda run, **kw: targets)
     return run, config, targets, split
 
 
@@ -57,7 +57,7 @@ def test_train_stage_writes_checkpoint_log_and_resumes(run_with_inputs):
     # A crashed earlier attempt left train/resume/ behind.
     with pytest.raises(_Crash):
         Neurrator(seed=config.seed, **config.encoder.model_dump()).fit(
-            dataset, targets, split, resume_dir=run.stage_dir("train") / "resume", on_epoch_end=crash_after_first)
+            dataset, targets, split, resume_dir=run.stage_dir("train") / "resume", on_validation=crash_after_first)
 
     result = run_stage("train", run, config)
     out = run.stage_dir("train")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurrator.core.errors import InputError
-from neurrator.encoder import Neurrator, NeurratorRetriever
+from neurrator.encoder import EncoderConfig, Neurrator, NeurratorRetriever
 from neurrator.encoder.synthetic import memmap_targets, synthetic_problem
 from neurrator.encoder.train import augmentation_mask
 from neurrator.preprocess.types import NeuralDataset, ZScoreStats
@@ -17,7 +17,8 @@ from neurrator.vision.base import PatchTargets, SpaceInfo
 
 TINY = {
     "d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "basis_rank": 8, "basis_hidden": 32,
-    "batch_size": 32, "windows_per_epoch": 192, "max_epochs": 6, "max_minutes": 0, "progress": False, "lr": 2e-3,
+    "batch_size": 32, "windows_per_epoch": 192, "max_epochs": 6, "max_steps": 0, "val_every": 0, "progress": False,
+    "lr": 2e-3,
 }
 
 
@@ -87,7 +88,7 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted_run(problem, fitte
 
     resume = tmp_path / "resume"
     with pytest.raises(_Killed):
-        Neurrator(seed=0, **TINY).fit(dataset, targets, split, resume_dir=resume, on_epoch_end=kill_after_two)
+        Neurrator(seed=0, **TINY).fit(dataset, targets, split, resume_dir=resume, on_validation=kill_after_two)
     assert (resume / "state.safetensors").is_file() and (resume / "state.json").is_file()
     resumed = Neurrator(seed=0, **TINY).fit(dataset, targets, split, resume_dir=resume, log_path=tmp_path / "log.csv")
     assert [h["val_metric"] for h in resumed.history_] == [h["val_metric"] for h in fitted.history_]
@@ -95,13 +96,32 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted_run(problem, fitte
         assert torch.equal(value, resumed.model_.state_dict()[key]), key
     rows = list(csv.DictReader((tmp_path / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["step"]) for r in rows] == [6, 12, 18, 24, 30, 36]
     assert {"train_loss", "val_metric", "seconds"} <= set(rows[0])
 
 
-def test_time_budget_shrinks_the_schedule_and_stops(problem):
+def test_step_budget_validates_every_k_steps_and_stops_at_the_cap(problem):
     dataset, targets, split = problem
-    est = Neurrator(seed=0, **{**TINY, "max_epochs": 50, "max_minutes": 1e-4}).fit(dataset, targets, split)
-    assert est.meta_.metrics["stopped"] == "time_budget" and est.meta_.metrics["epochs"] == 1
+    est = Neurrator(seed=0, **{**TINY, "max_epochs": 50, "max_steps": 10, "val_every": 4}).fit(dataset, targets, split)
+    m = est.meta_.metrics
+    assert m["stopped"] == "max_steps" and m["steps"] == 10
+    assert [h["step"] for h in est.history_] == [4, 8, 10]  # every 4 steps, and at the cap
+    assert [h["epoch"] for h in est.history_] == [0, 1, 1]  # 6 steps per epoch (192 windows / 32)
+
+
+def test_patience_counts_validations(problem):
+    dataset, targets, split = problem
+    est = Neurrator(seed=0, **{**TINY, "max_epochs": 50, "lr": 1e-9, "patience": 2, "val_every": 2}).fit(
+        dataset, targets, split)
+    assert est.meta_.metrics["stopped"] == "early_stopping"
+    assert len(est.history_) <= 2 + est.meta_.metrics["best_step"] // 2
+
+
+def test_wall_time_safety_net_is_off_by_default_and_stops_when_set(problem):
+    dataset, targets, split = problem
+    assert EncoderConfig().max_minutes == 0 and EncoderConfig(preset="paper").resolved().max_minutes == 0
+    est = Neurrator(seed=0, **{**TINY, "max_epochs": 50, "max_minutes": 1e-6}).fit(dataset, targets, split)
+    assert est.meta_.metrics["stopped"] == "time_budget" and est.meta_.metrics["steps"] == 6
 
 
 def test_resume_refuses_a_checkpoint_of_another_configuration(problem, tmp_path):

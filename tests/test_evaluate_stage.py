@@ -10,10 +10,13 @@ from neurrator.config import RunConfig
 from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.data.stimulus import load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
+from neurrator.encoder.predictions import Predictions
+from neurrator.narrate.narrations import Narrations, NarratorInfo
 from neurrator.preprocess.io import save_dataset, save_split
 from neurrator.preprocess.splits import make_split
 from neurrator.preprocess.types import NeuralDataset, ZScoreStats
 from neurrator.rundir import RunDir
+from neurrator.runio import read_targets, write_narrated
 from neurrator.stages import run_stage
 
 TOPICS = [
@@ -55,8 +58,6 @@ def build_run(root, *, seed=0, config_overrides=None):
     save_stimulus_record(run.stage_dir("ingest") / "stimulus.json", stimulus, stimulus_dir=stim_dir,
                          captions_json=stim_dir / "captions.json")
     run_stage("embed", run, config)
-    from neurrator.stages.embed import read_targets
-
     targets = read_targets(run)
     # Units driven by the frame's pooled target (visual) or by nothing (hippocampus).
     pooled = np.asarray(targets.patches, dtype=np.float32).mean(1)
@@ -91,14 +92,14 @@ def build_run(root, *, seed=0, config_overrides=None):
     right = rng.random(len(rows)) < 0.8
     narrations = [TOPICS[f // FRAMES_PER_SHOT][0] if ok else TOPICS[(f // FRAMES_PER_SHOT + 3) % 6][0]
                   for f, ok in zip(frames, right)]
-    narrate = run.stage_dir("narrate")
-    narrate.mkdir(parents=True, exist_ok=True)
-    np.save(narrate / "predictions.npy", predictions)
-    np.save(narrate / "windows.npy", test)
-    pd.DataFrame({"window": rows, "repeat": test[rows, 0], "frame": frames, "narration": narrations,
-                  "narrator": "synthetic", "is_stand_in": True,
-                  "references": [list(TOPICS[f // FRAMES_PER_SHOT]) for f in frames]}
-                 ).to_parquet(narrate / "narrations.parquet")
+    synthetic = NarratorInfo("synthetic", "planted sentences", is_stand_in=True)
+    write_narrated(
+        run, Predictions(predictions, test, checkpoint="synthetic", space_id=targets.info.space_id),
+        Narrations(windows=rows, pairs=test[rows], sentences=tuple(narrations),
+                   references=tuple(TOPICS[f // FRAMES_PER_SHOT] for f in frames),
+                   retrieved_frame=np.full(len(rows), -1), copied=np.zeros(len(rows), bool),
+                   narrator=synthetic, captioner=synthetic),
+        summary={})
     return run, config, targets
 
 
@@ -207,7 +208,6 @@ def test_encoder_controls_lose_to_the_real_windows(tmp_path):
     """The encoder's real predictions, narrated, beat every control on the same windows."""
     from neurrator.encoder import Neurrator
     from neurrator.preprocess.io import load_dataset, load_split
-    from neurrator.stages.embed import read_targets
 
     run, config, _ = build_run(tmp_path)
     dataset = load_dataset(run.stage_dir("ingest") / "dataset")

@@ -26,16 +26,22 @@ def test_bundled_captions_are_looked_up_by_frame():
     assert captioner.is_stand_in
     with pytest.raises(InputError, match=r"no caption for frame\(s\) \[7\]"):
         captioner.caption(None, np.array([7]))
-    with pytest.raises(InputError, match="no bundled captions"):
+    with pytest.raises(InputError, match="has no captions; give your own at ingest with data.captions_json"):
         build_captioner(NarrateConfig(captioner="bundled"), _stimulus({}))
 
 
-def test_json_captions(tmp_path):
+def test_user_caption_json_reaches_the_captioner_through_the_stimulus(tmp_path):
+    """The one caption key is data.captions_json: the stimulus carries the user's captions."""
+    from neurrator.data.stimulus import load_stimulus
+
     path = tmp_path / "captions.json"
     path.write_text(json.dumps({"0": ["a car in a garage"], "3": "a single string is one caption"}))
-    captioner = build_captioner(NarrateConfig(captioner="json", captions_json=path), _stimulus({}))
+    np.save(tmp_path / "natural_movie_one.npy", np.zeros((10, 4, 8), np.uint8))
+    stimulus = load_stimulus("natural_movie_one", tmp_path, path)
+    captioner = build_captioner(NarrateConfig(captioner="bundled"), stimulus)
     assert captioner.caption(None, np.array([3, 0])) == [["a single string is one caption"], ["a car in a garage"]]
     assert not captioner.is_stand_in
+    assert "captions_json" not in NarrateConfig.model_fields and "json" not in CAPTIONERS
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from neurrator.data.types import Stimulus
 from neurrator.encoder import Neurrator
 from neurrator.encoder.synthetic import synthetic_problem
 from neurrator.preprocess.io import save_dataset, save_split
-from neurrator.preprocess.types import Split
+from neurrator.preprocess.types import Split, by_frame
 from neurrator.rundir import RunDir
+from neurrator.runio import read_narrated, read_predictions
 from neurrator.stages import run_stage
-from neurrator.stages.narrate import narrated_rows, ordered_test_windows
 
 N_FRAMES, FRAMES_PER_SHOT = 48, 8
 
@@ -59,19 +59,13 @@ def run_dir(tmp_path, problem, monkeypatch):
     (run.stage_dir("embed") / "targets.json").write_text("{}")
     model.save(run.stage_dir("train"))
     # The stimulus record and the target cache are other stages' formats; feed their results directly.
-    # Patch the embed stage first: importing it binds neurrator.data.load_stimulus_record, which
-    # must still be the real one or the fake would outlive this test inside that module.
-    monkeypatch.setattr("neurrator.stages.embed.read_targets", lambda run: targets)
-    monkeypatch.setattr("neurrator.data.load_stimulus_record", lambda path: _stimulus())
+    monkeypatch.setattr("neurrator.runio.read_targets", lambda run: targets)
+    monkeypatch.setattr("neurrator.runio.read_stimulus", lambda run: _stimulus())
     return run, config
 
 
-def test_ordering_and_capping_helpers():
-    pairs = np.array([[1, 5], [0, 5], [2, 1]])
-    assert ordered_test_windows(pairs).tolist() == [[2, 1], [0, 5], [1, 5]]
-    assert narrated_rows(5, None, 0).tolist() == [0, 1, 2, 3, 4]
-    rows = narrated_rows(100, 10, seed=3)
-    assert len(rows) == 10 and np.all(np.diff(rows) > 0) and rows.tolist() == narrated_rows(100, 10, seed=3).tolist()
+def test_by_frame_orders_pairs_by_frame_then_repeat():
+    assert by_frame(np.array([[1, 5], [0, 5], [2, 1]])).tolist() == [[2, 1], [0, 5], [1, 5]]
 
 
 def test_narrate_stage_writes_predictions_and_narrations(run_dir, problem):
@@ -80,21 +74,26 @@ def test_narrate_stage_writes_predictions_and_narrations(run_dir, problem):
     result = run_stage("narrate", run, config)
     split = _frames_held_out_split(split)
 
-    windows = np.load(run.stage_dir("narrate") / "windows.npy")
-    predictions = np.load(run.stage_dir("narrate") / "predictions.npy")
-    assert windows.tolist() == ordered_test_windows(split.test).tolist()
-    assert predictions.dtype == np.float16 and predictions.shape == (len(windows), 4, 8)
-    np.testing.assert_allclose(predictions[:3].astype(np.float32),
+    predictions, narrations = read_narrated(run, targets)
+    windows = predictions.pairs
+    assert windows.tolist() == by_frame(split.test).tolist()
+    assert predictions.patches.dtype == np.float16 and predictions.patches.shape == (len(windows), 4, 8)
+    assert predictions.checkpoint.startswith("train@") and predictions.n_units == dataset.n_units
+    np.testing.assert_allclose(predictions.patches[:3].astype(np.float32),
                                model.predict(dataset, windows[:3]).numpy(), atol=2e-2, rtol=1e-2)
 
     table = pd.read_parquet(run.stage_dir("narrate") / "narrations.parquet")
     assert list(table.columns) == ["window", "repeat", "frame", "narration", "narrator", "is_stand_in",
-                                   "retrieved_frame", "references"]
-    assert len(table) == len(windows) and (table["window"].to_numpy() == np.arange(len(windows))).all()
-    assert set(table["retrieved_frame"]) <= set(split.train_frames.tolist())
-    assert not table["narration"].eq(f"shot {HELD_OUT_SHOT} caption").any(), "a held-out shot's caption leaked"
-    assert table["narrator"].eq("retrieval").all() and table["is_stand_in"].all()
-    assert [list(r) for r in table["references"]] == [[f"shot {f // FRAMES_PER_SHOT} caption"] for f in table["frame"]]
+                                   "retrieved_frame", "copied", "references"]
+    assert len(narrations) == len(windows) and (narrations.windows == np.arange(len(windows))).all()
+    assert set(narrations.retrieved_frame) <= set(split.train_frames.tolist())
+    assert f"shot {HELD_OUT_SHOT} caption" not in narrations.sentences, "a held-out shot's caption leaked"
+    assert narrations.narrator.name == "retrieval" and narrations.narrator.is_stand_in
+    assert narrations.copied.all(), "the retrieval narrator returns bank captions verbatim"
+    assert narrations.bank["rule"] == "training frames only" and narrations.bank["n_user_entries"] == 0
+    assert narrations.bank["n_frames"] == len(split.train_frames)
+    assert [list(r) for r in narrations.references] == [[f"shot {f // FRAMES_PER_SHOT} caption"]
+                                                        for f in narrations.frames]
 
     manifest = run.manifest()
     assert "narrator" in manifest["stand_ins"] and "reference_captions" in manifest["stand_ins"]
@@ -108,4 +107,4 @@ def test_narrate_stage_cap_narrates_a_subset(run_dir):
     run_stage("narrate", run, config)
     table = pd.read_parquet(run.stage_dir("narrate") / "narrations.parquet")
     assert len(table) == 5
-    assert len(np.load(run.stage_dir("narrate") / "predictions.npy")) > 5  # predictions cover every test window
+    assert len(read_predictions(run)) > 5  # predictions cover every test window

@@ -12,8 +12,8 @@ from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.data import save_stimulus_record
 from neurrator.data.stimulus import load_stimulus
 from neurrator.rundir import RunDir
+from neurrator.runio import read_targets
 from neurrator.stages import run_stage
-from neurrator.stages.embed import read_targets
 
 
 def make_run(tmp_path, stimulus_name="natural_scenes", stimulus_dir=None):

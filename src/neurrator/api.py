@@ -15,6 +15,14 @@ Building blocks, for notebooks (each is the layer's own function, re-exported he
     targets = api.get_or_build_targets(api.build_space(config.vision), stimulus, ".neurrator-cache")
     model = api.Neurrator(seed=0).fit(dataset, targets, split)
     patches = model.predict(dataset, split.test, units="group:V1")
+    bank = api.build_caption_bank(config.narrate, targets, stimulus.captions, split.train_frames)
+    sentences = api.build_narrator(config.narrate, name="retrieval", bank=bank).narrate(patches)
+
+A finished run's objects, typed and validated (``api.runio`` knows which file holds what)::
+
+    narrations = api.runio.read_narrations(run)      # Narrations: sentence, narrator, bank, copies
+    predictions = api.runio.read_predictions(run)    # Predictions: (n, n_patches, dim) + pairs
+    sae = api.runio.read_analysis(run, "sae")        # AnalysisResult: tables, figures, inputs used
 """
 
 from __future__ import annotations
@@ -23,11 +31,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from neurrator import runio
+from neurrator.analysis.result import AnalysisResult
 from neurrator.config import RunConfig
 from neurrator.data.allen import read_session
 from neurrator.data.simulate import simulate_session
 from neurrator.data.stimulus import load_stimulus
 from neurrator.encoder import Neurrator, NeurratorRetriever
+from neurrator.encoder.predictions import Predictions
+from neurrator.evaluate import build_scorer
+from neurrator.narrate import build_caption_bank, build_narrator
+from neurrator.narrate.narrations import Narrations
 from neurrator.preprocess import build_dataset, load_dataset, load_split, make_split, subset_mask
 from neurrator.rundir import RunDir
 from neurrator.stages import DEMO_ORDER, StageResult, run_stage
@@ -35,11 +49,17 @@ from neurrator.vision import build_space
 from neurrator.vision.cache import get_or_build_targets, load_targets
 
 __all__ = [
+    "AnalysisResult",
+    "Narrations",
     "Neurrator",
     "NeurratorRetriever",
+    "Predictions",
     "RunConfig",
     "RunDir",
+    "build_caption_bank",
     "build_dataset",
+    "build_narrator",
+    "build_scorer",
     "build_space",
     "get_or_build_targets",
     "load_dataset",
@@ -49,6 +69,7 @@ __all__ = [
     "make_split",
     "read_session",
     "run_pipeline",
+    "runio",
     "simulate_session",
     "subset_mask",
 ]

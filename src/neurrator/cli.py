@@ -7,6 +7,7 @@ exit with status 2.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import NeurratorError
-from neurrator.rundir import CONFIG_FILE, RunDir
+from neurrator.rundir import CONFIG_FILE, RunDir, default_run_name, status_table
 from neurrator.stages import DEMO_ORDER, STAGES, StageResult, run_stage
 
 app = typer.Typer(
@@ -34,7 +35,8 @@ RunOpt = Annotated[Path | None, typer.Option("--run", help="Run directory (defau
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config value, e.g. --set encoder.epochs=5 (repeatable)."),
+    typer.Option("--set", "-s", help="Override a config value, e.g. --set encoder.max_epochs=5 (repeatable; "
+                 "`neurrator config` lists every key)."),
 ]
 
 
@@ -49,17 +51,27 @@ def _parse_overrides(pairs: list[str] | None) -> dict:
 
 
 def _resolve(run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> tuple[RunDir, RunConfig]:
-    """Find the config (flag > run dir > defaults), apply overrides, open or create the run."""
+    """Find the config (flag > run dir > defaults), apply overrides, open or create the run.
+
+    A new run not named explicitly (``--set name=…`` or a config file's ``name``) is named
+    after its folder (``--run``), else after its NWB sessions (see :func:`default_run_name`).
+    """
+    overrides = _parse_overrides(sets)
+    named = "name" in overrides
     if config_file is not None:
         config = RunConfig.from_yaml(config_file)
+        named = named or "name" in config.model_fields_set
     elif run_dir is not None and (run_dir / CONFIG_FILE).is_file():
         config = RunConfig.from_yaml(run_dir / CONFIG_FILE)
+        named = True
     elif run_dir is not None and not fresh:
         RunDir.open(run_dir)  # raises a clear "not a run directory" error
         raise AssertionError("unreachable")
     else:
         config = RunConfig()
-    config = config.with_overrides(_parse_overrides(sets))
+    config = config.with_overrides(overrides)
+    if not named:
+        config = config.with_overrides({"name": run_dir.name if run_dir is not None else default_run_name(config)})
     root = run_dir if run_dir is not None else Path("runs") / config.name
     if not fresh:
         RunDir.open(root)
@@ -74,26 +86,98 @@ def _print_result(stage: str, result: StageResult, seconds: float) -> None:
         typer.echo(result.table)
 
 
-def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool) -> None:
+def _run(stage: str, run_dir: Path | None, config_file: Path | None, sets: list[str] | None, *, fresh: bool,
+         this_time: dict | None = None) -> None:
+    """Run one stage; ``this_time`` overrides the config for this invocation only (not saved in the run)."""
     run, config = _resolve(run_dir, config_file, sets, fresh=fresh)
+    config = config.with_overrides(this_time or {})
     t0 = time.perf_counter()
     result = run_stage(stage, run, config)
     _print_result(stage, result, time.perf_counter() - t0)
+
+
+#: One example per stage for its --help (tests/test_docs_run.py executes every one).
+STAGE_EXAMPLES = {
+    "simulate": "neurrator simulate --run runs/small --set data.simulation.n_units=300",
+    "ingest": "neurrator ingest --run runs/s1 --set data.source=nwb --set 'data.nwb_paths=[session.nwb]' "
+              "--set data.stimulus_dir=templates --set data.captions_json=captions.json",
+    "embed": "neurrator embed --run runs/demo --set vision.backend=clip --set vision.model=openai/clip-vit-large-patch14-336",
+    "train": "neurrator train --run runs/demo --set encoder.max_epochs=5",
+    "narrate": "neurrator narrate --run runs/demo --set narrate.max_windows=100",
+    "evaluate": "neurrator evaluate --run runs/demo --set evaluate.n_bootstrap=1000",
+    "analyze": "neurrator analyze --run runs/demo --only sae --set analysis.max_windows=24",
+    "report": "neurrator report --run runs/demo --set report.timeline_frames=16",
+}
+
+
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this analysis (repeatable), e.g. "
+                                                   "--only sae; the run's analysis.analyses is left as it is.")]
 
 
 def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
     def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
         _run(stage, run, config, set_, fresh=fresh)
 
+    if stage == "analyze":
+        def command(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None, only: OnlyOpt = None) -> None:
+            _run(stage, run, config, set_, fresh=fresh, this_time={"analysis.analyses": only} if only else None)
+
     command.__doc__ = help_text + (
-        "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs."
-    )
+        "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs; "
+        "refuses outputs of a stage that failed or re-ran since (see `neurrator status`)."
+    ) + (f"\n\nExample: {STAGE_EXAMPLES[stage]}" if stage in STAGE_EXAMPLES else "")
     app.command(name=stage, help=command.__doc__)(command)
 
 
 for _stage, (_module, _help) in STAGES.items():
     # simulate or ingest (of real NWB files) starts a run; every later stage reads an existing one.
-    _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+    if _stage != "sweep":  # sweep has its own options, below
+        _make_stage_command(_stage, _help, fresh=_stage in ("simulate", "ingest"))
+
+
+@app.command()
+def sweep(
+    grid: Annotated[Path, typer.Option("--grid", help="Grid file (YAML): cell kind, params, axes.")],
+    run: RunOpt = None,
+    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (auto, host:6379, ray://host:10001).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance (default: all cores).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fan the cells of a grid file out as Ray tasks; rerunning computes only missing cells.
+
+    Needs an existing run directory (--run) holding the outputs the cells read.
+    """
+    sets = [*(set_ or []), f"sweep.grid={json.dumps(str(grid))}"]
+    sets += [f"sweep.address={json.dumps(address)}"] if address else []
+    sets += [f"sweep.num_cpus={num_cpus}"] if num_cpus else []
+    _run("sweep", run, config, sets, fresh=False)
+
+
+@app.command(name="config")
+def show_config(run: RunOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Print the resolved config (defaults < --config file < the run's config < --set) as YAML.
+
+    Every key it prints can be overridden with --set; nothing runs and nothing is written.
+    Example: neurrator config --set encoder.preset=paper
+    """
+    if config is not None:
+        cfg = RunConfig.from_yaml(config)
+    elif run is not None:
+        cfg = RunDir.open(run).config()
+    else:
+        cfg = RunConfig()
+    typer.echo(cfg.with_overrides(_parse_overrides(set_)).to_yaml(), nl=False)
+
+
+@app.command()
+def status(run: Annotated[Path, typer.Option("--run", help="Run directory.")]) -> None:
+    """Print each stage's status, time and whether its inputs are stale.
+
+    A stage is stale when an earlier stage failed or re-ran after it; stages refuse stale
+    inputs and name the stage to re-run.
+    """
+    typer.echo(status_table(RunDir.open(run).statuses(tuple(STAGES))))
 
 
 @app.command()

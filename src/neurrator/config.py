@@ -20,6 +20,7 @@ from neurrator.evaluate.config import EvaluateConfig
 from neurrator.narrate.config import NarrateConfig
 from neurrator.preprocess.config import PreprocessConfig
 from neurrator.report.config import ReportConfig
+from neurrator.sweep.config import SweepConfig
 from neurrator.vision.config import VisionConfig
 
 
@@ -39,6 +40,7 @@ class RunConfig(BaseModel):
     evaluate: EvaluateConfig = EvaluateConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     report: ReportConfig = ReportConfig()
+    sweep: SweepConfig = SweepConfig()
 
     # ---- loading and overriding -------------------------------------------------------
     @classmethod

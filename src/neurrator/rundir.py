@@ -2,6 +2,20 @@
 stage's artifacts in a sub-folder named after the stage.
 
 Stages read their inputs from here, so any stage can be re-run on its own.
+
+Status and staleness (``neurrator status --run R``)
+---------------------------------------------------
+The manifest records, per stage: ``status`` (``running`` / ``done`` / ``failed``), ``started``,
+``finished``, ``seconds``, ``error``, a run-wide sequence number ``seq`` given when the stage
+finished, and ``inputs``: the ``seq`` of every earlier stage (in pipeline order) at the time
+it ran. A stage is **stale** when an earlier stage has since failed, not finished, or
+finished again (its ``seq`` differs from the one recorded), so a failed or re-run stage marks
+every later stage stale. :meth:`RunDir.stage` refuses to start a stage whose earlier stages
+are failed, unfinished or stale, naming the first one to re-run; the report stage alone
+reads partial runs (it shows what is stale).
+
+Stand-ins are recorded per stage as well: re-running a stage first withdraws the stand-in
+labels it set last time, so a stage re-run with a real backend drops its stand-in label.
 """
 
 from __future__ import annotations
@@ -12,14 +26,15 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from neurrator.config import RunConfig
-from neurrator.core.errors import InputError, StageUnavailableError
+from neurrator.core.errors import InputError, StageUnavailableError, StaleInputError
 from neurrator.core.io import atomic_write_json, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
@@ -52,6 +67,23 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def default_run_name(config: RunConfig) -> str:
+    """A name for a new run: ``config.name`` for simulated data, else one naming the sessions.
+
+    >>> from neurrator.config import RunConfig
+    >>> default_run_name(RunConfig().with_overrides({"data.source": "nwb",
+    ...     "data.nwb_paths": ["/data/session_715093703.nwb"]}))
+    'session_715093703'
+    """
+    data = config.data
+    if data.source != "nwb":
+        return config.name
+    stems = [Path(p).stem for p in [*data.nwb_paths, *data.dandi_assets]]
+    if not stems:
+        return config.name
+    return stems[0] if len(stems) == 1 else f"{stems[0]}+{len(stems) - 1}"
+
+
 class RunDir:
     """A run directory.
 
@@ -62,6 +94,7 @@ class RunDir:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._current_stage: str | None = None
 
     # ---- creation / opening --------------------------------------------------------------
     @classmethod
@@ -118,8 +151,16 @@ class RunDir:
         atomic_write_json(self.root / MANIFEST_FILE, manifest)
 
     def mark_stand_in(self, component: str, description: str) -> None:
-        """Record that ``component`` (e.g. ``"vision_space"``) is an offline stand-in."""
+        """Record that ``component`` (e.g. ``"vision_space"``) is an offline stand-in.
+
+        Inside :meth:`stage` the label belongs to that stage and is withdrawn when it re-runs.
+        """
         self.update_manifest(stand_ins={component: description})
+        if self._current_stage is not None:
+            manifest = self.manifest()
+            record = manifest["stages"].setdefault(self._current_stage, {})
+            record["stand_ins"] = sorted({*record.get("stand_ins", []), component})
+            atomic_write_json(self.root / MANIFEST_FILE, manifest)
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
@@ -133,16 +174,155 @@ class RunDir:
             )
         return path
 
+    # ---- stages: status and staleness -----------------------------------------------------
+    def statuses(self, order: Sequence[str]) -> list[StageStatus]:
+        """Every stage of ``order`` (then any other recorded stage) with its status and staleness."""
+        return stage_statuses(self.manifest(), order)
+
+    def check_inputs(self, name: str, order: Sequence[str]) -> None:
+        """Raise :class:`StaleInputError` if a stage before ``name`` in ``order`` failed, did not
+        finish or is stale; the message names the first such stage, the one to re-run."""
+        if name not in order:
+            return
+        earlier = order[: list(order).index(name)]
+        for status in stage_statuses(self.manifest(), earlier)[: len(earlier)]:
+            if status.status in ("failed", "running") or status.stale_because:
+                why = status.problem
+                raise StaleInputError(
+                    f"{self.root}: cannot run {name}: its input stage {status.stage} {why}; "
+                    f"re-run `neurrator {status.stage} --run {self.root}` first"
+                )
+
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[Path]:
-        """Time a stage and record it in the manifest; yields the stage's folder."""
+    def stage(self, name: str, order: Sequence[str] = (), *, check_inputs: bool = True) -> Iterator[Path]:
+        """Run stage ``name``: check its inputs, time it and record it in the manifest.
+
+        Parameters
+        ----------
+        order : all stages in pipeline order; the ones before ``name`` are its inputs.
+        check_inputs : refuse to start on failed, unfinished or stale earlier stages.
+
+        Yields the stage's folder. A failure is recorded (and re-raised); the stage's earlier
+        outputs then count as stale for every later stage, which refuses to use them.
+        """
+        if check_inputs:
+            self.check_inputs(name, order)
         folder = self.stage_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.manifest()
+        stages = manifest.setdefault("stages", {})
+        previous = stages.get(name) if isinstance(stages.get(name), dict) else {}
+        stand_ins = manifest.get("stand_ins") if isinstance(manifest.get("stand_ins"), dict) else {}
+        for component in previous.get("stand_ins", []):  # this run of the stage sets its own
+            stand_ins.pop(component, None)
+        earlier = list(order)[: list(order).index(name)] if name in order else []
+        inputs = {s: stages[s]["seq"] for s in earlier
+                  if isinstance(stages.get(s), dict) and stages[s].get("status") == "done" and "seq" in stages[s]}
+        stages[name] = {"status": "running", "started": _now(), "inputs": inputs}
+        manifest["stand_ins"] = stand_ins
+        atomic_write_json(self.root / MANIFEST_FILE, manifest)
+
         t0 = time.perf_counter()
-        self.update_manifest(stages={name: {"status": "running", "started": datetime.now(UTC).isoformat(timespec="seconds")}})
+        self._current_stage = name
         try:
             yield folder
         except BaseException as exc:
-            self.update_manifest(stages={name: {"status": "failed", "error": str(exc)[:500], "seconds": round(time.perf_counter() - t0, 3)}})
+            self._finish(name, "failed", time.perf_counter() - t0, error=str(exc)[:500] or type(exc).__name__)
             raise
-        self.update_manifest(stages={name: {"status": "done", "seconds": round(time.perf_counter() - t0, 3)}})
+        finally:
+            self._current_stage = None
+        self._finish(name, "done", time.perf_counter() - t0)
+
+    def _finish(self, name: str, status: str, seconds: float, *, error: str | None = None) -> None:
+        manifest = self.manifest()
+        record = manifest["stages"][name]
+        record.update(status=status, finished=_now(), seconds=round(seconds, 3))
+        if error is not None:
+            record["error"] = error
+        else:  # the run-wide sequence number later stages record as this stage's output version
+            manifest["seq"] = record["seq"] = int(manifest.get("seq", 0)) + 1
+        atomic_write_json(self.root / MANIFEST_FILE, manifest)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One stage as the manifest records it.
+
+    Attributes
+    ----------
+    status : ``"done"``, ``"failed"``, ``"running"`` (started, never finished) or ``"not run"``.
+    stale_because : why a stage's outputs no longer match its inputs (``None`` if fresh or not run).
+    """
+
+    stage: str
+    status: str
+    seconds: float | None = None
+    finished: str | None = None
+    error: str | None = None
+    stale_because: str | None = None
+
+    @property
+    def problem(self) -> str:
+        """What is wrong with this stage as an input of a later one, in words."""
+        if self.status == "failed":
+            return f"failed ({self.error or 'no message recorded'})"
+        if self.status == "running":
+            return "started but did not finish"
+        return f"is stale ({self.stale_because})"
+
+
+def stage_statuses(manifest: dict[str, Any], order: Sequence[str]) -> list[StageStatus]:
+    """Status and staleness of each stage in ``order``, then of any other recorded stage.
+
+    A done stage is stale when an earlier stage (in ``order``) failed, did not finish, or
+    finished again after it (its ``seq`` differs from the one this stage recorded as input).
+    """
+    recorded = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
+    names = [*order, *(s for s in recorded if s not in order)]
+    out: list[StageStatus] = []
+    for i, name in enumerate(names):
+        rec = recorded.get(name)
+        if not isinstance(rec, dict):
+            out.append(StageStatus(name, "not run"))
+            continue
+        status = str(rec.get("status", "unknown"))
+        stale = None
+        if status == "done" and name in order:
+            stale = _stale_because(rec, names[:i], recorded)
+        out.append(StageStatus(name, status, rec.get("seconds"), rec.get("finished"), rec.get("error"), stale))
+    return out
+
+
+def _stale_because(rec: dict[str, Any], earlier: Sequence[str], recorded: dict[str, Any]) -> str | None:
+    inputs = rec.get("inputs")
+    for name in earlier:
+        other = recorded.get(name)
+        if not isinstance(other, dict):
+            continue
+        if other.get("status") == "failed":
+            return f"{name} failed after it ran"
+        if other.get("status") != "done":
+            return f"{name} started again and did not finish"
+        if isinstance(inputs, dict) and inputs.get(name) != other.get("seq"):
+            return f"{name} re-ran after it" if name in inputs else f"{name} ran after it"
+    return None
+
+
+def status_table(statuses: Sequence[StageStatus]) -> str:
+    """A plain-text table: stage, status, seconds, finished, inputs (fresh / stale: why)."""
+    rows = [("stage", "status", "seconds", "finished", "inputs")]
+    for s in statuses:
+        if s.status == "not run":
+            inputs = "—"
+        elif s.status == "done":
+            inputs = f"STALE: {s.stale_because}" if s.stale_because else "fresh"
+        else:
+            inputs = f"— ({s.error})" if s.error else "—"
+        seconds = "—" if s.seconds is None else f"{float(s.seconds):.1f}"
+        rows.append((s.stage, s.status, seconds, s.finished or "—", inputs))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows)

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from neurrator.analysis.common import save_figure
+from neurrator.analysis.common import figure_png
+from neurrator.analysis.result import AnalysisResult
+from neurrator.analysis.sae import mean_codes
+from neurrator.core.sampling import evenly_spaced
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 #: windows (n, T, n_units) → predicted patches (n, n_patches, dim); differentiable.
 ForwardFn = Callable[[torch.Tensor], torch.Tensor]
@@ -135,7 +142,7 @@ def summarise_importance(
     return out, half
 
 
-def plot_attribution(result: AttributionResult, path: str | Path) -> Path:
+def plot_attribution(result: AttributionResult) -> bytes:
     """Per-patch accuracy maps and each target's importance share by area."""
     import matplotlib.pyplot as plt
 
@@ -170,4 +177,70 @@ def plot_attribution(result: AttributionResult, path: str | Path) -> Path:
     axes[2].legend(fontsize=6, ncol=2)
     fig.suptitle(f"DINA-style attribution over {result.n_windows} test windows", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the attribution analysis -------------------------------------------------------------------
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Gradient × input neuron importance per target, and per-patch accuracy maps.
+
+    Targets are the SAE features most active on the test windows when ``attribution.targets``
+    is ``"sae"`` and the inputs hold a concept dictionary, else the highest-variance dimensions.
+    """
+    cfg = config.attribution
+    sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
+    everyone = torch.ones(sub.n_units, dtype=torch.bool)
+    predicted = sub.predict(everyone.numpy())
+    true = np.asarray(inputs.frame_targets[np.sort(np.unique(sub.frames))], dtype=np.float32)
+    true = true[np.searchsorted(np.unique(sub.frames), sub.frames)]
+    cosine, r2 = patch_accuracy(predicted.numpy(), true)
+    concepts = inputs.concepts
+    if cfg.targets == "sae" and concepts is not None:
+        sae = concepts.sae
+        chosen = np.argsort(-mean_codes(sae, predicted).mean(0), kind="stable")[: cfg.n_targets]
+        names = [f"SAE #{f}: {concepts.label(f)}" for f in chosen]
+        w_enc, b_enc = sae.W_enc.detach()[:, chosen], sae.b_enc.detach()[chosen]
+        scale, b_dec = sae.input_scale, sae.b_dec.detach()
+
+        def targets(patches: torch.Tensor) -> torch.Tensor:
+            return torch.relu((patches * scale - b_dec) @ w_enc + b_enc).mean(1)
+
+        kind = "sae"
+    else:
+        chosen = torch.argsort(-predicted.mean(1).var(0))[: cfg.n_targets].numpy()
+        names = [f"dim {int(d)}" for d in chosen]
+        idx = torch.as_tensor(chosen)
+
+        def targets(patches: torch.Tensor) -> torch.Tensor:
+            return patches.mean(1)[:, idx]
+
+        kind = "dims"
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return inputs.encoder(x, everyone)
+
+    importance = gradient_x_input(forward, sub.windows, targets, batch_size=min(32, inputs.batch_size))
+    areas = inputs.units["area"].tolist() if "area" in inputs.units else [None] * sub.n_units
+    per_target, half = summarise_importance(importance, names, inputs.units.index.to_numpy(), areas,
+                                            top_units=cfg.top_units)
+    result = AttributionResult(list(inputs.grid), cosine.reshape(inputs.grid).round(5).tolist(),
+                               r2.reshape(inputs.grid).round(5).tolist(), per_target, len(sub.frames), kind, half)
+    summary = {
+        "target_kind": kind,
+        "n_windows": len(sub.frames),
+        "mean_patch_cosine": float(cosine.mean()),
+        "best_patch_cosine": float(cosine.max()),
+        "worst_patch_cosine": float(cosine.min()),
+        "mean_patch_r2": float(r2.mean()),
+        "targets": [
+            {"target": t.target, "units_for_half_importance": h, "top10_share": round(t.top10_share, 4),
+             "top_unit": t.top_units[0]["unit_id"], "top_unit_area": t.top_units[0]["area"],
+             "largest_area_share": max(t.area_share.items(), key=lambda kv: kv[1])[0]}
+            for t, h in zip(per_target, half, strict=True)
+        ],
+    }
+    return AnalysisResult(
+        "attribution", summary, result.to_dict(), inputs.used(cfg, n_windows=len(sub.frames), target_kind=kind),
+        figures={"attribution.png": plot_attribution(result)},
+        line=f"mean per-patch cosine {summary['mean_patch_cosine']:.3f} ({kind} targets)",
+    )

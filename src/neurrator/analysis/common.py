@@ -1,6 +1,4 @@
-"""Shared pieces of the analyses: callable types, caches, figures, words.
-
-Statistics (intervals, tests) live in :mod:`neurrator.evaluate.stats`.
+"""Shared pieces of the analyses: callable types, caches, confidence intervals, figures, words.
 
 The analyses never talk to an encoder, narrator or scorer directly: they take small callables
 (a ``predict`` of a unit mask, a ``narrate`` of patches, an ``encode`` of sentences), so each
@@ -11,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -23,7 +21,6 @@ import numpy as np
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from neurrator.core.io import atomic_path
 from neurrator.core.threads import thread_limit
 
 #: units mask (n_units,) bool → predicted patches (n_windows, n_patches, dim).
@@ -98,13 +95,6 @@ class CachedEncoder:
         return np.stack([self._cache[s] for s in sentences])
 
 
-def evenly_spaced(n: int, k: int) -> np.ndarray:
-    """Indices of ``k`` evenly spaced items out of ``n`` (all of them if ``k`` is 0 or ≥ n)."""
-    if k <= 0 or k >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
-
-
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -133,10 +123,9 @@ def shared_words(sentences: Sequence[str], n: int = 3) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
-def save_figure(fig: plt.Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+def figure_png(fig: plt.Figure, *, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
-    return path
+    return buffer.getvalue()

@@ -12,6 +12,10 @@
    direction in the vision space; each test bin's loading on it is compared between
    populations with Welch's t-test. (The paper uses a CLIP-text embedding; without a text
    tower aligned to the patch space, the captioned corpus anchors the direction.)
+
+The SAE and its feature labels are a :class:`ConceptDictionary`, built once per ``analyze``
+run (:func:`build_concept_dictionary`) and handed to every analysis that reads it (this one,
+``neurons`` and ``attribution``) as an input. :func:`run` is the ``sae`` analysis.
 """
 
 from __future__ import annotations
@@ -19,12 +23,33 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
-from neurrator.analysis.common import EncodeFn, central_sentence, save_figure, shared_words
+from neurrator.analysis.common import (
+    EncodeFn,
+    central_sentence,
+    figure_png,
+    shared_words,
+    single_threaded,
+)
+from neurrator.analysis.result import AnalysisResult
+from neurrator.analysis.sae import (
+    SAE_BACKENDS,
+    SAEMetrics,
+    SparseAutoencoder,
+    evaluate_sae,
+    mean_codes,
+)
+from neurrator.core.errors import InputError
+from neurrator.core.sampling import evenly_spaced
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig, SAEConfig
+    from neurrator.analysis.corpus import Corpus
+    from neurrator.analysis.inputs import AnalysisInputs
 
 
 @dataclass
@@ -309,9 +334,7 @@ def unique_feature_table(
     return feats, z
 
 
-def plot_dictionary(
-    result: ConceptDictionaryResult, path: str | Path, *, corpus_frames=None
-) -> Path:
+def plot_dictionary(result: ConceptDictionaryResult, *, corpus_frames=None) -> bytes:
     """Unique-by-magnitude features: z-scored activation per population, labels, top images.
 
     ``corpus_frames``: indexable by corpus image → (H, W) or (H, W, 3) uint8, or ``None``.
@@ -343,10 +366,10 @@ def plot_dictionary(
             tax = fig.add_subplot(grid[row, 1 + col])
             tax.imshow(corpus_frames[img], cmap="gray")
             tax.axis("off")
-    return save_figure(fig, path)
+    return figure_png(fig)
 
 
-def plot_bootstrap(result: ConceptDictionaryResult, path: str | Path) -> Path:
+def plot_bootstrap(result: ConceptDictionaryResult) -> bytes:
     """Distribution of top-k overlap with the canonical set over bootstrap resamples."""
     import matplotlib.pyplot as plt
 
@@ -366,4 +389,127 @@ def plot_bootstrap(result: ConceptDictionaryResult, path: str | Path) -> Path:
     ax.set_ylabel("fraction of resamples")
     ax.set_title(f"Bootstrap stability ({bs.n_resamples} resamples of test bins)", fontsize=9)
     ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the concept dictionary (an input of sae, neurons and attribution) ---------------------------
+@dataclass(frozen=True)
+class ConceptDictionary:
+    """A sparse autoencoder of the corpus's patch vectors with a label for every feature.
+
+    Attributes
+    ----------
+    sae : the trained or loaded SAE.
+    metrics : its quality on held-out corpus patch vectors (disjoint from its training vectors).
+    labels : feature → :class:`FeatureLabel` (``top_images`` are corpus indices).
+    label_index : (n_label_images,) corpus images searched for top activations.
+    trained : True if the SAE was trained here (``"topk"``), False if loaded.
+    """
+
+    sae: SparseAutoencoder
+    metrics: SAEMetrics
+    labels: dict[int, FeatureLabel]
+    label_index: np.ndarray
+    trained: bool
+
+    @property
+    def decoder_directions(self) -> np.ndarray:
+        """(d_sae, d_in) decoder rows in the units of the patches."""
+        return self.sae.W_dec.detach().numpy() / float(self.sae.input_scale)
+
+    def label(self, feature: int) -> str:
+        return self.labels[int(feature)].label
+
+
+def build_concept_dictionary(corpus: Corpus, config: SAEConfig, encode: EncodeFn, *, seed: int = 0) -> ConceptDictionary:
+    """Train or load the SAE (``SAE_BACKENDS``), evaluate it on held-out corpus patch vectors,
+    and label every feature from an evenly spaced subset of the corpus."""
+    rng = np.random.default_rng(seed)
+    n_img, n_patch = corpus.patches.shape[:2]
+    total = n_img * n_patch
+    n_eval = min(config.eval_vectors, total // 5)
+    picks = rng.choice(total, size=min(config.max_train_vectors + n_eval, total), replace=False)
+
+    def gather(flat: np.ndarray) -> np.ndarray:
+        flat = np.sort(flat)  # read a memmap image by image
+        image = flat // n_patch
+        return np.concatenate([np.asarray(corpus.patches[i], dtype=np.float32)[flat[image == i] % n_patch]
+                               for i in np.unique(image)])
+
+    held_out, train = gather(picks[:n_eval]), gather(picks[n_eval:])
+    with single_threaded():
+        sae = SAE_BACKENDS.create(config.backend, config=config, features=train, seed=seed)
+        # Label from an evenly spaced subset of the corpus: movie frames 1/30 s apart add little.
+        label_index = evenly_spaced(len(corpus.patches), config.label_max_images)
+        image_acts = mean_codes(sae, np.asarray(corpus.patches[label_index]))
+    labels = label_features(range(sae.d_sae), image_acts, [corpus.captions[i] for i in label_index], encode,
+                            n_images=config.label_images)
+    for lab in labels.values():
+        lab.top_images = [int(label_index[i]) for i in lab.top_images]  # back to corpus indices
+    return ConceptDictionary(sae, evaluate_sae(sae, held_out), labels, label_index, config.backend == "topk")
+
+
+# ---- the sae analysis ---------------------------------------------------------------------------
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Per-population SAE features, their labels, bootstrap stability and concept t-tests."""
+    from neurrator.analysis.contrasts import contrast_pools
+
+    cfg = config.sae
+    if inputs.corpus is None or inputs.concepts is None:
+        raise InputError(None, "the SAE analysis needs an image corpus (analysis.sae.corpus or the run's stimulus)")
+    corpus, dictionary = inputs.corpus, inputs.concepts
+    sae, metrics = dictionary.sae, dictionary.metrics
+    masks, kind, skipped = contrast_pools(inputs, config)
+    bin_acts, pooled_predictions = {}, {}
+    with single_threaded():
+        for p, m in masks.items():
+            predicted = inputs.predict(m)
+            bin_acts[p] = mean_codes(sae, predicted)
+            pooled_predictions[p] = predicted.mean(1).numpy()
+    mean_acts = {p: a.mean(0) for p, a in bin_acts.items()}
+    ranking = rank_population_features(mean_acts, top_k=cfg.top_k)
+    boot = bootstrap_stability(bin_acts, ranking, top_k=cfg.top_k, n_resamples=cfg.n_bootstrap, seed=inputs.seed)
+    labels = {f: dictionary.labels[f] for f in sorted({f for r in ranking.values() for f in (*r.top, *r.unique)})}
+    validation = validate_concepts(cfg.validation_concepts, pooled_predictions, corpus.pooled(), corpus.captions,
+                                   inputs.encode, n_images=cfg.label_images)
+    feats, z = unique_feature_table(ranking, mean_acts)
+    sae_info = {
+        "backend": cfg.backend, "source": sae.meta.get("source", ""), "d_in": sae.d_in, "d_sae": sae.d_sae,
+        "k": sae.k, "explained_variance": metrics.explained_variance, "l0": metrics.l0,
+        "dead_fraction": metrics.dead_fraction, "n_eval_vectors": metrics.n_vectors,
+        "corpus": corpus.description, "n_corpus_images": len(corpus.patches),
+    }
+    result = ConceptDictionaryResult(
+        sae=sae_info, populations=list(masks), population_sizes={k: int(v.sum()) for k, v in masks.items()},
+        n_bins=len(inputs.frames), ranking=ranking, labels=labels, bootstrap=boot, validation=validation,
+        unique_features=feats, unique_zscored=z.round(4).tolist(),
+    )
+    summary = {
+        "populations": kind,
+        "sae": {k: v for k, v in sae_info.items() if k != "corpus"},
+        "corpus": corpus.description,
+        "unique_features": {
+            p: [{"feature": f, "label": labels[f].label, "specificity": round(s, 4),
+                 "bootstrap_unique_fraction": boot.unique_survival[p][f]}
+                for f, s in zip(r.unique, r.unique_specificity, strict=True)]
+            for p, r in ranking.items()
+        },
+        "bootstrap": {
+            p: {"resamples": boot.n_resamples, f"mean_top{cfg.top_k}_overlap": round(boot.overlap_mean[p], 4),
+                f"min_top{cfg.top_k}_overlap": round(boot.overlap_min[p], 4)}
+            for p in ranking
+        },
+        "concept_validation": [
+            {"concept": v.concept, **{k: (round(x, 4) if isinstance(x, float) else x) for k, x in t.items()}}
+            for v in validation for t in v.welch
+        ],
+        "skipped_pools": skipped,
+    }
+    return AnalysisResult(
+        "sae", summary, {"populations": kind, **result.to_dict(), "skipped_pools": skipped},
+        inputs.used(cfg, corpus=corpus.description, n_corpus_images=len(corpus.patches)),
+        figures={"dictionary.png": plot_dictionary(result, corpus_frames=corpus.images),
+                 "bootstrap.png": plot_bootstrap(result)},
+        files={f"sae/{name}": data for name, data in sae.files().items()} if dictionary.trained else {},
+        line=f"SAE EV {metrics.explained_variance:.3f}, L0 {metrics.l0:.1f}, dead {metrics.dead_fraction:.1%}",
+    )

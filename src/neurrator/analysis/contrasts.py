@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -21,7 +21,12 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score, permutation_test_score
 
-from neurrator.analysis.common import EncodeFn, content_words, save_figure, single_threaded
+from neurrator.analysis.common import EncodeFn, content_words, figure_png, single_threaded
+from neurrator.analysis.result import AnalysisResult
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 
 # ---- distinctive words ----------------------------------------------------------------------
@@ -252,7 +257,7 @@ def language_contrasts(
     )
 
 
-def plot_concept_axes(result: ContrastsResult, path: str | Path) -> Path:
+def plot_concept_axes(result: ContrastsResult) -> bytes:
     """One panel per concept: per-frame dots and smoothed lines per population."""
     import matplotlib.pyplot as plt
 
@@ -274,10 +279,10 @@ def plot_concept_axes(result: ContrastsResult, path: str | Path) -> Path:
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Concept axes of narrations over time (narrator {result.narrator})", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
 
 
-def plot_words(result: ContrastsResult, path: str | Path) -> Path:
+def plot_words(result: ContrastsResult) -> bytes:
     """Horizontal bars of each population's most distinctive words (log-odds z)."""
     import matplotlib.pyplot as plt
 
@@ -298,4 +303,46 @@ def plot_words(result: ContrastsResult, path: str | Path) -> Path:
     )
     fig.suptitle(f"Distinctive words per population — {subtitle}", fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the contrasts analysis ---------------------------------------------------------------------
+def contrast_pools(inputs: AnalysisInputs, config: AnalysisConfig) -> tuple[dict[str, np.ndarray], str, dict[str, str]]:
+    """Cell-type pools if ≥ 2 exist in the run, else the visual area pools (labelled)."""
+    masks, skipped = inputs.pools(config.similarity.cell_type_pools)
+    if len(masks) >= 2:
+        return masks, "cell types", skipped
+    areas, more = inputs.pools(dict(config.similarity.area_pools))
+    return areas, "brain areas (fewer than 2 cell-type pools in this run)", {**skipped, **more}
+
+
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Distinctive words, population classifier and concept axes of population narrations."""
+    cfg = config.contrasts
+    masks, kind, skipped = contrast_pools(inputs, config)
+    result = language_contrasts(
+        inputs.population_narrations(masks), inputs.frames, inputs.encode, concepts=cfg.concepts,
+        prior_scale=cfg.prior_scale, top_words=cfg.top_words, folds=cfg.cv_folds, n_permutations=cfg.n_permutations,
+        smooth_frames=cfg.smooth_frames, seed=inputs.seed, narrator_name=inputs.narrate.name,
+        population_sizes={k: int(v.sum()) for k, v in masks.items()},
+    )
+    clf = result.classifier
+    summary = {
+        "populations": kind,
+        "narrator": inputs.narrate.name,
+        "sentence_encoder": "run's sentence scorer (paper: CLIP-text for concept axes)",
+        "n_windows": result.n_windows,
+        "classifier_accuracy": None if clf is None else clf.accuracy,
+        "classifier_chance": None if clf is None else clf.chance,
+        "classifier_p_value": None if clf is None else clf.p_value,
+        "classifier_note": result.classifier_note,
+        "distinctive_words": {p: ", ".join(w.word for w in ws) for p, ws in result.words.items()},
+        "concept_means": {axis.concept: {p: round(v, 4) for p, v in axis.mean.items()} for axis in result.concepts},
+        "skipped_pools": skipped,
+    }
+    line = "classifier " + (f"{clf.accuracy:.2f} (chance {clf.chance:.2f}, p={clf.p_value:.3g})" if clf else "n/a")
+    return AnalysisResult(
+        "contrasts", summary, {"populations": kind, **result.to_dict(), "skipped_pools": skipped},
+        inputs.used(cfg, narrator=inputs.narrate.name, populations=kind),
+        figures={"words.png": plot_words(result), "concept_axes.png": plot_concept_axes(result)}, line=line,
+    )

@@ -1,15 +1,92 @@
-"""Image corpora for the SAE: a folder of images or a ``.npy`` array, with optional captions."""
+"""Image corpora for the SAE and the neuron descriptions: captioned images with their patches.
+
+The corpus is a user folder of images or a ``.npy`` array with optional captions
+(``analysis.sae.corpus``), else the run's stimulus frames plus, beside a demo movie, the demo
+scene bank embedded in the same vision space (:func:`build_corpus`).
+"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurrator.core.errors import InputError
+from neurrator.data.stimulus import read_captions_json
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import SAEConfig
+    from neurrator.data.types import Stimulus
+    from neurrator.vision.base import PatchTargets
+    from neurrator.vision.config import VisionConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Captioned images the SAE is trained on and labelled with.
+
+    Attributes
+    ----------
+    patches : (n_images, n_patches, dim) vision-space features (float16/32; may be a memmap).
+    captions : (n_images,) reference captions per image (may be empty lists).
+    images : per image an (H, W) or (H, W, 3) uint8 array for thumbnails (an array or a list,
+        sizes may differ), or ``None``.
+    description : where the images came from.
+    """
+
+    patches: np.ndarray
+    captions: list[list[str]]
+    images: np.ndarray | list[np.ndarray] | None = None
+    description: str = ""
+
+    def pooled(self) -> np.ndarray:
+        """(n_images, dim) patch-mean feature (read in chunks: the patches may be a memmap)."""
+        from neurrator.core.linalg import pool_patches
+
+        return pool_patches(self.patches)
+
+
+def build_corpus(
+    config: SAEConfig, vision: VisionConfig, stimulus: Stimulus, targets: PatchTargets, *, cache_dir: Path | None
+) -> Corpus:
+    """The SAE corpus: the user's (``config.corpus``), else the run's stimulus frames plus,
+    beside a demo movie, the demo scene bank.
+
+    The configured vision space (built only if images must be embedded) must be the one the
+    run's ``targets`` come from: a user corpus in another space is an :class:`InputError`; the
+    scene bank is then left out.
+    """
+    from neurrator.data.stimulus import load_stimulus
+    from neurrator.vision import build_space
+
+    if config.corpus is not None:
+        space = build_space(vision)
+        if space.info != targets.info:
+            raise InputError(config.corpus, f"the configured vision space {space.info.space_id!r} is not the one "
+                                            f"the run's targets come from ({targets.info.space_id!r})")
+        images, captions = read_image_corpus(config.corpus, config.corpus_captions)
+        patches = space.embed(images).numpy().astype(np.float16)
+        return Corpus(patches, captions, images, f"user corpus {config.corpus} ({len(images)} images)")
+    captions = [list(stimulus.captions.get(i, [])) for i in range(stimulus.n_frames)]
+    description = f"{stimulus.name} frames ({stimulus.n_frames})"
+    movie_only = Corpus(targets.patches, captions, stimulus.frames, description)
+    if not stimulus.is_stand_in or stimulus.name == "natural_scenes":
+        return movie_only
+    space = build_space(vision)
+    if space.info != targets.info:  # targets from elsewhere: the bank cannot be embedded alike
+        return movie_only
+    scenes = load_stimulus("natural_scenes", None, cache_dir=cache_dir)
+    patches = space.embed(scenes.frames).numpy().astype(np.float16)
+    return Corpus(
+        np.concatenate([np.asarray(targets.patches, dtype=np.float16), patches]),
+        captions + [list(scenes.captions.get(i, [])) for i in range(scenes.n_frames)],
+        [*stimulus.frames, *scenes.frames],  # views, one per image (the sizes differ)
+        f"{description} + demo scene bank ({scenes.n_frames} images)",
+    )
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -29,7 +106,8 @@ def read_image_corpus(
     Parameters
     ----------
     path : a folder of image files (sorted by name) or an ``.npy`` array (n, H, W[, 3]).
-    captions_json : JSON object: image file name (folder) or index (array) → list of captions.
+    captions_json : JSON object: image file name (folder) or index (array) → list of captions,
+        read by the data layer's caption reader (``data.stimulus.read_captions_json``).
     size : folder images are resized to ``size × size`` so they stack into one array.
 
     Returns
@@ -49,7 +127,7 @@ def read_image_corpus(
             raise InputError(
                 path, f"expected (n, H, W) or (n, H, W, 3) images, got shape {images.shape}"
             )
-        keys = [str(i) for i in range(len(images))]
+        keys = None
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -76,24 +154,8 @@ def read_image_corpus(
         keys = [f.name for f in files]
     else:
         raise InputError(path, "SAE corpus must be a folder of images or an .npy array")
-    captions: list[list[str]] = [[] for _ in keys]
+    captions: list[list[str]] = [[] for _ in images]
     if captions_json is not None:
-        cpath = Path(captions_json)
-        try:
-            raw = json.loads(cpath.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(cpath, f"captions must be a readable JSON object: {exc}") from None
-        if not isinstance(raw, dict):
-            raise InputError(
-                cpath, "captions must be a JSON object mapping image → list of captions"
-            )
-        position = {k: i for i, k in enumerate(keys)}
-        for key, value in raw.items():
-            if key not in position:
-                raise InputError(cpath, f"caption key {key!r} names no image of the corpus")
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise InputError(cpath, f"captions of {key!r} must be a list of strings")
-            captions[position[key]] = value
+        for i, texts in read_captions_json(Path(captions_json), len(images), names=keys).items():
+            captions[i] = texts
     return images, captions

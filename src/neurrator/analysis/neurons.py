@@ -19,12 +19,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
-from neurrator.analysis.common import NarrateFn, evenly_spaced, save_figure
+from neurrator.analysis.common import NarrateFn, figure_png
+from neurrator.analysis.result import AnalysisResult
+from neurrator.core.linalg import pool_patches
+from neurrator.core.sampling import evenly_spaced
+from neurrator.narrate.bank import CaptionBank
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 #: masks (m, n_units) bool → predicted patches (m, n_windows, n_patches, dim).
 PredictManyFn = Callable[[np.ndarray], torch.Tensor]
@@ -32,29 +41,18 @@ PredictManyFn = Callable[[np.ndarray], torch.Tensor]
 ScoreFn = Callable[[list[str], np.ndarray], np.ndarray]
 
 
-@dataclass
-class CaptionBank:
-    """Captioned images to describe a shift with.
+def _centred_unit(pooled: np.ndarray) -> np.ndarray:
+    """(n, dim) features centred on their mean, rows scaled to unit norm."""
+    centred = pooled - pooled.mean(0)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
-    Attributes
-    ----------
-    pooled : (n_images, dim) patch-mean feature per image.
-    captions : (n_images,) one caption per image.
-    """
 
-    pooled: np.ndarray
-    captions: list[str]
-
-    def neighbours(self, direction: np.ndarray, n: int) -> list[dict]:
-        """Images whose centred feature has the highest cosine with ``direction`` (dim,)."""
-        centred = self.pooled - self.pooled.mean(0)
-        centred = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
-        d = direction / max(float(np.linalg.norm(direction)), 1e-12)
-        sims = centred @ d
-        order = np.argsort(-sims, kind="stable")[:n]
-        return [
-            {"image": int(i), "caption": self.captions[i], "cosine": float(sims[i])} for i in order
-        ]
+def _neighbours(bank: CaptionBank, centred: np.ndarray, direction: np.ndarray, n: int) -> list[dict]:
+    """Bank entries whose centred pooled feature (``centred``, (n_entries, dim)) has the highest
+    cosine with ``direction`` (dim,); ``image`` is the entry's index in its source (``bank.frames``)."""
+    sims = centred @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
+    order = np.argsort(-sims, kind="stable")[:n]
+    return [{"image": int(bank.frames[i]), "caption": bank.texts[i], "cosine": float(sims[i])} for i in order]
 
 
 @dataclass
@@ -133,7 +131,7 @@ def neurrate_units(
     score : narration fidelity per window, optional.
     decoder_directions : (d_sae, dim) SAE decoder rows, for the feature description.
     feature_labels : feature index → its label.
-    caption_bank : images and captions for the neighbour description.
+    caption_bank : captioned images for the neighbour description (e.g. the SAE corpus).
     units_per_batch : units per ``predict_many`` and narrator call.
     narrated_windows : narrate solo and leave-one-out predictions on this many evenly spaced
         windows only (narration dominates the cost); the patch shift uses every window.
@@ -148,6 +146,7 @@ def neurrate_units(
     narr_all = narrate(p_all[told])
     full_fidelity = float(np.mean(score(narr_all, told_frames))) if score else None
     all_norm = float(p_all.norm(dim=-1).mean())
+    centred = _centred_unit(pool_patches(caption_bank.patches)) if caption_bank is not None else None
     results: list[NeuronNarration] = []
     positions = [int(p) for p in positions]
     for start in range(0, len(positions), units_per_batch):
@@ -199,8 +198,8 @@ def neurrate_units(
                         "solo": solo[example_w],
                     },
                     features=features,
-                    neighbours=caption_bank.neighbours(pooled_shift, n_neighbours)
-                    if caption_bank and np.linalg.norm(pooled_shift) > 0
+                    neighbours=_neighbours(caption_bank, centred, pooled_shift, n_neighbours)
+                    if caption_bank is not None and np.linalg.norm(pooled_shift) > 0
                     else [],
                 )
             )
@@ -217,7 +216,7 @@ def neurrate_units(
     )
 
 
-def plot_neurons(result: NeuronsResult, path: str | Path) -> Path:
+def plot_neurons(result: NeuronsResult) -> bytes:
     """Leave-one-out shift against solo fidelity (or narration change), coloured by area."""
     import matplotlib.pyplot as plt
 
@@ -256,4 +255,73 @@ def plot_neurons(result: NeuronsResult, path: str | Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the neurons analysis -----------------------------------------------------------------------
+def choose_units(units: pd.DataFrame, how: int | str, seed: int = 0) -> np.ndarray:
+    """Positions of the units to neurrate: all, or ``how`` drawn round-robin over areas and,
+    within an area, over its cell types (untagged units are one more type), so that a small
+    sample still covers every area and every optotagged type."""
+    if how == "all" or int(how) >= len(units):
+        return np.arange(len(units))
+    rng = np.random.default_rng(seed)
+    area = units["area"].astype(str).to_numpy() if "area" in units else np.full(len(units), "?")
+    cell = units["cell_type"].to_numpy() if "cell_type" in units else np.full(len(units), None)
+    cell = np.array([c if isinstance(c, str) and c else "" for c in cell])
+    queues = {
+        a: [rng.permutation(np.flatnonzero((area == a) & (cell == c))).tolist()
+            for c in sorted(set(cell[area == a]), key=lambda c: (c == "", c))]
+        for a in np.unique(area)
+    }
+    turn = dict.fromkeys(queues, 0)
+    order: list[int] = []
+    while len(order) < int(how):
+        for a, subgroups in queues.items():
+            live = [q for q in subgroups if q]
+            if live and len(order) < int(how):
+                order.append(live[turn[a] % len(live)].pop())
+                turn[a] += 1
+    return np.sort(np.array(order, dtype=np.int64))
+
+
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Solo query, leave-one-out shift and description of single units."""
+    cfg = config.neurons
+    sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
+    corpus, concepts = inputs.corpus, inputs.concepts
+    bank = None
+    if corpus is not None and any(corpus.captions):
+        bank = CaptionBank.from_captioned(corpus.patches, corpus.captions, rule=corpus.description)
+    result = neurrate_units(
+        choose_units(inputs.units, cfg.units, inputs.seed), sub.predict_many, sub.narrate, sub.n_units,
+        units_table=inputs.units, frames=sub.frames, score=sub.reference_score,
+        decoder_directions=None if concepts is None else concepts.decoder_directions,
+        feature_labels=None if concepts is None else concepts.label,
+        caption_bank=bank, units_per_batch=cfg.units_per_batch, narrated_windows=cfg.narrated_windows,
+        n_features=cfg.n_features, n_neighbours=cfg.n_neighbours, narrator_name=sub.narrate.name,
+    )
+    summary = {
+        "narrator": result.narrator,
+        "n_units": len(result.units),
+        "n_windows": result.n_windows,
+        "n_narrated_windows": result.n_narrated_windows,
+        "units_per_second": round(result.units_per_second, 3),
+        "all_units_fidelity": result.full_fidelity,
+        "top_units": [
+            {"unit_id": u.unit_id, "area": u.area, "cell_type": u.cell_type, "loo_shift": round(u.loo_shift, 4),
+             "narration_changed": round(u.loo_changed_fraction, 3), "solo": u.solo_narration,
+             "solo_sbert": None if u.solo_fidelity is None else round(u.solo_fidelity, 4),
+             "features": "; ".join(f["label"] for f in u.features),
+             "neighbours": "; ".join(n["caption"] for n in u.neighbours)}
+            for u in sorted(result.units, key=lambda u: -u.loo_shift)[:15]
+        ],
+    }
+    return AnalysisResult(
+        "neurons", summary, result.to_dict(),
+        inputs.used(cfg, narrator=result.narrator, n_windows=len(sub.frames),
+                    concepts=None if concepts is None else "SAE concept dictionary of the corpus",
+                    caption_bank=None if bank is None else bank.rule),
+        figures={"neurons.png": plot_neurons(result)},
+        line=f"{len(result.units)} units at {result.units_per_second:.1f} units/s",
+    )

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from neurrator.core.errors import InputError
@@ -98,22 +99,18 @@ class SparseAutoencoder(nn.Module):
         ).numpy()
 
     # ---- persistence (SAELens layout) ------------------------------------------------------
+    def files(self) -> dict[str, bytes]:
+        """``sae_weights.safetensors`` and ``cfg.json`` as bytes (the SAELens layout)."""
+        cfg = {"d_in": self.d_in, "d_sae": self.d_sae, "architecture": self.architecture, "k": self.k,
+               "input_scale": float(self.input_scale), **self.meta}
+        weights = save_safetensors({k: v.detach().contiguous() for k, v in self.state_dict().items()})
+        return {WEIGHTS_FILE: weights, CONFIG_FILE: json.dumps(cfg, indent=2).encode()}
+
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``sae_weights.safetensors`` + ``cfg.json`` atomically into ``directory``."""
+        """Write :meth:`files` atomically into ``directory``."""
         with atomic_dir(directory) as tmp:
-            save_file(
-                {k: v.detach().contiguous() for k, v in self.state_dict().items()},
-                tmp / WEIGHTS_FILE,
-            )
-            cfg = {
-                "d_in": self.d_in,
-                "d_sae": self.d_sae,
-                "architecture": self.architecture,
-                "k": self.k,
-                "input_scale": float(self.input_scale),
-                **self.meta,
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2))
+            for name, data in self.files().items():
+                (tmp / name).write_bytes(data)
         return Path(directory)
 
     @classmethod

@@ -3,21 +3,30 @@
 One trained encoder answers every point through subset queries (absent units masked); nothing
 is retrained. For each pool and size N, ``n_draws`` random N-unit subsets are drawn; each draw's
 fidelity is the mean over test windows of the SBERT score of its narration and of its R@10.
-The crossing point of a pool is the smallest N whose confidence interval lies wholly above the
-random-caption floor.
+The crossing point of a pool is the smallest N whose confidence interval of the SBERT gain over
+the other-shot pairing (matched − shuffled) lies wholly above 0, the other-shot floor; a
+zero-width interval never counts. The random-caption floor is drawn for reference only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, PredictFn, save_figure
-from neurrator.evaluate.stats import block_bootstrap_ci, bootstrap_ci, t_interval
+from neurrator.analysis.common import NarrateFn, PredictFn, figure_png
+from neurrator.analysis.result import AnalysisResult
+from neurrator.core.linalg import pool_patches
+from neurrator.core.sampling import evenly_spaced
+from neurrator.evaluate.embedding import centred_cosine, identify
+from neurrator.evaluate.stats import block_bootstrap_ci, block_ids, bootstrap_ci, t_interval
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 #: patches (n, n_patches, dim), sentences (n,) → metric name → per-window values (n,).
 FidelityFn = Callable[[torch.Tensor, list[str]], dict[str, np.ndarray]]
@@ -102,6 +111,7 @@ def scaling_curves(
     max_masks_per_call: int = 8,
     predict_many: Callable[[np.ndarray], torch.Tensor] | None = None,
     blocks: np.ndarray | None = None,
+    crossing_metrics: Sequence[str] | None = None,
 ) -> ScalingResult:
     """Fidelity against population size for every pool.
 
@@ -124,7 +134,8 @@ def scaling_curves(
     predict_many : optional masks (m, n_units) → (m, n_windows, n_patches, dim); when given,
         each chunk of subsets is one encoder batch instead of one call per subset.
     blocks : (n_windows,) block id per test window (:func:`neurrator.evaluate.stats.block_ids`);
-        the single-subset interval then resamples whole blocks.
+        a single-subset point's interval then resamples whole blocks.
+    crossing_metrics : metrics whose crossing point is reported (default: every floor's).
 
     Returns
     -------
@@ -191,6 +202,7 @@ def scaling_curves(
         pool_name: {
             m: crossing_point([p for p in points if p.pool == pool_name], m, f)
             for m, f in floors.items()
+            if crossing_metrics is None or m in crossing_metrics
         }
         for pool_name in pools
         if any(p.pool == pool_name for p in points)
@@ -220,7 +232,7 @@ FLOOR_LABELS = {
 }
 
 
-def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") -> Path:
+def plot_scaling(result: ScalingResult, *, title: str = "") -> bytes:
     """One panel per metric: mean ± CI against N on a log axis, with the floor dashed."""
     import matplotlib.pyplot as plt
 
@@ -258,4 +270,83 @@ def plot_scaling(result: ScalingResult, path: str | Path, *, title: str = "") ->
         fontsize=9,
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+# ---- the scaling analysis -----------------------------------------------------------------------
+def shuffled_partners(frames: np.ndarray, shot_of_frame: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    """A permutation pairing each window with a window of another shot (of another frame if
+    shots are unknown): the shuffled control of the scaling curves.
+
+    Being a permutation, the partners' frames are the windows' own frames reordered, so a
+    constant narration scores exactly the same matched and shuffled: its gain is 0. Windows are
+    sorted by shot (randomly within a shot) and shifted by the largest shot's size, which lands
+    every window in another shot whenever no shot holds more than half of them.
+    """
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(shot_of_frame)[frames] if shot_of_frame is not None else np.asarray(frames)
+    if len(np.unique(groups)) < 2:
+        groups = np.asarray(frames)
+    order = np.lexsort((rng.random(len(groups)), groups))
+    shift = min(int(np.bincount(np.unique(groups, return_inverse=True)[1]).max()), len(groups) // 2)
+    partner = np.empty(len(groups), dtype=np.int64)
+    partner[order] = order[(np.arange(len(order)) + max(shift, 1)) % len(order)]
+    return partner
+
+
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Fidelity (SBERT, R@10, SBERT gain over a shuffled pairing) against population size per pool."""
+    cfg = config.scaling
+    sub = inputs.subset(evenly_spaced(len(inputs.frames), cfg.max_windows))
+    masks, skipped = sub.pools(cfg.pools)
+    pooled_targets = pool_patches(inputs.frame_targets)
+    n_candidates = len(pooled_targets)
+    candidates = np.arange(n_candidates)
+    # Several cross-shot permutations, averaged, so the null's own pairing noise stays small.
+    partners = [shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed + i) for i in range(cfg.n_shuffles)]
+
+    def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
+        sims = centred_cosine(patches.float().mean(1).numpy(), pooled_targets, pooled_targets.mean(0))
+        ranks = identify(sims, sub.frames, candidates).rank
+        matched = sub.reference_score(sentences, sub.frames)
+        shuffled = np.mean([sub.reference_score(sentences, sub.frames[p]) for p in partners], axis=0)
+        return {"sbert": matched, "r_at_10": (ranks <= 10).astype(np.float64), "sbert_gain": matched - shuffled}
+
+    narrate = sub.narrate_fast
+    result = scaling_curves(
+        sub.predict, narrate, fidelity, masks, sizes=cfg.sizes, n_draws=cfg.n_draws, ci_level=cfg.ci_level,
+        floors={"sbert": inputs.random_caption_floor, "r_at_10": min(10, n_candidates) / n_candidates,
+                "sbert_gain": 0.0},
+        seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
+        max_masks_per_call=max(1, inputs.narrate_batch_windows // max(len(sub.frames), 1)),
+        blocks=block_ids(sub.frames, shot_of_frame=inputs.shot_of_frame, frame_rate=inputs.frame_rate),
+        # A crossing is counted against the other-shot floor (SBERT gain over the shuffled pairing
+        # > 0) and R@10 chance; the random-caption floor is drawn for reference only.
+        crossing_metrics=("sbert_gain", "r_at_10"),
+    )
+    result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
+
+    def cell(p: ScalingPoint, metric: str) -> dict:
+        m = p.metrics[metric]
+        return {metric: round(m.mean, 4), f"{metric}_ci": f"[{m.lo:.3f}, {m.hi:.3f}]"}
+
+    summary = {
+        "narrator": narrate.name,
+        "n_windows": result.n_windows,
+        "n_draws": result.n_draws,
+        "ci_level": result.ci_level,
+        "sbert_floor": result.floors["sbert"],
+        "r_at_10_chance": result.floors["r_at_10"],
+        "crossing_points": {pool: {"pool_size": result.pool_sizes[pool], **c} for pool, c in result.crossings.items()},
+        "points": [{"pool": p.pool, "N": p.label, **{k: v for metric in ("sbert", "r_at_10", "sbert_gain")
+                                                     for k, v in cell(p, metric).items()}}
+                   for p in result.points],
+        "skipped_pools": skipped,
+    }
+    crossings = ", ".join(f"{p} {c['sbert_gain'] or '—'}" for p, c in result.crossings.items())
+    return AnalysisResult(
+        "scaling", summary, {**result.to_dict(), "skipped_pools": skipped},
+        inputs.used(cfg, narrator=narrate.name, n_windows=len(sub.frames)),
+        figures={"scaling.png": plot_scaling(result)},
+        line=f"crossing N (SBERT above the other-shot floor): {crossings}",
+    )

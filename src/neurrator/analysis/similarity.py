@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurrator.analysis.common import EncodeFn, save_figure
+from neurrator.analysis.common import EncodeFn, figure_png
+from neurrator.analysis.result import AnalysisResult
+
+if TYPE_CHECKING:
+    from neurrator.analysis.config import AnalysisConfig
+    from neurrator.analysis.inputs import AnalysisInputs
 
 
 @dataclass
@@ -86,9 +91,7 @@ def narration_similarity(
     )
 
 
-def plot_similarity(
-    results: Sequence[SimilarityResult], path: str | Path, *, narrator: str = ""
-) -> Path:
+def plot_similarity(results: Sequence[SimilarityResult], *, narrator: str = "") -> bytes:
     """Heatmaps side by side on one shared colour scale, the shuffled floor on the colour bar."""
     import matplotlib.pyplot as plt
 
@@ -124,4 +127,38 @@ def plot_similarity(
         f"Narration similarity on the same test windows (diagonal: across repeats; narrator {narrator})",
         fontsize=9,
     )
-    return save_figure(fig, path)
+    return figure_png(fig)
+
+
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Narration-similarity heatmaps of area pools and cell-type pools on one colour scale."""
+    cfg = config.similarity
+    results, skipped = [], {}
+    for name, specs in (("brain areas", cfg.area_pools), ("cell types", cfg.cell_type_pools)):
+        masks, missing = inputs.pools(specs)
+        skipped.update(missing)
+        if len(masks) < 2:
+            continue
+        results.append(narration_similarity(
+            inputs.population_narrations(masks), inputs.encode, inputs.frames, name=name, n_shuffles=cfg.n_shuffles,
+            seed=inputs.seed, population_sizes={k: int(v.sum()) for k, v in masks.items()},
+        ))
+    narrator = inputs.narrate.name
+    summary = {
+        "narrator": narrator,
+        "n_windows": len(inputs.frames),
+        "floors": {r.name: r.floor for r in results},
+        "pairs": [
+            {"set": r.name, "a": a, "b": b, "similarity": round(r.matrix[i][j], 4),
+             "shuffled": round(r.shuffled[i][j], 4)}
+            for r in results for i, a in enumerate(r.populations) for j, b in enumerate(r.populations) if i < j
+        ],
+        "skipped_pools": skipped,
+    }
+    return AnalysisResult(
+        "similarity", summary,
+        {"narrator": narrator, "sets": [r.to_dict() for r in results], "skipped_pools": skipped},
+        inputs.used(cfg, narrator=narrator),
+        figures={"similarity.png": plot_similarity(results, narrator=narrator)} if results else {},
+        line="shuffled floors: " + ", ".join(f"{r.name} {r.floor:.3f}" for r in results),
+    )

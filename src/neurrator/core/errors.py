@@ -26,3 +26,8 @@ class InputError(NeurratorError):
 
 class StageUnavailableError(NeurratorError):
     """A pipeline stage whose implementation has not landed, or whose inputs are missing."""
+
+
+class StaleInputError(NeurratorError):
+    """A stage's inputs come from an earlier stage that failed, did not finish, or is itself
+    stale; the message names the stage to re-run first (see :mod:`neurrator.rundir`)."""

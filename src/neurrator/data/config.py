@@ -68,9 +68,13 @@ class DataConfig(BaseModel):
     nwb_paths: list[Path] = []
     stimulus: Literal["natural_movie_one", "natural_movie_three", "natural_scenes"] = "natural_movie_one"
     #: Folder with Allen stimulus templates (natural_movie_one.npy, natural_scene_<i>.tiff ...).
-    #: ``None`` uses the embedded demo stimulus.
+    #: ``None`` uses the embedded demo stimulus: simulated sessions only, unless
+    #: ``allow_demo_stimulus`` (recordings were not made with the demo's frames).
     stimulus_dir: Path | None = None
-    #: JSON file mapping frame index → list of captions; overrides bundled captions.
+    #: Pair recorded (``source: nwb``) sessions with the embedded demo stimulus, a labelled stand-in.
+    allow_demo_stimulus: bool = False
+    #: JSON file mapping frame index → list of captions: the stimulus's reference captions
+    #: (replacing the demo's bundled ones). The one caption key; checked at ingest.
     captions_json: Path | None = None
     unit_filter: UnitFilterConfig = UnitFilterConfig()
     optotag: OptotagConfig = OptotagConfig()

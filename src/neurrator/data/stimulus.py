@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -36,7 +37,7 @@ import numpy as np
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_path, atomic_write_json
-from neurrator.data.types import MOVIE_STIMULI, SCENE_STIMULI, Stimulus
+from neurrator.data.types import MOVIE_STIMULI, SCENE_STIMULI, Session, Stimulus
 
 #: The bundled demo-stimulus definition (camera paths + captions). Bump the file name to change it.
 DEMO_DATA_FILE = "demo_stimuli_v1.json"
@@ -84,10 +85,83 @@ def load_stimulus(
     return stimulus
 
 
-# ---- user captions ------------------------------------------------------------------------
-def read_captions_json(path: Path, n_frames: int) -> dict[int, list[str]]:
-    """Read and validate a captions file: a JSON object mapping frame index → list of captions.
+# ---- matching frames to the recording ------------------------------------------------------
+#: Frame size (height, width) of the Allen Brain Observatory templates (FACTS §2): the movies
+#: are 304 × 608, the natural scenes 918 × 1174. The NWB does not hold frames, so a template's
+#: size is checked against these.
+ALLEN_FRAME_SIZES: dict[str, tuple[int, int]] = {
+    "natural_movie_one": (304, 608),
+    "natural_movie_three": (304, 608),
+    "natural_scenes": (918, 1174),
+}
 
+
+def choose_stimulus_dir(stimulus_dir: Path | None, *, recorded: bool, allow_demo: bool) -> Path | None:
+    """The stimulus folder to load, refusing to pair recordings with the embedded demo silently.
+
+    Parameters
+    ----------
+    stimulus_dir : ``data.stimulus_dir`` (``None`` = the embedded demo stimulus).
+    recorded : True when the sessions are recordings (``data.source == "nwb"``), not simulated.
+    allow_demo : ``data.allow_demo_stimulus``: pair recordings with the demo stimulus anyway.
+
+    Raises
+    ------
+    InputError : recordings without ``stimulus_dir`` and without ``allow_demo``.
+    """
+    if stimulus_dir is None and recorded and not allow_demo:
+        raise InputError(
+            None,
+            "recorded sessions need the Allen stimulus frames: set data.stimulus_dir=<folder with "
+            "natural_movie_one.npy or natural_scene_<i>.tiff> (or data.allow_demo_stimulus=true to pair "
+            "them with the embedded demo stimulus, a stand-in whose frames are not what the mouse saw)",
+        )
+    return stimulus_dir
+
+
+def check_stimulus_matches(stimulus: Stimulus, sessions: Sequence[Session]) -> None:
+    """Refuse frames that do not fit the sessions' presentations of ``stimulus.name``.
+
+    - **Count:** the presentations show frames 0 … n−1 (blank = −1 aside); the stimulus must
+      have exactly n frames. Fewer would silently drop presentations, more would add frames
+      never shown.
+    - **Size:** for recorded (not simulated) sessions, non-stand-in frames must have the Allen
+      template size of :data:`ALLEN_FRAME_SIZES` (the presentations were of those frames).
+
+    Raises
+    ------
+    InputError : naming the session file and both counts or sizes.
+    """
+    for session in sessions:
+        table = session.presentations.get(stimulus.name)
+        if table is None or not len(table):
+            continue
+        shown = table["frame"].to_numpy()
+        n_shown = int(shown.max()) + 1 if (shown >= 0).any() else 0
+        if n_shown != stimulus.n_frames:
+            raise InputError(
+                session.source,
+                f"the {stimulus.name} presentations show {n_shown} frames (0…{n_shown - 1}, "
+                f"{len(table)} presentations), but the stimulus has {stimulus.n_frames} frames "
+                f"({stimulus.description or 'loaded stimulus'}); use the template these sessions were recorded with",
+            )
+    recorded = [s for s in sessions if not s.is_simulated and stimulus.name in s.presentations]
+    expected = ALLEN_FRAME_SIZES.get(stimulus.name)
+    size = tuple(int(n) for n in stimulus.frames.shape[1:3])
+    if recorded and not stimulus.is_stand_in and expected is not None and size != expected:
+        raise InputError(
+            recorded[0].source,
+            f"the {stimulus.name} presentations of this Allen session were of {expected[0]}×{expected[1]} frames, "
+            f"but the stimulus frames are {size[0]}×{size[1]} ({stimulus.description or 'loaded stimulus'})",
+        )
+
+
+# ---- user captions ------------------------------------------------------------------------
+def read_captions_json(path: Path, n_frames: int, *, names: Sequence[str] | None = None) -> dict[int, list[str]]:
+    """Read and validate a captions file: a JSON object mapping an item → list of captions.
+
+    Items are frame (or image) indices ``0 … n_frames − 1``; with ``names`` (e.g. the file names
+    of an image folder, one per index) the keys are those names. Returns index → captions.
     Raises :class:`InputError` naming ``path`` if it is missing, not JSON, or malformed.
     """
     path = Path(path)
@@ -99,18 +173,24 @@ def read_captions_json(path: Path, n_frames: int) -> dict[int, list[str]]:
         raise InputError(path, f"captions file is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InputError(path, 'captions must be a JSON object {"<frame>": ["caption", ...]}')
+    position = None if names is None else {str(n): i for i, n in enumerate(names)}
     captions: dict[int, list[str]] = {}
     for key, value in raw.items():
-        try:
-            frame = int(key)
-        except ValueError:
-            raise InputError(path, f"key {key!r} is not a frame index") from None
+        if position is not None:
+            if key not in position:
+                raise InputError(path, f"key {key!r} names none of the {len(position)} items")
+            frame = position[key]
+        else:
+            try:
+                frame = int(key)
+            except ValueError:
+                raise InputError(path, f"key {key!r} is not a frame index") from None
         if not 0 <= frame < n_frames:
             raise InputError(path, f"frame {frame} is out of range for a stimulus of {n_frames} frames")
         if isinstance(value, str):
             value = [value]
         if not (isinstance(value, list) and value and all(isinstance(c, str) and c.strip() for c in value)):
-            raise InputError(path, f"frame {frame}: expected a non-empty list of non-empty strings")
+            raise InputError(path, f"{key}: expected a non-empty list of non-empty strings")
         captions[frame] = [c.strip() for c in value]
     if not captions:
         raise InputError(path, "captions file holds no captions")

@@ -2,7 +2,8 @@
 
 Public API: :class:`Neurrator` (patch regression, sklearn-style), :class:`NeurratorRetriever`
 (classification over training frames), the models :class:`NeurratorPatches` and
-:class:`NeurratorRetrieval`, and checkpoint I/O.
+:class:`NeurratorRetrieval`, checkpoint I/O, and :func:`load_released_checkpoint` for weights
+saved by the released code.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ _EXPORTS = {
     "info_nce": "neurrator.encoder.model",
     "patch_cosine": "neurrator.encoder.model",
     "patch_loss": "neurrator.encoder.model",
+    "load_released_checkpoint": "neurrator.encoder.released",
     "TrainResult": "neurrator.encoder.train",
     "train_encoder": "neurrator.encoder.train",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["PRESETS", "CheckpointMeta", "EncoderConfig", "EncoderModelConfig", "Neurrator", "NeurratorPatches", "NeurratorRetrieval", "NeurratorRetriever", "TrainResult", "info_nce", "load_checkpoint", "mean_patch_baseline", "patch_cosine", "patch_loss", "save_checkpoint", "train_encoder"]
+__all__ = ["PRESETS", "CheckpointMeta", "EncoderConfig", "EncoderModelConfig", "Neurrator", "NeurratorPatches", "NeurratorRetrieval", "NeurratorRetriever", "TrainResult", "info_nce", "load_checkpoint", "load_released_checkpoint", "mean_patch_baseline", "patch_cosine", "patch_loss", "save_checkpoint", "train_encoder"]

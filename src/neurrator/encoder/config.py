@@ -2,15 +2,45 @@
 
 Two presets, one switch (``--set encoder.preset=paper``):
 
-- ``"demo"`` (default): the CPU profile the embedded demo runs in a few minutes on 2 cores —
-  the fast PCA-basis head, a Linear unit bottleneck in front of the convolutions, a narrower
-  transformer (d_model 128), lr 1e-3, 2,048 windows per epoch, at most 16 epochs, a 3.5-minute
-  training budget (the cosine schedule shrinks to the epochs that fit) and one CPU thread.
-- ``"paper"``: the published settings (paper A.2, released code) — the learned-patch-query head
-  with 576 queries, no bottleneck, d_model 384 / 8 heads / FF 768, full epochs, up to 60 epochs.
+- ``"demo"`` (default): the CPU profile of the embedded demo — the fast PCA-basis head, a Linear
+  unit bottleneck in front of the convolutions, a narrower transformer (d_model 128), lr 1e-3,
+  subset-robust training, a cap of optimizer steps with validation every ``val_every`` steps and
+  one CPU thread. No wall-time cap: the result does not depend on the machine.
+- ``"paper"``: the released encoder and recipe (github arnaumarin/neurrator,
+  ``encoder_patches.py`` / ``scripts/train_patches.py``), see below.
+
+What ``preset="paper"`` is, and where the paper's *text* says otherwise
+---------------------------------------------------------------------------
+=====================  ===============================================  ==========================
+                       released code (what ``paper`` does)              paper text (A.2)
+=====================  ===============================================  ==========================
+patch queries attend   the whole 20-step temporal sequence              "the pooled representation"
+temporal pooling       none in the patch path                           attention-weighted pooling
+parameters             12,493,568 at 2,000 units × 576×1024             "~12 M"
+training windows       one per 120 Hz bin (4 per frame), ±2-bin jitter  not stated
+                       around the bin, 10 % unit dropout
+learning rate          cosine over ``max_epochs``, stepped per epoch    "a cosine schedule"
+validation             the last 2 of the 18 non-test repeats, every     "a held-out split of the
+                       bin's window, mean per-patch cosine              training repeats"
+subset training        none                                             none
+=====================  ===============================================  ==========================
+
+Two differences remain and are data-layout, not recipe: windows here never cross a repeat
+boundary (each repeat is zero-padded; the released code slides over concatenated repeats), and a
+window at the edge of a repeat whose jitter would leave the padded range is clipped to it.
+``memory="pooled"`` (the text's description) stays available as a documented non-default option;
+it adds the attention-pooling layer (385 parameters at d_model 384) and, with one key, its
+cross-attention softmax is 1, so the 295,680 query/key weights get no gradient.
 
 Fields left ``None`` take the preset's value (see :data:`PRESETS`); any field set explicitly
 wins over the preset. :meth:`EncoderConfig.resolved` returns the config with every field filled.
+
+Budget
+------
+Training is capped by optimizer steps (``max_steps``) and epochs (``max_epochs``), validated
+every ``val_every`` steps (``0``: once per epoch) and stopped after ``patience`` validations
+without improvement — the benchmark's one budget rule. ``max_minutes`` (off by default) is a
+machine-dependent safety net only.
 """
 
 from __future__ import annotations
@@ -19,8 +49,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Values of the preset-dependent fields. ``unit_bottleneck=0`` and ``max_minutes=0`` mean
-#: "none"; ``windows_per_epoch=0`` means "every training window once per epoch".
+#: Values of the preset-dependent fields. ``unit_bottleneck=0``, ``max_steps=0`` and
+#: ``windows_per_epoch=0`` mean "none"/"all".
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {
         "head": "patches",
@@ -31,10 +61,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "ff_dim": 768,
         "basis_rank": 128,
         "basis_hidden": 512,
-        "max_epochs": 60,
-        "windows_per_epoch": 0,
-        "max_minutes": 0.0,
         "lr": 3e-4,
+        "max_epochs": 60,
+        "max_steps": 0,
+        "val_every": 0,
+        "patience": 12,
+        "lr_schedule": "epoch",
+        "windows_per_epoch": 0,
+        "validation": "released",
+        "subset_robust": False,
         "num_threads": 0,
     },
     "demo": {
@@ -46,10 +81,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "ff_dim": 256,
         "basis_rank": 64,
         "basis_hidden": 256,
-        "max_epochs": 16,
-        "windows_per_epoch": 2048,
-        "max_minutes": 3.5,
         "lr": 1e-3,
+        "max_epochs": 60,
+        "max_steps": 512,
+        "val_every": 32,
+        "patience": 12,
+        "lr_schedule": "step",
+        "windows_per_epoch": 0,
+        "validation": "split",
+        "subset_robust": True,
         "num_threads": 1,
     },
 }
@@ -66,11 +106,11 @@ class EncoderConfig(BaseModel):
     head: Literal["patches", "basis"] | None = Field(
         None, description="'patches': learned patch queries (paper); 'basis': fast PCA-basis head"
     )
-    memory: Literal["pooled", "sequence"] = Field(
-        "pooled",
-        description="what patch queries attend to: the pooled vector (paper text) or the temporal "
-        "sequence (released code). Pooled is the default: cheaper, and it scored slightly higher at equal "
-        "wall time in benchmarks/bench_encoder_heads.py (a small, noisy difference)",
+    memory: Literal["sequence", "pooled"] = Field(
+        "sequence",
+        description="what patch queries attend to: the temporal sequence (released code, default) or an "
+        "attention-pooled vector (paper text; adds a pooling layer and leaves the query/key weights without "
+        "gradient)",
     )
     unit_bottleneck: int | None = Field(None, ge=0, description="Linear n_units → k before the convs; 0 = none")
     conv_kernels: tuple[int, ...] = (3, 7, 15)
@@ -90,26 +130,39 @@ class EncoderConfig(BaseModel):
     infonce_weight: float = Field(0.0, ge=0.0, description="optional InfoNCE on patch-averaged embeddings")
     infonce_tau: float = Field(0.07, gt=0.0)
 
-    # ---- optimisation -------------------------------------------------------------------------
+    # ---- optimisation and budget ------------------------------------------------------------------
     lr: float | None = Field(None, gt=0.0, description="peak learning rate (paper 3e-4; demo 1e-3: fewer steps)")
     weight_decay: float = Field(1e-3, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
     batch_size: int = Field(64, ge=2)
     max_epochs: int | None = Field(None, ge=1)
-    patience: int = Field(12, ge=1, description="early stopping on validation patch cosine")
+    max_steps: int | None = Field(None, ge=0, description="cap on optimizer steps; 0 = none (epochs only)")
+    val_every: int | None = Field(None, ge=0, description="validate every this many steps; 0 = once per epoch")
+    patience: int | None = Field(None, ge=1, description="validations without improvement before stopping")
+    lr_schedule: Literal["epoch", "step"] | None = Field(
+        None, description="cosine decay to 0 stepped once per epoch over max_epochs (released) or per optimizer "
+        "step over the planned steps",
+    )
     windows_per_epoch: int | None = Field(None, ge=0, description="random training windows per epoch; 0 = all")
-    max_minutes: float | None = Field(
-        None, ge=0.0, description="training wall-time budget; the cosine schedule shrinks to the epochs that "
-        "fit (so the epoch count depends on the machine); 0 = none",
+    validation: Literal["split", "released"] | None = Field(
+        None, description="'split': the frame-centred windows of split.val (what every benchmark method early-stops "
+        "on); 'released': the last 2 of the non-test repeats, every bin's window (released train_patches.py)",
+    )
+    max_minutes: float = Field(
+        0.0, ge=0.0, description="optional wall-time safety net (stop at the next validation after it); makes "
+        "results machine-dependent, so never on by default; 0 = none",
     )
 
-    # ---- augmentation ---------------------------------------------------------------------------
-    jitter_bins: int = Field(2, ge=0, description="± shift of each training window, in bins")
+    # ---- sampling and augmentation ------------------------------------------------------------------
+    sampling: Literal["bin", "frame"] = Field(
+        "bin", description="'bin': a training window centred on every 120 Hz bin (4 per frame, released); "
+        "'frame': one window per (repeat, frame)",
+    )
+    jitter_bins: int = Field(2, ge=0, description="± shift of each training window around its centre bin")
     unit_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of units zeroed per window")
-    subset_robust: bool = Field(
-        True, description="also train on random unit subsets (1 unit … all, log-uniform keep fraction). "
-        "On by default: in benchmarks/bench_subset_robust.py it raised test cosine by 0.01-0.02 for queries "
-        "of 1-100 units and cost ~0.007 with every unit",
+    subset_robust: bool | None = Field(
+        None, description="also train on random unit subsets (1 unit … all, log-uniform keep fraction), so a "
+        "query with one area is in distribution (benchmarks/bench_subset_robust.py). Demo on, paper off",
     )
     subset_fraction: float = Field(
         0.25, ge=0.0, le=1.0, description="share of windows given a random subset (0.5 cost ~0.012 at all units)"
@@ -128,3 +181,12 @@ class EncoderConfig(BaseModel):
         """A copy with every preset-dependent field filled in."""
         filled = {k: v for k, v in PRESETS[self.preset].items() if getattr(self, k) is None}
         return self.model_copy(update=filled)
+
+    def max_shift_bins(self, bins_per_frame: int = 4) -> tuple[int, int]:
+        """(lowest, highest) shift in bins of a training window relative to its frame-centred window.
+
+        Bin sampling centres windows on the frame's 4 bins (offsets −2…+1 at 4 bins per frame)
+        and jitter adds ±``jitter_bins``. Split guards against leakage must cover this range.
+        """
+        low, high = (-(bins_per_frame // 2), (bins_per_frame - 1) // 2) if self.sampling == "bin" else (0, 0)
+        return low - self.jitter_bins, high + self.jitter_bins

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pydantic
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from neurrator.core.errors import InputError
 from neurrator.core.linalg import fit_pca_basis
@@ -78,31 +80,104 @@ def mean_patch_baseline(targets: PatchTargets, train_frames: np.ndarray, pairs: 
     return score / max(len(pairs), 1)
 
 
-class _EncoderEstimator:
-    """Shared plumbing: parameters, input checks, unit masks, batched inference, save/load."""
+def released_validation(split: Split, n_val_repeats: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) pairs as the released ``train_patches.py`` carves them: every non-test
+    sample, with the last ``n_val_repeats`` repeats (by index) for validation.
+
+    The released data hold 18 non-test repeats and validate on the last 2; here the non-test
+    repeats are those of ``split.train`` and ``split.val``. Z-score statistics stay the split's.
+    """
+    pool = np.concatenate([split.train, split.val])
+    repeats = np.unique(pool[:, 0])
+    if len(repeats) <= n_val_repeats:
+        raise InputError(None, f"released validation needs more than {n_val_repeats} non-test repeats, "
+                               f"split {split.name!r} has {len(repeats)}")
+    is_val = np.isin(pool[:, 0], repeats[-n_val_repeats:])
+    return pool[~is_val], pool[is_val]
+
+
+class _EncoderEstimator(BaseEstimator):
+    """Shared plumbing: parameters, input checks, unit masks, batched inference, save/load.
+
+    Follows scikit-learn's estimator contract: ``__init__`` stores its arguments and nothing
+    else (every :class:`~neurrator.encoder.config.EncoderConfig` field plus ``seed``, with the
+    same defaults), ``get_params``/``set_params``/``sklearn.base.clone`` work, parameters are
+    validated in ``fit``, and using an unfitted estimator raises ``NotFittedError``.
+    """
 
     kind = ""
 
-    def __init__(self, seed: int = 0, **params: Any):
+    def __init__(
+        self, *, seed: int = 0, preset: str = "demo", head=None, memory: str = "sequence", unit_bottleneck=None,
+        conv_kernels=(3, 7, 15), conv_channels=None, d_model=None, n_heads=None, ff_dim=None,
+        temporal_layers: int = 2, patch_layers: int = 2, dropout: float = 0.2, basis_rank=None, basis_hidden=None,
+        mse_weight: float = 0.5, cosine_weight: float = 0.5, infonce_weight: float = 0.0, infonce_tau: float = 0.07,
+        lr=None, weight_decay: float = 1e-3, grad_clip: float = 1.0, batch_size: int = 64, max_epochs=None,
+        max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
+        max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
+        subset_robust=None, subset_fraction: float = 0.25, eval_batch_size: int = 256, device: str = "cpu",
+        num_threads=None, progress: bool = True,
+    ):
         self.seed = seed
-        self.params = params
+        self.preset = preset
+        self.head = head
+        self.memory = memory
+        self.unit_bottleneck = unit_bottleneck
+        self.conv_kernels = conv_kernels
+        self.conv_channels = conv_channels
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.ff_dim = ff_dim
+        self.temporal_layers = temporal_layers
+        self.patch_layers = patch_layers
+        self.dropout = dropout
+        self.basis_rank = basis_rank
+        self.basis_hidden = basis_hidden
+        self.mse_weight = mse_weight
+        self.cosine_weight = cosine_weight
+        self.infonce_weight = infonce_weight
+        self.infonce_tau = infonce_tau
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.val_every = val_every
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.windows_per_epoch = windows_per_epoch
+        self.validation = validation
+        self.max_minutes = max_minutes
+        self.sampling = sampling
+        self.jitter_bins = jitter_bins
+        self.unit_dropout = unit_dropout
+        self.subset_robust = subset_robust
+        self.subset_fraction = subset_fraction
+        self.eval_batch_size = eval_batch_size
+        self.device = device
+        self.num_threads = num_threads
+        self.progress = progress
+
+    @property
+    def config(self) -> EncoderConfig:
+        """The parameters as a validated :class:`EncoderConfig` (``InputError`` if invalid)."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "seed"}
         try:
-            self.config = EncoderConfig(**params)
+            return EncoderConfig(**params)
         except pydantic.ValidationError as exc:
             err = exc.errors()[0]
             raise InputError(None, f"invalid encoder parameter {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
-    def get_params(self) -> dict:
-        return {"seed": self.seed, **self.params}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _train_val(self, config: EncoderConfig, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        return released_validation(split) if config.validation == "released" else (split.train, split.val)
 
     # ---- checks ----------------------------------------------------------------------------
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise InputError(None, f"{type(self).__name__} is not fitted; call fit() or load() first")
+        check_is_fitted(self, msg=f"This {type(self).__name__} is not fitted yet; call fit() or load() first.")
 
     @staticmethod
     def _check_inputs(dataset: NeuralDataset, targets: PatchTargets, split: Split) -> None:
@@ -149,8 +224,10 @@ class _EncoderEstimator:
         return torch.from_numpy(np.asarray(mask, dtype=bool))
 
     @torch.no_grad()
-    def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int):
-        """Yield (lo, hi, model output) over batches of ``pairs``."""
+    def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int,
+                 shifts: tuple[int, ...] = (0,)):
+        """Yield (lo, hi, model output) over batches of ``pairs``; with several ``shifts`` (bins)
+        the output is the mean over the windows shifted by each (temporal ensembling)."""
         self._check_fitted()
         self._check_session(dataset)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -163,12 +240,15 @@ class _EncoderEstimator:
         with thread_limit(config.num_threads):
             for lo in range(0, len(pairs), batch_size):
                 chunk = pairs[lo : lo + batch_size]
-                yield lo, lo + len(chunk), self.model_(sampler.gather(chunk).to(device), mask).float().cpu()
+                out = sum(self.model_(sampler.gather(chunk, np.full(len(chunk), s)).to(device), mask).float().cpu()
+                          for s in shifts)
+                yield lo, lo + len(chunk), out / len(shifts)
 
-    def _fit_model(self, model, task, dataset, split, *, resume_dir, log_path, on_epoch_end) -> TrainResult:
+    def _fit_model(self, model, task, dataset, split, config, *, resume_dir, log_path, on_validation) -> TrainResult:
+        train, val = self._train_val(config, split)
         return train_encoder(
-            model, task, dataset, split.train, split.val, self.config, seed=self.seed,
-            resume_dir=resume_dir, log_path=log_path, on_epoch_end=on_epoch_end,
+            model, task, dataset, train, val, config, seed=self.seed,
+            resume_dir=resume_dir, log_path=log_path, on_validation=on_validation,
         )
 
     def _make_meta(self, model, dataset, targets, split, result: TrainResult, metrics: dict, **extra) -> CheckpointMeta:
@@ -185,6 +265,7 @@ class _EncoderEstimator:
             split={"name": split.name, "seed": split.seed, "n_train": len(split.train),
                    "n_val": len(split.val), "n_test": len(split.test)},
             metrics={"val_cosine": result.best_metric, "best_epoch": result.best_epoch, "epochs": result.epochs,
+                     "steps": result.steps, "best_step": result.best_step,
                      "seconds": round(result.seconds, 2), "stopped": result.stopped,
                      "n_parameters": model.num_parameters(), **metrics},
             history=result.history,
@@ -203,7 +284,8 @@ class _EncoderEstimator:
         model, meta = load_checkpoint(folder, expect_units=expect_units, expect_space=expect_space)
         if meta.kind != cls.kind:
             raise InputError(Path(folder), f"holds a {meta.kind!r} encoder, not a {cls.kind!r} one")
-        est = cls(seed=meta.seed, **meta.encoder_config)
+        known = set(cls._get_param_names())
+        est = cls(seed=meta.seed, **{k: v for k, v in meta.encoder_config.items() if k in known})
         est.model_, est.meta_ = model, meta
         est.history_ = meta.history
         return est
@@ -220,8 +302,8 @@ class Neurrator(_EncoderEstimator):
     Parameters
     ----------
     seed : seeds weight init, data order, augmentation and dropout (CPU runs are reproducible).
-    **params : any :class:`~neurrator.encoder.config.EncoderConfig` field, e.g. ``preset="paper"``,
-        ``head="basis"``, ``max_epochs=20``, ``subset_robust=False``.
+    every :class:`~neurrator.encoder.config.EncoderConfig` field, by keyword, e.g.
+        ``preset="paper"``, ``head="basis"``, ``max_steps=2000``, ``subset_robust=False``.
 
     Attributes (after ``fit`` or ``load``)
     ----------
@@ -234,11 +316,12 @@ class Neurrator(_EncoderEstimator):
 
     def fit(
         self, dataset: NeuralDataset, targets: PatchTargets, split: Split, *,
-        resume_dir: str | Path | None = None, log_path: str | Path | None = None, on_epoch_end=None,
+        resume_dir: str | Path | None = None, log_path: str | Path | None = None, on_validation=None,
     ) -> Neurrator:
-        """Train on ``split.train``, early-stop on ``split.val``; keep the best epoch's weights."""
-        self._check_inputs(dataset, targets, split)
+        """Train on ``split.train``, early-stop on ``split.val`` (or the released validation
+        repeats, see ``validation``); keep the best validation's weights."""
         c = self.config.resolved()
+        self._check_inputs(dataset, targets, split)
         seed_everything(self.seed)
         model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim)
         basis = None
@@ -251,26 +334,29 @@ class Neurrator(_EncoderEstimator):
         if basis is not None:
             model.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
             metrics["basis_explained_variance"] = basis.explained
-        result = self._fit_model(model, PatchTask(targets, c), dataset, split,
-                                 resume_dir=resume_dir, log_path=log_path, on_epoch_end=on_epoch_end)
+        result = self._fit_model(model, PatchTask(targets, c), dataset, split, c,
+                                 resume_dir=resume_dir, log_path=log_path, on_validation=on_validation)
         self.model_, self.history_ = model, result.history
         self.meta_ = self._make_meta(model, dataset, targets, split, result, metrics)
         return self
 
     def predict(
         self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None, batch_size: int = 256,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype = torch.float32, shifts: tuple[int, ...] = (0,),
     ) -> torch.Tensor:
         """Predicted patches of ``(repeat, frame)`` pairs (n, 2): (n, n_patches, dim) tensor.
 
         ``units`` restricts the input to a subset (spec string, bool mask or unit ids); the other
         units are set to z-score 0. ``dtype=torch.float16`` halves memory for large outputs.
+        ``shifts`` (bins): average the predictions of the frame-centred window shifted by each,
+        e.g. ``(-1, 0)`` (temporal ensembling; wider shifts read bins further from the frame, so
+        a split's leakage guard must cover them).
         """
         self._check_fitted()
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         shape = self.meta_.target_shape
         out = torch.empty((len(pairs), *shape), dtype=dtype)
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size):
+        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
             out[lo:hi] = pred.to(dtype)
         return out
 
@@ -297,10 +383,10 @@ class NeurratorRetriever(_EncoderEstimator):
 
     def fit(
         self, dataset: NeuralDataset, targets: PatchTargets, split: Split, *,
-        resume_dir: str | Path | None = None, log_path: str | Path | None = None, on_epoch_end=None,
+        resume_dir: str | Path | None = None, log_path: str | Path | None = None, on_validation=None,
     ) -> NeurratorRetriever:
-        self._check_inputs(dataset, targets, split)
         c = self.config.resolved()
+        self._check_inputs(dataset, targets, split)
         seed_everything(self.seed)
         vocabulary = split.train_frames
         model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim,
@@ -309,8 +395,8 @@ class NeurratorRetriever(_EncoderEstimator):
         model = NeurratorRetrieval(model_config)
         metrics = {"mean_patch_baseline": mean_patch_baseline(targets, split.train_frames, split.val),
                    "chance_top1": 1.0 / len(vocabulary)}
-        result = self._fit_model(model, RetrievalTask(targets, vocabulary), dataset, split,
-                                 resume_dir=resume_dir, log_path=log_path, on_epoch_end=on_epoch_end)
+        result = self._fit_model(model, RetrievalTask(targets, vocabulary), dataset, split, c,
+                                 resume_dir=resume_dir, log_path=log_path, on_validation=on_validation)
         self.model_, self.history_ = model, result.history
         self.meta_ = self._make_meta(model, dataset, targets, split, result, metrics,
                                      vocabulary=[int(f) for f in vocabulary])

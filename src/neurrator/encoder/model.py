@@ -11,19 +11,23 @@ Architecture (paper §3.1, A.2; released code ``encoder_patches.py``)::
       └─ multi-scale 1-D conv, kernels 3/7/15 × 128 ch, GELU, BatchNorm
       └─ Linear → d_model 384, GELU, LayerNorm
       └─ 2-layer temporal transformer (8 heads, FF 768, dropout 0.2)  → sequence (B, T, D)
-      └─ attention-weighted temporal pooling                           → pooled (B, D)
+      └─ [attention-weighted temporal pooling → pooled (B, D)]         only where a head uses it
       └─ head:
          "patches" (faithful): learned queries, one per patch, cross-attend to a memory, then a
              2-layer patch transformer and LayerNorm + Linear to the target dim.
-             memory="pooled": the pooled vector (paper text); memory="sequence": the whole
-             temporal sequence (released code).
+             memory="sequence" (default, released code): the whole temporal sequence; there
+             is no pooling layer, and the model has 12,493,568 parameters at 2,000 units ×
+             576×1024, as released. memory="pooled" (paper text; non-default): the pooled vector.
          "basis" (fast): pooled → MLP → whitened coefficients on a PCA basis of the training
              targets (:class:`PatchBasis`), reconstructed to the full patch grid.
 
 With ``memory="pooled"`` the cross-attention has one key, so its softmax is 1 and every query
 receives the same value vector; the queries differ only through their own embedding and the
-patch transformer. That is what the paper's text describes; ``"sequence"`` lets queries attend
-to different time bins.
+patch transformer, and the query/key projections get exactly zero gradient.
+
+The body's pooled output: an attention-pooling layer where the head reads it (basis head, pooled
+memory, retrieval classifier), else the parameter-free mean over time (nothing in the model reads
+it then; other models built on the body may).
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ class EncoderModelConfig:
         Not in the paper; it makes the front end cost independent of the unit count.
     d_model, n_heads, ff_dim, temporal_layers, patch_layers, dropout : transformer sizes.
     head : ``"patches"`` (faithful, learned patch queries) or ``"basis"`` (fast PCA head).
-    memory : what the patch queries attend to: ``"pooled"`` (paper text) or ``"sequence"``
-        (released code). Ignored by the basis head.
+    memory : what the patch queries attend to: ``"sequence"`` (released code, default) or
+        ``"pooled"`` (paper text). Ignored by the basis head.
     basis_rank : number of PCA components of the basis head.
     basis_hidden : hidden width of the basis head's MLP.
     n_classes : vocabulary size of the retrieval model (0 for patch models).
@@ -71,11 +75,17 @@ class EncoderModelConfig:
     patch_layers: int = 2
     dropout: float = 0.2
     head: Literal["patches", "basis"] = "patches"
-    memory: Literal["pooled", "sequence"] = "pooled"
+    memory: Literal["sequence", "pooled"] = "sequence"
     basis_rank: int = 128
     basis_hidden: int = 512
     n_classes: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def attention_pool(self) -> bool:
+        """Whether the body needs its attention-pooling layer: only heads that read the pooled
+        vector do (the released patch encoder has none)."""
+        return self.head == "basis" or self.memory == "pooled" or self.n_classes > 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -138,9 +148,11 @@ def _transformer(cfg: EncoderModelConfig, n_layers: int) -> nn.TransformerEncode
 
 
 class SpikeWindowEncoder(nn.Module):
-    """The shared body: spike window → temporal sequence and its attention-pooled summary.
+    """The shared body: spike window → temporal sequence and its pooled summary.
 
-    Input (B, T, n_units); returns ``(sequence (B, T, D), pooled (B, D))``.
+    Input (B, T, n_units); returns ``(sequence (B, T, D), pooled (B, D))``. ``pooled`` is
+    attention-weighted when ``cfg.attention_pool`` (the model has that layer), else the mean over
+    time.
     """
 
     def __init__(self, cfg: EncoderModelConfig):
@@ -160,7 +172,7 @@ class SpikeWindowEncoder(nn.Module):
             nn.Dropout(cfg.dropout),
         )
         self.temporal = _transformer(cfg, cfg.temporal_layers)
-        self.pool = AttentionPooling(cfg.d_model)
+        self.pool = AttentionPooling(cfg.d_model) if cfg.attention_pool else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.input_dropout(x)
@@ -168,7 +180,7 @@ class SpikeWindowEncoder(nn.Module):
             x = self.unit_bottleneck(x)
         x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T, channels)
         sequence = self.temporal(self.input_proj(x))
-        return sequence, self.pool(sequence)
+        return sequence, self.pool(sequence) if self.pool is not None else sequence.mean(dim=1)
 
 
 class PatchQueryHead(nn.Module):
@@ -264,7 +276,7 @@ class NeurratorPatches(nn.Module):
     """Spike window (B, T, n_units) → predicted patch tensor (B, n_patches, patch_dim).
 
     >>> model = NeurratorPatches(EncoderModelConfig(n_units=2000))   # doctest: +SKIP
-    >>> model.num_parameters()                                       # ~12.5 M, as in the paper
+    >>> model.num_parameters()                                       # 12,493,568, as released
     """
 
     def __init__(self, config: EncoderModelConfig):

@@ -1,14 +1,21 @@
 """The training loop: spike windows in, patch tensors (or training-image classes) out.
 
-Read top to bottom like nanoGPT's ``train.py``: settings, data, the cosine schedule, the loop,
-validation, early stopping, and a resume checkpoint written every epoch.
+Read top to bottom like nanoGPT's ``train.py``: settings, data, the schedule, the loop,
+validation, early stopping, and a resume checkpoint written at every validation.
+
+The budget is counted in optimizer steps: training stops at ``max_steps`` (or ``max_epochs``),
+or after ``patience`` validations without improvement; validation runs every ``val_every``
+steps (``0``: at the end of every epoch). An epoch is every training window once: one per
+120 Hz bin of every training ``(repeat, frame)`` pair with ``sampling="bin"`` (4 per frame, as
+released), one per pair with ``"frame"``, or a random ``windows_per_epoch`` of them.
 
 Resume checkpoints (``resume_dir/state.safetensors`` + ``state.json``) hold the model, the best
-weights so far, the AdamW moments, both RNG states (as uint8 tensors), the step and epoch, the
-best metric and the early-stopping counter. They are written into a temp folder renamed into
-place, so a run killed at any moment (SIGKILL included) restarts from its last finished epoch
-and, with the same seed, ends with the same weights as a run that was never interrupted.
-Nothing is pickled: tensors go to safetensors, everything else to JSON.
+weights so far, the AdamW moments, both RNG states (as uint8 tensors), the current epoch's
+window order and position, the step and epoch, the best metric and the early-stopping counter.
+They are written into a temp folder renamed into place, so a run killed at any moment (SIGKILL
+included) restarts from its last validation and, with the same seed, ends with the same weights
+as a run that was never interrupted. Nothing is pickled: tensors go to safetensors, everything
+else to JSON.
 """
 
 from __future__ import annotations
@@ -93,6 +100,18 @@ def augmentation_mask(
     return mask
 
 
+def bin_offsets(bins_per_frame: int) -> np.ndarray:
+    """Shifts (in bins) from a frame-centred window to the windows centred on each of the frame's
+    bins: −2, −1, 0, +1 at 4 bins per frame (the frame-centred window is centred on bin 4f+2)."""
+    return np.arange(bins_per_frame, dtype=np.int64) - bins_per_frame // 2
+
+
+def expand_to_bins(pairs: np.ndarray, bins_per_frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every bin's window of ``pairs``: ((n·bpf, 2) pairs, (n·bpf,) shifts), pair-major."""
+    offsets = bin_offsets(bins_per_frame)
+    return np.repeat(pairs, len(offsets), axis=0), np.tile(offsets, len(pairs))
+
+
 # ---------------------------------------------------------------------------------------------
 # Tasks: what a batch's loss is and how validation is scored (higher is better)
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +122,8 @@ class Task(Protocol):
 
     def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> torch.Tensor: ...
 
-    def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, batch_size: int) -> float: ...
+    def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, shifts: np.ndarray | None,
+                 batch_size: int) -> float: ...
 
 
 class PatchTask:
@@ -122,11 +142,12 @@ class PatchTask:
         )
 
     @torch.no_grad()
-    def validate(self, model, sampler, pairs, batch_size):
+    def validate(self, model, sampler, pairs, shifts, batch_size):
         total = 0.0
         for lo in range(0, len(pairs), batch_size):
             chunk = pairs[lo : lo + batch_size]
-            pred = model(sampler.gather(chunk).to(_device_of(model))).float().cpu()
+            x = sampler.gather(chunk, None if shifts is None else shifts[lo : lo + batch_size])
+            pred = model(x.to(_device_of(model))).float().cpu()
             total += patch_cosine(pred, self.targets.batch(chunk[:, 1])).mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
 
@@ -150,11 +171,12 @@ class RetrievalTask:
         return F.cross_entropy(model(x, mask), labels)
 
     @torch.no_grad()
-    def validate(self, model, sampler, pairs, batch_size):
+    def validate(self, model, sampler, pairs, shifts, batch_size):
         total = 0.0
         for lo in range(0, len(pairs), batch_size):
             chunk = pairs[lo : lo + batch_size]
-            logits = model(sampler.gather(chunk).to(_device_of(model)))
+            x = sampler.gather(chunk, None if shifts is None else shifts[lo : lo + batch_size])
+            logits = model(x.to(_device_of(model)))
             retrieved = self.vocabulary[logits.argmax(dim=1).cpu().numpy()]
             cos = patch_cosine(self.targets.batch(retrieved), self.targets.batch(chunk[:, 1]))
             total += cos.mean(dim=1).sum().item()
@@ -170,21 +192,26 @@ class RetrievalTask:
 class TrainState:
     """Everything besides tensors that a resumed run needs."""
 
-    epoch: int = 0  # epochs finished
     step: int = 0  # optimizer steps taken
+    epoch: int = 0  # epochs finished
+    position: int = 0  # batches taken in the current epoch
     best_metric: float = -math.inf
+    best_step: int = 0
     best_epoch: int = 0
-    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
+    bad_validations: int = 0  # validations since the last improvement (early stopping)
     seconds: float = 0.0  # training wall time so far, across restarts
+    loss_sum: float = 0.0  # training loss summed since the last validation
+    loss_count: int = 0
     stopped: str = ""  # why training ended ("" while running)
-    planned_epochs: int = 0  # epochs the cosine schedule spans (shrinks to fit a time budget)
     history: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train_encoder` returns. ``history``: one dict per epoch (see ``LOG_COLUMNS``;
-    ``seconds`` includes validation, ``windows_per_s`` counts training steps only)."""
+    """What :func:`train_encoder` returns. ``history``: one dict per validation (see
+    ``LOG_COLUMNS``; ``seconds`` includes validation, ``windows_per_s`` counts training only).
+    ``steps``: optimizer steps taken; ``stopped``: ``"early_stopping"``, ``"max_steps"``,
+    ``"max_epochs"`` or ``"time_budget"``."""
 
     best_metric: float
     best_epoch: int
@@ -192,15 +219,43 @@ class TrainResult:
     seconds: float
     stopped: str
     history: list[dict]
+    steps: int = 0
+    best_step: int = 0
 
 
-LOG_COLUMNS = ("epoch", "train_loss", "val_metric", "lr", "seconds", "windows_per_s", "best")
+LOG_COLUMNS = ("step", "epoch", "train_loss", "val_metric", "lr", "seconds", "windows_per_s", "best")
 
 
-def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
-    """Cosine decay from ``base_lr`` to 0 over ``total_steps`` (no warm-up, as in the paper)."""
-    progress = min(step / max(total_steps, 1), 1.0)
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * progress))
+@dataclass(frozen=True)
+class Plan:
+    """How many windows and steps the run spans (derived from the config and the data)."""
+
+    n_samples: int  # training windows available: pairs × windows per pair
+    per_pair: int  # windows per (repeat, frame) pair: bins_per_frame with bin sampling, else 1
+    steps_per_epoch: int
+    total_steps: int  # min(max_steps, max_epochs × steps_per_epoch)
+
+    @classmethod
+    def of(cls, c: EncoderConfig, n_pairs: int, bins_per_frame: int) -> Plan:
+        per_pair = bins_per_frame if c.sampling == "bin" else 1
+        n_samples = n_pairs * per_pair
+        windows = min(c.windows_per_epoch or n_samples, n_samples)
+        steps_per_epoch = max(windows // c.batch_size, 1)  # drop the last partial batch (BatchNorm)
+        total = c.max_epochs * steps_per_epoch
+        return cls(n_samples, per_pair, steps_per_epoch, min(total, c.max_steps) if c.max_steps else total)
+
+
+def cosine_lr(progress: float, base_lr: float) -> float:
+    """Cosine decay from ``base_lr`` (progress 0) to 0 (progress 1); no warm-up, as in the paper."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def learning_rate(c: EncoderConfig, state: TrainState, plan: Plan) -> float:
+    """``"epoch"``: ``CosineAnnealingLR(T_max=max_epochs)`` stepped after each epoch (released);
+    ``"step"``: cosine over the planned optimizer steps."""
+    if c.lr_schedule == "epoch":
+        return cosine_lr(state.epoch / c.max_epochs, c.lr)
+    return cosine_lr(state.step / max(plan.total_steps, 1), c.lr)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -214,9 +269,9 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_resume(
     folder: Path, model, optimizer, best: dict[str, torch.Tensor], data_rng: torch.Generator,
-    state: TrainState, fingerprint: dict,
+    order: torch.Tensor, state: TrainState, fingerprint: dict,
 ) -> None:
-    """Write the resume checkpoint of the current epoch; the folder is replaced atomically."""
+    """Write the resume checkpoint of the current step; the folder is replaced atomically."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in best.items()})
     optim = optimizer.state_dict()
@@ -224,6 +279,7 @@ def save_resume(
         tensors.update({f"optim.{index}.{name}": t for name, t in slots.items()})
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.data"] = data_rng.get_state()
+    tensors["data.order"] = order
     meta = {"fingerprint": fingerprint, "state": asdict(state), "param_groups": optim["param_groups"]}
     with atomic_dir(folder) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / RESUME_TENSORS))
@@ -232,12 +288,14 @@ def save_resume(
 
 def load_resume(
     folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict
-) -> tuple[TrainState, dict[str, torch.Tensor]]:
-    """Restore model, optimizer and RNGs from ``folder``; return the state and the best weights."""
+) -> tuple[TrainState, dict[str, torch.Tensor], torch.Tensor]:
+    """Restore model, optimizer and RNGs from ``folder``; return the state, the best weights and
+    the current epoch's window order."""
     try:
         meta = json.loads((folder / RESUME_JSON).read_text())
         tensors = load_file(str(folder / RESUME_TENSORS))
-    except (OSError, ValueError) as exc:
+        state = TrainState(**meta["state"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         raise InputError(folder, f"unreadable resume checkpoint ({exc}); delete the folder to start over") from None
     if meta["fingerprint"] != fingerprint:
         changed = sorted(k for k in fingerprint if meta["fingerprint"].get(k) != fingerprint[k])
@@ -255,7 +313,7 @@ def load_resume(
     torch.set_rng_state(tensors["rng.torch"])
     data_rng.set_state(tensors["rng.data"])
     best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
-    return TrainState(**meta["state"]), best
+    return state, best, tensors["data.order"]
 
 
 def write_log(path: Path, history: list[dict]) -> None:
@@ -282,9 +340,9 @@ def train_encoder(
     seed: int = 0,
     resume_dir: str | Path | None = None,
     log_path: str | Path | None = None,
-    on_epoch_end: Callable[[TrainState], None] | None = None,
+    on_validation: Callable[[TrainState], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place and load the weights of its best validation epoch.
+    """Train ``model`` in place and load the weights of its best validation.
 
     Parameters
     ----------
@@ -294,29 +352,32 @@ def train_encoder(
     train_pairs, val_pairs : (n, 2) int64 ``(repeat, frame)`` pairs.
     config : a resolved :class:`EncoderConfig` (optimiser, schedule, augmentation, budget).
     seed : seeds dropout (global torch RNG) and the data order/augmentation (own generator).
-    resume_dir : if given, a resume checkpoint is written here every epoch and, if one is
-        already there, training continues from it.
-    log_path : CSV of per-epoch loss, validation metric, learning rate and seconds.
-    on_epoch_end : called with the state after each epoch's checkpoint is written.
+    resume_dir : if given, a resume checkpoint is written here at every validation and, if one
+        is already there, training continues from it.
+    log_path : CSV of the training loss, validation metric, learning rate and seconds per validation.
+    on_validation : called with the state after each validation's checkpoint is written.
     """
     c = config.resolved()
     with thread_limit(c.num_threads):
-        return _train(model, task, dataset, train_pairs, val_pairs, c, seed, resume_dir, log_path, on_epoch_end)
+        return _train(model, task, dataset, train_pairs, val_pairs, c, seed, resume_dir, log_path, on_validation)
 
 
-def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed, resume_dir, log_path, on_epoch_end):
+def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed, resume_dir, log_path, on_validation):
     train_pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
     val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 2)
+    val_shifts = None
+    if c.validation == "released":  # every bin's window of the validation repeats
+        val_pairs, val_shifts = expand_to_bins(val_pairs, dataset.bins_per_frame)
     sampler = WindowSampler(dataset)
     n_units = dataset.n_units
     device = torch.device(c.device)
     model.to(device)  # before the optimizer exists, so its state lives on the same device
+    plan = Plan.of(c, len(train_pairs), dataset.bins_per_frame)
+    offsets = bin_offsets(dataset.bins_per_frame) if plan.per_pair > 1 else np.zeros(1, dtype=np.int64)
 
     torch.manual_seed(seed)
     data_rng = torch.Generator().manual_seed(seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    windows_per_epoch = min(c.windows_per_epoch or len(train_pairs), len(train_pairs))
-    steps_per_epoch = max(windows_per_epoch // c.batch_size, 1)  # drop the last partial batch (BatchNorm)
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
 
     fingerprint = {
@@ -327,75 +388,83 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
         "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size", "device"}),
     }
-    state, best = TrainState(planned_epochs=c.max_epochs), _trainable_state(model)
+    state, best, order = TrainState(), _trainable_state(model), torch.empty(0, dtype=torch.int64)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
     if resume_dir is not None and (resume_dir / RESUME_JSON).is_file():
-        state, best = load_resume(resume_dir, model, optimizer, data_rng, fingerprint)
+        state, best, order = load_resume(resume_dir, model, optimizer, data_rng, fingerprint)
 
+    bar = tqdm(total=plan.total_steps, initial=state.step, disable=not c.progress, leave=False, unit="step")
+    t0 = time.perf_counter()
+    windows_since = 0
     while not state.stopped:
-        if state.epoch >= state.planned_epochs:
-            state.stopped = "max_epochs" if state.planned_epochs == c.max_epochs else "time_budget"
-            break
-        t0 = time.perf_counter()
+        if state.position == 0:  # a new epoch: draw its window order
+            order = torch.randperm(plan.n_samples, generator=data_rng)[: plan.steps_per_epoch * c.batch_size]
         model.train()
-        order = torch.randperm(len(train_pairs), generator=data_rng)[: steps_per_epoch * c.batch_size].numpy()
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {state.epoch + 1}/{state.planned_epochs}",
-                   disable=not c.progress, leave=False, unit="batch")
-        for i in bar:
-            lr = cosine_lr(state.step, state.planned_epochs * steps_per_epoch, c.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = train_pairs[order[i * c.batch_size : (i + 1) * c.batch_size]]
-            shifts = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
-            mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
-                                     subset_fraction=subset_fraction, generator=data_rng)
-            x = sampler.gather(batch, shifts).to(device, non_blocking=True)
-            loss = task.loss(model, x, None if mask is None else mask.to(device), batch[:, 1])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-            optimizer.step()
-            state.step += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        lr = learning_rate(c, state, plan)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = order[state.position * c.batch_size : (state.position + 1) * c.batch_size].numpy()
+        batch = train_pairs[index // plan.per_pair]
+        jitter = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
+        mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
+                                 subset_fraction=subset_fraction, generator=data_rng)
+        x = sampler.gather(batch, offsets[index % plan.per_pair] + jitter).to(device, non_blocking=True)
+        loss = task.loss(model, x, mask.to(device), batch[:, 1])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        optimizer.step()
+        state.step += 1
+        state.position += 1
+        state.loss_sum += loss.item()
+        state.loss_count += 1
+        windows_since += len(batch)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", epoch=state.epoch)
+        if state.position == plan.steps_per_epoch:
+            state.epoch, state.position = state.epoch + 1, 0
+        due = state.step % c.val_every == 0 if c.val_every else state.position == 0
+        if not (due or state.step >= plan.total_steps):
+            continue
 
+        # ---- validation, early stopping, log, resume checkpoint ---------------------------------
         train_seconds = time.perf_counter() - t0
         model.eval()
-        metric = task.validate(model, sampler, val_pairs, c.eval_batch_size)
+        metric = task.validate(model, sampler, val_pairs, val_shifts, c.eval_batch_size)
         seconds = time.perf_counter() - t0
-        state.epoch += 1
         state.seconds += seconds
         improved = metric > state.best_metric
         if improved:
-            state.best_metric, state.best_epoch, state.bad_epochs = metric, state.epoch, 0
+            state.best_metric, state.best_step, state.best_epoch = metric, state.step, state.epoch
+            state.bad_validations = 0
             best = _trainable_state(model)
         else:
-            state.bad_epochs += 1
+            state.bad_validations += 1
         state.history.append({
-            "epoch": state.epoch, "train_loss": float(np.mean(losses)), "val_metric": metric, "lr": lr,
-            "seconds": round(seconds, 3), "windows_per_s": round(len(losses) * c.batch_size / train_seconds, 1),
-            "best": improved,
+            "step": state.step, "epoch": state.epoch, "train_loss": state.loss_sum / max(state.loss_count, 1),
+            "val_metric": metric, "lr": lr, "seconds": round(seconds, 3),
+            "windows_per_s": round(windows_since / max(train_seconds, 1e-9), 1), "best": improved,
         })
         if c.progress:
-            tqdm.write(f"epoch {state.epoch:3d}  loss {np.mean(losses):.4f}  val {metric:.4f}"
-                       f"{' *' if improved else '  '}  {seconds:.1f} s")
-        if c.max_minutes:
-            # Shrink the schedule to the epochs that fit the budget at the pace so far, so the
-            # cosine still decays to zero. This makes the epoch count machine-dependent.
-            fit = int(c.max_minutes * 60 // (state.seconds / state.epoch))
-            state.planned_epochs = max(state.epoch, min(state.planned_epochs, fit))
-        if state.bad_epochs >= c.patience:
+            tqdm.write(f"step {state.step:5d}  epoch {state.epoch:3d}  loss {state.history[-1]['train_loss']:.4f}  "
+                       f"val {metric:.4f}{' *' if improved else '  '}  {seconds:.1f} s")
+        state.loss_sum, state.loss_count = 0.0, 0
+        if state.bad_validations >= c.patience:
             state.stopped = "early_stopping"
-        elif state.epoch >= state.planned_epochs:
-            state.stopped = "max_epochs" if state.planned_epochs == c.max_epochs else "time_budget"
+        elif state.step >= plan.total_steps:
+            state.stopped = "max_steps" if c.max_steps and plan.total_steps == c.max_steps else "max_epochs"
+        elif c.max_minutes and state.seconds >= c.max_minutes * 60:
+            state.stopped = "time_budget"
         if log_path is not None:
             write_log(Path(log_path), state.history)
         if resume_dir is not None:
-            save_resume(resume_dir, model, optimizer, best, data_rng, state, fingerprint)
-        if on_epoch_end is not None:
-            on_epoch_end(state)
+            save_resume(resume_dir, model, optimizer, best, data_rng, order, state, fingerprint)
+        if on_validation is not None:
+            on_validation(state)
+        t0, windows_since = time.perf_counter(), 0
+    bar.close()
 
     model.load_state_dict(best, strict=False)  # frozen basis buffers are already in place
     model.eval()
-    return TrainResult(state.best_metric, state.best_epoch, state.epoch, state.seconds, state.stopped, state.history)
+    return TrainResult(state.best_metric, state.best_epoch, state.epoch, state.seconds, state.stopped, state.history,
+                       steps=state.step, best_step=state.best_step)

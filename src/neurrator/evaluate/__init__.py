@@ -13,3 +13,19 @@
 
 This package module stays import-light, because the run config imports its config.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from neurrator.evaluate.base import SentenceScorer
+    from neurrator.evaluate.config import EvaluateConfig
+
+
+def build_scorer(config: EvaluateConfig) -> SentenceScorer:
+    """The configured sentence scorer (SBERT all-MiniLM-L6-v2, offline, by default)."""
+    from neurrator.evaluate import sbert  # noqa: F401  (registers the "sbert" scorer)
+    from neurrator.evaluate.base import SENTENCE_SCORERS
+
+    return SENTENCE_SCORERS.create(config.scorer, model=config.scorer_model, batch_size=config.scorer_batch_size)

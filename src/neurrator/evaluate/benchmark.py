@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from neurrator.core.linalg import mean_patch
+from neurrator.core.sampling import evenly_spaced
 from neurrator.evaluate import scores as sentence_scores
 from neurrator.evaluate.base import SentenceScorer
 from neurrator.evaluate.embedding import (
@@ -60,7 +61,7 @@ from neurrator.evaluate.stats import (
 )
 from neurrator.preprocess.dataset import rezscore
 from neurrator.preprocess.splits import measure_overlap
-from neurrator.preprocess.types import NeuralDataset, Split
+from neurrator.preprocess.types import NeuralDataset, Split, by_frame
 from neurrator.vision.base import PatchTargets
 
 #: Narrator factory: (captions the bank may hold, training frames) → an object with ``narrate``.
@@ -163,10 +164,8 @@ def _log(message: str) -> None:
 
 def test_windows(split: Split, limit: int) -> np.ndarray:
     """The split's test windows ordered by frame then repeat, evenly thinned to ``limit`` (0 = all)."""
-    pairs = split.test[np.lexsort((split.test[:, 0], split.test[:, 1]))]
-    if limit <= 0 or limit >= len(pairs):
-        return pairs
-    return pairs[np.unique(np.linspace(0, len(pairs) - 1, limit).round().astype(np.int64))]
+    pairs = by_frame(split.test)
+    return pairs[evenly_spaced(len(pairs), limit)]
 
 
 def run_benchmark(

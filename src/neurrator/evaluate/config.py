@@ -105,9 +105,6 @@ class EvaluateConfig(_Section):
     knn_k: int = Field(10, ge=1)
     #: Frame identification counts a hit within this many seconds (CEBRA: 1 s).
     frame_id_tolerance_s: float = Field(1.0, ge=0)
-    #: Subtract the mean candidate-frame target before the pooled cosine of retrieval, so a
-    #: shared offset of the vision space does not dominate every similarity.
-    center_retrieval: bool = True
     #: Run the controls: time-shifted spikes, shuffled frame labels, the mean training patch,
     #: hippocampus-only units.
     controls: bool = True

@@ -61,13 +61,6 @@ def shuffled_labels(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return permuted
 
 
-def evenly_spaced(n: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` items spread evenly over ``n`` (all of them if ``limit`` is 0)."""
-    if limit <= 0 or limit >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
-
-
 @dataclass(frozen=True)
 class ControlComparison:
     """How a control's matched scores compare with the real narrations' on the same windows."""
@@ -211,7 +204,8 @@ def run_controls(ci: ControlInputs) -> dict:
     record("shuffled_labels", ci.real_sentences, permuted, ci.real_patches, real)
 
     if ci.narrate is None:
-        skipped.append("mean_patch, time_shifted, hippocampus (no narrator)")
+        if not skipped:
+            skipped.append("mean_patch, time_shifted, hippocampus (no narrator)")
     else:
         if ci.renarrate_real:
             real = ci.score(ci.narrate(torch.from_numpy(np.ascontiguousarray(ci.real_patches))), frames)

@@ -200,3 +200,19 @@ def knn_purity(predicted: np.ndarray, true: np.ndarray, *, k: int = 10) -> float
 def pooled(x: np.ndarray) -> np.ndarray:
     """(n, P, D) → (n, D) mean over patches (2-D input unchanged)."""
     return pool_patches(x) if np.ndim(x) == 3 else np.asarray(x, dtype=np.float32)
+
+
+def identification_summary(predicted: np.ndarray, frames: np.ndarray, targets: np.ndarray, *,
+                           mean_target: np.ndarray | None = None, frame_rate: float | None = 30.0,
+                           tolerance_s: float = 1.0) -> dict:
+    """The headline readout in one call: identify each window's frame among every frame of
+    ``targets`` (n_frames, n_patches, dim) by cosine between full patch tensors centred on
+    ``mean_target`` (the mean training-frame target), plus linear CKA with the true targets.
+
+    Returns :meth:`Identification.summary` keys and ``cka``. Chance levels are computed from
+    the candidate set; CKA's chance needs :func:`neurrator.evaluate.stats.permutation_chance`.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    sims = centred_cosine(predicted, targets, mean_target)
+    out = identify(sims, frames, np.arange(len(targets)), tolerance_frames=tolerance_frames(frame_rate, tolerance_s))
+    return {**out.summary(), "cka": linear_cka(predicted, np.asarray(targets[frames], dtype=np.float32))}

@@ -56,6 +56,7 @@ import numpy as np
 from neurrator.core.errors import InputError
 from neurrator.core.linalg import PCABasis, fit_pca_basis, mean_patch_cosine
 from neurrator.core.registry import Registry
+from neurrator.core.sampling import evenly_spaced
 from neurrator.evaluate.baselines import (
     KNNPatches,
     MLPPatches,
@@ -179,9 +180,7 @@ def make_task(dataset: NeuralDataset, targets: PatchTargets, split: Split, budge
     (:func:`neurrator.preprocess.dataset.rezscore`). Validation windows are thinned evenly to
     ``budget.max_val_windows``; training windows are all kept.
     """
-    val = split.val
-    if budget.max_val_windows and len(val) > budget.max_val_windows:
-        val = val[np.unique(np.linspace(0, len(val) - 1, budget.max_val_windows).round().astype(np.int64))]
+    val = split.val[evenly_spaced(len(split.val), budget.max_val_windows)]
     if not len(split.train) or not len(val):
         raise InputError(None, f"split {split.name!r} has no training or no validation windows")
     task_split = replace(split, val=val)
@@ -324,10 +323,11 @@ def run_cell(method: BenchmarkMethod, task: BenchmarkTask, budget: Budget, *, se
 class NeurratorMethod:
     """The Neurrator encoder through its public estimator, trained under the budget rule.
 
-    The budget maps onto the encoder's own loop: an "epoch" of ``validate_every`` steps
-    (``windows_per_epoch = validate_every × batch_size``), ``max_epochs = max_steps /
-    validate_every``, the budget's patience, no wall-time cap. Everything else (architecture,
-    loss, augmentation) comes from the run's ``encoder`` config.
+    The budget maps onto the encoder's own loop (``encoder.train``): ``max_steps``,
+    validation every ``val_every = validate_every`` steps on ``split.val`` (``validation =
+    "split"``), the budget's ``patience`` and ``batch_size``, no wall-time cap; epochs never bind
+    (``max_epochs = max_steps``). Everything else (architecture, loss, schedule, augmentation)
+    comes from the run's ``encoder`` config.
     """
 
     name, family, iterative, answers_unseen_frames, output = "Neurrator (encoder)", "neurrator", True, True, "patches"
@@ -343,18 +343,14 @@ class NeurratorMethod:
             raise InputError(None, f"split {task.split.name!r} guards against ±{task.split.jitter} bins of jitter but the "
                                    f"encoder trains with ±{jitter}; re-ingest with the encoder's jitter")
         params = {**self.encoder_params, "progress": False, "batch_size": budget.batch_size,
-                  "windows_per_epoch": budget.validate_every * budget.batch_size,
-                  "max_epochs": math.ceil(budget.max_steps / budget.validate_every),
-                  "patience": budget.patience, "max_minutes": 0.0}
+                  "max_steps": budget.max_steps, "val_every": budget.validate_every, "patience": budget.patience,
+                  "max_epochs": budget.max_steps, "validation": "split", "max_minutes": 0.0}
         self.model_ = Neurrator(seed=seed, **params).fit(task.dataset, task.targets, task.split)
         m = self.model_.meta_.metrics
-        steps_per_epoch = max(min(budget.validate_every * budget.batch_size, len(task.split.train)) // budget.batch_size, 1)
-        history = [(int(h["epoch"]) * steps_per_epoch, float(h["val_metric"])) for h in self.model_.history_]
-        stop = {"max_epochs": "max_steps"}.get(m.get("stopped"), m.get("stopped"))
-        return FitReport(steps=int(m["epochs"]) * steps_per_epoch, stop_reason=stop,
-                         best_step=int(m["best_epoch"]) * steps_per_epoch, best_val_score=float(m["val_cosine"]),
-                         n_parameters=int(m["n_parameters"]), history=history,
-                         notes={"preset": self.model_.config.preset, "head": self.model_.config.resolved().head})
+        history = [(int(h["step"]), float(h["val_metric"])) for h in self.model_.history_]
+        return FitReport(steps=int(m["steps"]), stop_reason=str(m["stopped"]), best_step=int(m["best_step"]),
+                         best_val_score=float(m["val_cosine"]), n_parameters=int(m["n_parameters"]), history=history,
+                         notes={"preset": self.model_.preset, "head": self.model_.config.resolved().head})
 
     def predict(self, task: BenchmarkTask, pairs: np.ndarray) -> np.ndarray:
         return self.model_.predict(task.dataset, pairs).numpy()

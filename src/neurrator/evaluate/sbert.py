@@ -114,7 +114,3 @@ def make_sbert(model: str = OFFLINE_MINILM, batch_size: int = 64, device: str = 
     stages that score sentences, and each would otherwise reload the model and re-encode."""
     return SBERTScorer(model, batch_size=batch_size, device=device)
 
-
-def build_scorer(config) -> SBERTScorer:
-    """The scorer an :class:`~neurrator.evaluate.config.EvaluateConfig` names (``scorer``, ``scorer_model``)."""
-    return SENTENCE_SCORERS.create(config.scorer, model=config.scorer_model, batch_size=config.scorer_batch_size)

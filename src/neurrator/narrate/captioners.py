@@ -1,7 +1,7 @@
 """Reference captioners: the captions narrations are scored against (and the retrieval bank's).
 
-- ``bundled``: the human captions that ship with the stimulus (``Stimulus.captions``).
-- ``json``: a user file mapping frame index → list of captions.
+- ``bundled``: the stimulus's own captions (``Stimulus.captions``): the demo's human captions,
+  or the user's caption JSON given at ingest as ``data.captions_json`` (the one caption key).
 - ``blip2``: BLIP-2 on the true frames (the paper's references, e.g. ``Salesforce/blip2-opt-2.7b``).
 - ``llava``: LLaVA-1.5 on the true frames, vision tower included.
 """
@@ -16,19 +16,18 @@ import numpy as np
 import torch
 
 from neurrator.core.errors import InputError
-from neurrator.data.stimulus import read_captions_json
 from neurrator.narrate.base import CAPTIONERS
 from neurrator.narrate.config import NarrateConfig
 from neurrator.narrate.llava import describe_frames, load_llava
 
 
 class MappingCaptioner:
-    """Captions looked up by frame index (bundled human captions or a user JSON file).
+    """Captions looked up by frame index (the stimulus's captions).
 
     Parameters
     ----------
     captions : frame index → captions.
-    name : ``"bundled"`` or ``"json"``.
+    name : the captioner's name (``"bundled"``).
     source : where the captions came from (for error messages and reports).
     is_stand_in : True if these are not the paper's BLIP-2 references.
     """
@@ -126,19 +125,10 @@ class LlavaCaptioner:
 @CAPTIONERS.register("bundled")
 def _make_bundled(config: NarrateConfig, stimulus: Any) -> MappingCaptioner:
     if not stimulus.captions:
-        raise InputError(None, f"stimulus {stimulus.name!r} has no bundled captions; use narrate.captioner=json/blip2/llava")
+        raise InputError(None, f"stimulus {stimulus.name!r} has no captions; give your own at ingest with "
+                               "data.captions_json=<file>, or caption the frames with narrate.captioner=blip2 or llava")
     return MappingCaptioner(
         stimulus.captions, name="bundled", source=f"the {stimulus.name} stimulus", is_stand_in=stimulus.is_stand_in
-    )
-
-
-@CAPTIONERS.register("json")
-def _make_json(config: NarrateConfig, stimulus: Any) -> MappingCaptioner:
-    if config.captions_json is None:
-        raise InputError(None, "narrate.captioner=json needs narrate.captions_json=<file>")
-    return MappingCaptioner(
-        read_captions_json(Path(config.captions_json), stimulus.n_frames),
-        name="json", source=str(config.captions_json), is_stand_in=False,
     )
 
 

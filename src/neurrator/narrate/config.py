@@ -17,8 +17,8 @@ class NarrateConfig(BaseModel):
     Narrators: ``"llava"`` (the paper's frozen LLaVA-1.5 with patch injection), ``"retrieval"``
     (offline: caption of the nearest training frame) and ``"retrieval+lm"`` (offline: top-k
     retrieved captions rewritten into one sentence by SmolLM2-135M-Instruct).
-    Captioners: ``"bundled"`` (the stimulus's own captions), ``"json"`` (``captions_json``),
-    ``"blip2"`` and ``"llava"`` (run on the true frames).
+    Captioners: ``"bundled"`` (the stimulus's own captions: the demo's, or the caption JSON given
+    at ingest as ``data.captions_json``), ``"blip2"`` and ``"llava"`` (run on the true frames).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -60,8 +60,6 @@ class NarrateConfig(BaseModel):
     captioner: str = "bundled"
     #: BLIP-2 model: hub id or local directory (``captioner="blip2"``).
     blip2_model: str = "Salesforce/blip2-opt-2.7b"
-    #: JSON file mapping frame index → list of captions (``captioner="json"``).
-    captions_json: Path | None = None
 
     # ---- the narrate stage ---------------------------------------------------------------
     #: Narrate at most this many test windows (a seeded, evenly spread subset); ``None`` = all.

@@ -24,9 +24,10 @@ import torch
 
 from neurrator.core.errors import InputError
 from neurrator.core.threads import thread_limit
+from neurrator.narrate.bank import CaptionBank
 from neurrator.narrate.base import NARRATORS
 from neurrator.narrate.config import NarrateConfig
-from neurrator.narrate.retrieval import CaptionBank, RetrievalNarrator, Retrieved
+from neurrator.narrate.retrieval import RetrievalNarrator, Retrieved
 
 SYSTEM_PROMPT = "You write short, plain image captions. Answer with one sentence only."
 #: One worked example fixes the answer format for a 135M-parameter model.

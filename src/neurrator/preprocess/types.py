@@ -12,6 +12,13 @@ import numpy as np
 import pandas as pd
 
 
+def by_frame(pairs: np.ndarray) -> np.ndarray:
+    """``(repeat, frame)`` pairs (n, 2) ordered by frame, then repeat: the order test windows are
+    predicted, narrated and scored in."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+
+
 @dataclass(frozen=True)
 class ZScoreStats:
     """Per-unit statistics from the training repeats only. ``mean``, ``std``: (n_units,) float32."""

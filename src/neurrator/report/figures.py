@@ -130,23 +130,25 @@ def score_distribution_png(scores: Mapping[str, np.ndarray], *, title: str, dpi:
 
 
 def training_curve_png(log: Mapping[str, np.ndarray], *, best_epoch: int | None = None, dpi: int = 100) -> bytes:
-    """Training loss and validation metric against epoch, side by side.
+    """Training loss and validation metric against optimizer step (or epoch), side by side.
 
     Parameters
     ----------
-    log : ``epoch`` (n,) and any of ``train_loss``, ``val_metric`` (n,) floats (``train/log.csv``).
-    best_epoch : epoch of the kept checkpoint, marked on both panels.
+    log : ``step`` or ``epoch`` (n,) and any of ``train_loss``, ``val_metric`` (n,) floats
+        (``train/log.csv``: one row per validation).
+    best_epoch : step (epoch, for logs without steps) of the kept checkpoint, marked on both panels.
     """
     panels = [c for c in ("train_loss", "val_metric") if c in log]
     fig = MplFigure(figsize=(3.4 * max(len(panels), 1), 2.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, max(len(panels), 1)))
-    epoch = np.asarray(log["epoch"], dtype=float)
+    unit = "step" if "step" in log else "epoch"
+    epoch = np.asarray(log[unit], dtype=float)
     for ax, column in zip(axes, panels, strict=False):
         ax.plot(epoch, np.asarray(log[column], dtype=float), marker="o", ms=3, lw=1.2)
         if best_epoch is not None:
-            ax.axvline(best_epoch, color="tab:orange", lw=1, ls="--", label=f"kept (epoch {best_epoch})")
+            ax.axvline(best_epoch, color="tab:orange", lw=1, ls="--", label=f"kept ({unit} {best_epoch})")
             ax.legend(fontsize=7, frameon=False)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(unit)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(column.replace("_", " "), fontsize=10)
         ax.grid(alpha=0.3)

@@ -25,10 +25,15 @@ STAGES: dict[str, tuple[str, str]] = {
     "benchmark": ("neurrator.stages.benchmark", "Baselines side by side (Ridge, PCA+kNN, CEBRA, MLP)."),
     "analyze": ("neurrator.stages.analyze", "Scaling curves, area/cell-type probes, SAE concepts."),
     "report": ("neurrator.stages.report", "Write the self-contained HTML report."),
+    "sweep": ("neurrator.stages.sweep", "Fan the cells of a grid file out as Ray tasks; one Parquet table."),
 }
 
 #: The order ``neurrator demo`` runs them in.
 DEMO_ORDER = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report")
+
+#: Stages that read whatever a run holds (partial, failed or stale parts become notes) instead
+#: of refusing stale inputs.
+READS_PARTIAL_RUNS = frozenset({"report"})
 
 
 @dataclass
@@ -48,6 +53,8 @@ def load_stage(name: str) -> Callable[[RunDir, RunConfig], StageResult]:
 
 
 def run_stage(name: str, run: RunDir, config: RunConfig) -> StageResult:
+    """Run one stage on ``run``: refuses failed or stale inputs (:meth:`RunDir.stage`), records
+    status, timing and the input versions it used in the manifest."""
     fn = load_stage(name)
-    with run.stage(name):
+    with run.stage(name, tuple(STAGES), check_inputs=name not in READS_PARTIAL_RUNS):
         return fn(run, config)

@@ -3,30 +3,28 @@
 Reads the ingested dataset, the splits (``ingest/splits/<regime>.json`` and the active
 ``ingest/split.json``), the stimulus and its captions, the patch targets and the trained
 encoder; runs :func:`neurrator.evaluate.benchmark.run_benchmark` with the configured methods
-(:data:`neurrator.evaluate.methods.BENCHMARK_METHODS`) and budget; writes
+(:data:`neurrator.evaluate.methods.BENCHMARK_METHODS`) under the configured budget; writes
 ``benchmark/tables.json`` (a :class:`~neurrator.evaluate.results.BenchmarkTable`) and
-``benchmark/tables.md`` (its Markdown tables).
+``benchmark/tables.md`` (its Markdown tables). How every number is made: ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
 
 import time
 
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.io import atomic_write_text
 from neurrator.core.threads import thread_limit
-from neurrator.data import load_stimulus_record
+from neurrator.evaluate import build_scorer
 from neurrator.evaluate.benchmark import BenchmarkInputs, BenchmarkSettings, run_benchmark
 from neurrator.evaluate.methods import BENCHMARK_METHODS
-from neurrator.evaluate.sbert import build_scorer
 from neurrator.evaluate.scores import load_released_pool
 from neurrator.evaluate.tables import render_benchmark
-from neurrator.preprocess.io import load_dataset, load_split
+from neurrator.narrate import build_caption_bank, build_narrator
 from neurrator.preprocess.splits import make_split
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-from neurrator.stages.embed import read_targets
-from neurrator.stages.evaluate import build_narrator, run_captions, stand_ins
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
@@ -37,22 +35,23 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
 def _run(run: RunDir, config: RunConfig) -> StageResult:
     ec, bc = config.evaluate, config.evaluate.benchmark
     t0 = time.perf_counter()
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    stimulus = load_stimulus_record(run.require("ingest", "stimulus.json"))
-    targets = read_targets(run)
-    active = load_split(run.require("ingest", "split.json"))
+    dataset, stimulus, targets = runio.read_dataset(run), runio.read_stimulus(run), runio.read_targets(run)
+    active = runio.read_split(run)
     found = {name: _regime_split(run, config, name, dataset) for name in bc.regimes}
     missing = [name for name, split in found.items() if split is None]
     splits = {**{k: v for k, v in found.items() if v is not None and k != active.name}, active.name: active}
-    narrator_name = bc.narrator or config.narrate.narrator
+
+    def make_narrator(captions, train_frames):
+        bank = build_caption_bank(config.narrate, targets, captions, train_frames)
+        return build_narrator(config.narrate, name=bc.narrator, bank=bank)
+
     inputs = BenchmarkInputs(
         dataset=dataset, targets=targets, splits=splits, active=active.name, frame_rate=stimulus.frame_rate,
-        shot_of_frame=stimulus.shot_of_frame, captions=run_captions(run, stimulus),
-        make_narrator=lambda captions, frames: build_narrator(config, bc.narrator, targets, captions, frames),
-        scorer=build_scorer(ec), released_pool=load_released_pool(),
-        checkpoint=run.stage_dir("train") if (run.stage_dir("train") / "checkpoint.json").is_file() else None,
-        context={"narrator": narrator_name, "scorer": ec.scorer_model, "stand_ins": stand_ins(run),
-                 "missing_regimes": missing},
+        shot_of_frame=stimulus.shot_of_frame, captions=runio.read_references(run, stimulus),
+        make_narrator=make_narrator, scorer=build_scorer(ec), released_pool=load_released_pool(),
+        checkpoint=run.stage_dir("train") if runio.has_encoder(run) else None,
+        context={"narrator": bc.narrator or config.narrate.narrator, "scorer": ec.scorer_model,
+                 "stand_ins": runio.stand_ins(run), "missing_regimes": missing},
     )
     settings = BenchmarkSettings(
         max_test_windows=bc.max_test_windows_quick if bc.quick else bc.max_test_windows, n_bootstrap=ec.n_bootstrap,
@@ -79,15 +78,13 @@ def _run(run: RunDir, config: RunConfig) -> StageResult:
 
 
 def _regime_split(run: RunDir, config: RunConfig, name: str, dataset):
-    """``ingest/splits/<name>.json``; a leaky ``*_paper`` regime is built from the dataset's grid;
+    """The regime's split from ingest; a leaky ``*_paper`` regime is built from the dataset's grid;
     ``None`` if neither (the table notes it)."""
-    path = run.stage_dir("ingest") / "splits" / f"{name}.json"
-    if path.is_file():
-        return load_split(path)
+    if name in runio.split_regimes(run):
+        return runio.read_split(run, name)
     if not name.endswith("_paper"):
         return None
     pp = config.preprocess
     return make_split(name, dataset.n_repeats, dataset.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
                       test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction, window=dataset.window,
-                      bins_per_frame=dataset.bins_per_frame,
-                      jitter=config.encoder.jitter_bins)
+                      bins_per_frame=dataset.bins_per_frame, jitter=config.encoder.jitter_bins)

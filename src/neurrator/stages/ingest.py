@@ -29,7 +29,7 @@ from neurrator.core.io import atomic_dir
 from neurrator.data.allen import read_session
 from neurrator.data.download import download_session
 from neurrator.data.optotag import OptotagRule
-from neurrator.data.stimulus import load_stimulus
+from neurrator.data.stimulus import check_stimulus_matches, choose_stimulus_dir, load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
 from neurrator.data.types import SCENE_STIMULI
 from neurrator.preprocess.dataset import (
@@ -71,6 +71,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     if pp.split not in allowed:
         raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(allowed)}")
     names = tuple(dict.fromkeys((*names, pp.split)))  # a leaky split is written only when asked for
+    stimulus_dir = choose_stimulus_dir(data.stimulus_dir, recorded=data.source == "nwb",
+                                       allow_demo=data.allow_demo_stimulus)
     paths, simulated = session_paths(run, config)
     opt = data.optotag
     rule = OptotagRule(
@@ -82,7 +84,11 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     sessions = [read_session(p, stimuli=(data.stimulus,), unit_filter=data.unit_filter, optotag_rule=rule) for p in paths]
     if simulated:
         sessions = [dataclasses.replace(s, is_simulated=True) for s in sessions]
-    stimulus = load_stimulus(data.stimulus, data.stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
+    stimulus = load_stimulus(data.stimulus, stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
+    check_stimulus_matches(stimulus, sessions)
+    if config.narrate.captioner == "bundled" and not stimulus.captions:  # fail now, not after training
+        raise InputError(None, f"{data.stimulus} from {stimulus_dir} has no reference captions: set "
+                               "data.captions_json=<file>, or narrate.captioner=blip2 (or llava) to caption the frames")
 
     # The unit subset decides which sessions join the pseudo-mouse; only those must align.
     all_units = pooled_units(sessions)
@@ -121,9 +127,13 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     run.update_manifest(pseudo_mouse_alignment=alignment)
     if simulated:
         run.mark_stand_in("session", "simulated Allen-layout NWB sessions (neurrator.data.simulate), not recordings")
+    summary = _summary(sessions, chosen, dataset, splits[pp.split], alignment)
     if stimulus.is_stand_in:
         run.mark_stand_in("stimulus", stimulus.description or "embedded demo stimulus")
-    return StageResult(summary=_summary(sessions, chosen, dataset, splits[pp.split], alignment), outputs=[
+        if not simulated:
+            summary = (f"WARNING: recorded sessions paired with the embedded demo stimulus "
+                       f"(data.allow_demo_stimulus=true): its frames are a stand-in, not what the mouse saw\n{summary}")
+    return StageResult(summary=summary, outputs=[
         "ingest/dataset/", "ingest/split.json", "ingest/splits/", "ingest/stimulus.json", "ingest/units.parquet"])
 
 

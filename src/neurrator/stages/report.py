@@ -133,7 +133,7 @@ def _training_section(reader: _Reader, config: RunConfig) -> Section:
     log = reader.attempt(section.notes, "train/log.csv", lambda: pd.read_csv(log_path)) if log_path.is_file() else None
     if log is not None and "epoch" in log and len(log):
         metrics = (meta or {}).get("metrics") if isinstance(meta, dict) else None
-        best = metrics.get("best_epoch") if isinstance(metrics, dict) else None
+        best = metrics.get("best_step" if "step" in log.columns else "best_epoch") if isinstance(metrics, dict) else None
         png = training_curve_png({c: log[c].to_numpy() for c in log.columns},
                                  best_epoch=best if isinstance(best, int) else None, dpi=config.report.figure_dpi)
         section.figures.append(Figure("Training curve", png, caption="training loss and validation metric per epoch",

@@ -6,8 +6,8 @@ writes
 
 - ``train/checkpoint.safetensors`` + ``train/checkpoint.json``: the best-validation weights and
   what they mean (unit ids, z-score stats, vision space, config, seed, split, metrics);
-- ``train/log.csv``: loss, validation patch cosine, learning rate and seconds per epoch;
-- ``train/resume/``: a checkpoint of the last finished epoch while training runs. If the stage is
+- ``train/log.csv``: loss, validation patch cosine, learning rate and seconds per validation;
+- ``train/resume/``: a checkpoint of the last validation while training runs. If the stage is
   killed, running it again continues from there; it is removed once training has finished.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 
+from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
@@ -25,12 +26,8 @@ RESUME_DIR = "resume"
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     from neurrator.encoder import Neurrator
-    from neurrator.preprocess.io import load_dataset, load_split
-    from neurrator.stages.embed import read_targets
 
-    dataset = load_dataset(run.require("ingest", "dataset"))
-    split = load_split(run.require("ingest", "split.json"))
-    targets = read_targets(run)
+    dataset, split, targets = runio.read_dataset(run), runio.read_split(run), runio.read_targets(run)
     out = run.stage_dir("train")
     resume = out / RESUME_DIR
     resuming = (resume / "state.json").is_file()
@@ -47,7 +44,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         f"{dataset.n_units} units → {info.n_patches}×{info.dim} patches of {info.space_id}{stand_in}; "
         f"preset {c.preset}, {c.head} head, {m['n_parameters']:,} parameters"
         f"{', resumed' if resuming else ''}\n"
-        f"{m['epochs']} epochs ({m['stopped']}) in {m['seconds']:.0f} s; best epoch {m['best_epoch']}: "
+        f"{m['steps']} steps, {m['epochs']} full epochs ({m['stopped']}) in {m['seconds']:.0f} s; best at step "
+        f"{m['best_step']}: "
         f"validation patch cosine {m['val_cosine']:.3f} (mean-patch floor {m['mean_patch_baseline']:.3f})"
     )
     return StageResult(summary=summary, outputs=outputs)
