@@ -84,6 +84,12 @@ def test_demo_narrations_are_scored_against_references(demo_run):
     assert summary["released"]["matched"] > summary["released"]["floor"]
     r10 = summary["embedding"]["r10"]
     assert r10["ci"]["low"] > r10["chance"]
+    # Stages re-run on their own from the run directory.
+    again = subprocess.run(
+        [sys.executable, "-m", "neurrator.cli", "report", "--run", str(run)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 def test_demo_benchmark_table_is_one_budget_with_computed_chance(demo_run):
@@ -97,9 +103,21 @@ def test_demo_benchmark_table_is_one_budget_with_computed_chance(demo_run):
         if row.iterative:
             assert row.fit.steps <= 20
         assert row.metrics["r10"].chance == pytest.approx(10 / 900)
-    # Stages re-run on their own from the run directory.
-    again = subprocess.run(
-        [sys.executable, "-m", "neurrator.cli", "report", "--run", str(run)],
-        capture_output=True, text=True, timeout=300,
+    # The hippocampus (non-visual) control never crosses the other-shot floor.
+    scaling = json.loads((run / "analyze" / "scaling" / "summary.json").read_text())
+    assert scaling["crossing_points"]["hippocampus"]["sbert_gain"] is None
+
+
+@pytest.mark.slow
+def test_a_fresh_simulator_seed_keeps_the_hippocampus_control_below_the_floor(tmp_path):
+    """The same tiny pipeline on another simulated session (data.simulation.seed=1)."""
+    sets = [arg for s in [*TINY, "data.simulation.seed=1"] for arg in ("--set", s)]
+    out = subprocess.run(
+        [sys.executable, "-m", "neurrator.cli", "demo", "--name", "seed1", "--run", str(tmp_path / "seed1"),
+         "--set", f"cache_dir={tmp_path / 'cache'}", *sets],
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path,
     )
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-4000:]
+    scaling = json.loads((tmp_path / "seed1" / "analyze" / "scaling" / "summary.json").read_text())
+    assert scaling["crossing_points"]["hippocampus"]["sbert_gain"] is None
+    assert scaling["crossing_points"]["V1"]["pool_size"] > 0
