@@ -14,46 +14,11 @@ import sys
 import pandas as pd
 import pytest
 
-TINY = [
-    "data.simulation.n_units=60",
-    "data.simulation.movie_repeats=6",
-    "data.simulation.scene_repeats=4",
-    "encoder.max_epochs=2",
-    "encoder.windows_per_epoch=256",
-    "encoder.max_minutes=0.5",
-    "narrate.max_windows=60",
-    "evaluate.n_bootstrap=200",
-    "evaluate.controls_max_windows=48",
-    "evaluate.benchmark.methods=[neurrator,neurrator_checkpoint,ridge,mlp,pca_knn,cebra-128]",
-    "evaluate.benchmark.active_only_methods=[]",
-    "evaluate.benchmark.quick_budget.max_steps=20",
-    "evaluate.benchmark.quick_budget.validate_every=10",
-    "evaluate.benchmark.max_test_windows_quick=60",
-    "evaluate.benchmark.n_permutations=100",
-    "analysis.max_windows=48",
-    "analysis.scaling.sizes=[1,10,all]",
-    "analysis.scaling.max_windows=16",
-    "analysis.contrasts.n_permutations=20",
-    "analysis.sae.epochs=2",
-    "analysis.sae.n_bootstrap=100",
-    "analysis.neurons.units=6",
-    "analysis.neurons.max_windows=8",
-    "analysis.neurons.narrated_windows=2",
-    "analysis.attribution.max_windows=16",
-]
-
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    sets = [arg for s in TINY for arg in ("--set", s)]
-    out = subprocess.run(
-        [sys.executable, "-m", "neurrator.cli", "demo", "--name", "tiny", "--run", str(root / "tiny"),
-         "--set", f"cache_dir={root / 'cache'}", *sets],
-        capture_output=True, text=True, timeout=900, cwd=root,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return root / "tiny", out
+def demo_run(tiny_demo_run):
+    """The tiny ``neurrator demo`` of ``conftest.py`` (shared with the report tests)."""
+    return tiny_demo_run
 
 
 def test_demo_writes_every_stage_and_a_report(demo_run):
@@ -111,11 +76,13 @@ def test_demo_benchmark_table_is_one_budget_with_computed_chance(demo_run):
 @pytest.mark.slow
 def test_a_fresh_simulator_seed_keeps_the_hippocampus_control_below_the_floor(tmp_path):
     """The same tiny pipeline on another simulated session (data.simulation.seed=1)."""
+    from conftest import TINY
+
     sets = [arg for s in [*TINY, "data.simulation.seed=1"] for arg in ("--set", s)]
     out = subprocess.run(
         [sys.executable, "-m", "neurrator.cli", "demo", "--name", "seed1", "--run", str(tmp_path / "seed1"),
          "--set", f"cache_dir={tmp_path / 'cache'}", *sets],
-        capture_output=True, text=True, timeout=1200, cwd=tmp_path,
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path, check=False,
     )
     assert out.returncode == 0, out.stderr[-4000:]
     scaling = json.loads((tmp_path / "seed1" / "analyze" / "scaling" / "summary.json").read_text())

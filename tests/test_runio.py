@@ -55,21 +55,6 @@ def test_predictions_round_trip(tmp_path):
     assert q.frames.tolist() == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize(("damage", "named"), [
-    (lambda d: np.save(d / "predictions.npy", np.zeros((3, 3, 5), np.float16)), "predictions.npy"),
-    (lambda d: np.save(d / "windows.npy", np.zeros((4, 3), np.int64)), "windows.npy"),
-    (lambda d: (d / "windows.npy").write_bytes(b"not numpy"), "windows.npy"),
-    (lambda d: (d / "predictions.json").write_text("{"), "predictions.json"),
-    (lambda d: (d / "predictions.json").unlink(), "predictions.json"),
-])
-def test_predictions_errors_name_the_file(tmp_path, damage, named):
-    _predictions().save(tmp_path)
-    damage(tmp_path)
-    with pytest.raises(InputError) as err:
-        Predictions.load(tmp_path)
-    assert err.value.path.name == named
-
-
 def test_predictions_refuse_inconsistent_shapes():
     with pytest.raises(ValueError, match="repeat, frame"):
         Predictions(np.zeros((4, 3, 5), np.float16), np.zeros((3, 2), np.int64), checkpoint="c", space_id="s")
@@ -85,19 +70,29 @@ def test_narrations_round_trip(tmp_path):
     assert json.loads((tmp_path / "narrations.json").read_text())["n_copied"] == 1
 
 
-@pytest.mark.parametrize(("damage", "named"), [
-    (lambda d: pd.read_parquet(d / "narrations.parquet").drop(columns="copied").to_parquet(d / "narrations.parquet"),
-     "narrations.parquet"),
-    (lambda d: (d / "narrations.parquet").write_bytes(b"PAR1 broken"), "narrations.parquet"),
-    (lambda d: pd.read_parquet(d / "narrations.parquet").assign(frame=-1).to_parquet(d / "narrations.parquet"),
-     "narrations.parquet"),
-    (lambda d: (d / "narrations.json").write_text('{"narrator": {}}'), "narrations.json"),
+def _rewrite_parquet(folder, **change):
+    path = folder / "narrations.parquet"
+    table = pd.read_parquet(path)
+    (table.drop(columns=change.pop("drop")) if "drop" in change else table.assign(**change)).to_parquet(path)
+
+
+@pytest.mark.parametrize(("make", "damage", "named"), [
+    (_predictions, lambda d: np.save(d / "predictions.npy", np.zeros((3, 3, 5), np.float16)), "predictions.npy"),
+    (_predictions, lambda d: np.save(d / "windows.npy", np.zeros((4, 3), np.int64)), "windows.npy"),
+    (_predictions, lambda d: (d / "windows.npy").write_bytes(b"not numpy"), "windows.npy"),
+    (_predictions, lambda d: (d / "predictions.json").write_text("{"), "predictions.json"),
+    (_predictions, lambda d: (d / "predictions.json").unlink(), "predictions.json"),
+    (_narrations, lambda d: _rewrite_parquet(d, drop="copied"), "narrations.parquet"),
+    (_narrations, lambda d: (d / "narrations.parquet").write_bytes(b"PAR1 broken"), "narrations.parquet"),
+    (_narrations, lambda d: _rewrite_parquet(d, frame=-1), "narrations.parquet"),
+    (_narrations, lambda d: (d / "narrations.json").write_text('{"narrator": {}}'), "narrations.json"),
 ])
-def test_narrations_errors_name_the_file(tmp_path, damage, named):
-    _narrations().save(tmp_path)
+def test_load_errors_name_the_file(tmp_path, make, damage, named):
+    saved = make()
+    saved.save(tmp_path)
     damage(tmp_path)
     with pytest.raises(InputError) as err:
-        Narrations.load(tmp_path)
+        type(saved).load(tmp_path)
     assert err.value.path.name == named
 
 
@@ -136,6 +131,9 @@ def test_references_are_the_stimulus_captions_overridden_by_the_captioner(run):
     assert refs[1] == ["ref 1"] and refs[3] == ["ref 3"] and refs[0] == ["bundled 0"]
     uncaptioned = Stimulus("natural_movie_one", stimulus.frames, 30.0, {})
     (run.stage_dir("narrate") / "narrations.json").unlink()
+    with pytest.raises(InputError, match="re-run `neurrator narrate`"):  # half a narrate output is not used
+        read_references(run, stimulus)
+    (run.stage_dir("narrate") / "narrations.parquet").unlink()
     with pytest.raises(InputError, match="no reference captions") as err:
         read_references(run, uncaptioned)
     assert err.value.path.name == "stimulus.json"

@@ -170,7 +170,7 @@ def read_references(run: RunDir, stimulus: Stimulus) -> dict[int, list[str]]:
     """Reference captions per frame: the stimulus's, overridden by the narrate stage's captioner
     output for the frames it captioned (when the run has narrations)."""
     captions = {int(f): list(c) for f, c in stimulus.captions.items() if c}
-    if (run.stage_dir("narrate") / "narrations.json").is_file():
+    if (run.stage_dir("narrate") / "narrations.parquet").is_file():
         captions.update(read_narrations(run).reference_captions())
     if not captions:
         raise InputError(run.stage_dir("ingest") / STIMULUS_FILE,

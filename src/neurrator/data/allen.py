@@ -2,7 +2,7 @@
 
 The file is opened with h5py and only the pieces needed are read: the units table's metric
 columns, the electrodes table, the spike times of the units that pass QC (slice by slice), the
-requested stimulus tables, running speed, optotagging and metadata. ``waveform_mean``
+requested stimulus tables, running speed, pupil area, optotagging and metadata. ``waveform_mean``
 (units × 384 channels × 82 samples, often larger than everything else) is never read unless
 :func:`read_waveform_mean` is called.
 
@@ -10,8 +10,23 @@ Layout (see FACTS.md §2): ``/units`` (``spike_times`` + ``spike_times_index`` c
 ``peak_channel_id`` and QC metrics), ``/general/extracellular_ephys/electrodes`` (``location``,
 ``probe_vertical_position``, ``valid_data``, ``group_name``/``probe_id``),
 ``/intervals/<stimulus>_presentations`` (no repeat column: derived here),
-``/processing/optotagging/optogenetic_stimulation``, ``/processing/running/running_speed``,
-``/general/subject/genotype`` and ``/general/stimulus`` (the session type).
+``/processing/optotagging/optogenetic_stimulation``, ``/general/subject/genotype`` and
+``/general/stimulus`` (the session type).
+
+Behaviour (:func:`read_behaviour` reads it without touching spikes):
+
+- running speed from the first of :data:`RUNNING_SOURCES` present. The BO 1.1 release writes
+  ``/processing/running/running_speed`` with the interval *start* times as timestamps and the
+  end times in ``running_speed_end_times`` (AllenSDK's ``get_running_speed``); each sample is
+  then placed at its interval's midpoint. Some AllenSDK writers put a ``running_speed`` (or
+  ``speed``) TimeSeries into ``/acquisition`` instead, possibly inside a
+  ``BehavioralTimeSeries`` container; that is read too. The raw wheel signals in
+  ``/acquisition`` (``raw_running_wheel_rotation``, ``running_wheel_*_voltage``) are not speed
+  and are not converted.
+- pupil area from the first of :data:`PUPIL_SOURCES` present: the gaze-mapping module's
+  ``pupil_area`` (filtered, else raw), the ``EyeTracking/pupil_tracking`` ellipse series of newer
+  files, or the ``pupil_ellipse_fits`` table, whose width/height are half-axes; there the area is
+  AllenSDK's circular estimate π·max(width, height)².
 """
 
 from __future__ import annotations
@@ -30,6 +45,8 @@ from neurrator.data.types import (
     CRE_TO_CELL_TYPE,
     MOVIE_STIMULI,
     SCENE_STIMULI,
+    Behaviour,
+    PupilArea,
     RunningSpeed,
     Session,
     SpikeTrains,
@@ -44,7 +61,21 @@ UNIT_COLUMNS = (
 )
 ELECTRODES = "general/extracellular_ephys/electrodes"
 OPTOTAGGING = "processing/optotagging/optogenetic_stimulation"
-RUNNING = "processing/running/running_speed"
+#: TimeSeries that may hold running speed (cm/s), in order of preference; ``acquisition/*``
+#: entries are also looked for one level down (inside a ``BehavioralTimeSeries`` container).
+RUNNING_SOURCES = (
+    "processing/running/running_speed",
+    "acquisition/running_speed",
+    "acquisition/speed",
+    "processing/running/speed",
+)
+#: Where pupil area may live, in order of preference.
+PUPIL_SOURCES = (
+    "processing/filtered_gaze_mapping/pupil_area",
+    "acquisition/EyeTracking/pupil_tracking",
+    "processing/raw_gaze_mapping/pupil_area",
+    "processing/eye_tracking/pupil_ellipse_fits",
+)
 ALL_STIMULI = MOVIE_STIMULI + SCENE_STIMULI
 DEFAULT_UNIT_FILTER = UnitFilterConfig()
 DEFAULT_OPTOTAG_RULE = OptotagRule()
@@ -105,7 +136,7 @@ def read_session(
                 presentations[name] = _presentations(f[key], path, name)
             elif name in stimuli:
                 raise InputError(path, f"no stimulus table '{key}' (stimuli present: {', '.join(info.stimuli) or 'none'})")
-        running = _running(f)
+        running, pupil = _running(f, path), _pupil(f, path)
         opto = _table(f[OPTOTAGGING], path) if OPTOTAGGING in f else None
     units = units.drop(columns="_row")
     cell_type = next((ct for cre, ct in CRE_TO_CELL_TYPE.items() if info.genotype.startswith(cre)), None)
@@ -124,7 +155,25 @@ def read_session(
         presentations=presentations,
         running_speed=running,
         source=path,
+        pupil_area=pupil,
     )
+
+
+def read_behaviour(path: str | Path, stimuli: tuple[str, ...] = ALL_STIMULI) -> Behaviour:
+    """Running speed, pupil area and the presentation tables of ``stimuli`` (those present),
+    without reading units or spikes.
+
+    Raises :class:`InputError` naming the file if it is unreadable or a behaviour series is
+    malformed (timestamps and samples of different lengths). A missing series is ``None``.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        presentations = {
+            name: _presentations(f[f"intervals/{name}_presentations"], path, name)
+            for name in stimuli if f"intervals/{name}_presentations" in f
+        }
+        return Behaviour(info.session_id, _running(f, path), _pupil(f, path), presentations, path)
 
 
 def read_info(path: str | Path) -> SessionInfo:
@@ -363,13 +412,60 @@ def _presentations(group: h5py.Group, path: Path, name: str) -> pd.DataFrame:
     return out.sort_values("start_time", kind="stable").reset_index(drop=True)
 
 
-def _running(f: h5py.File) -> RunningSpeed | None:
-    if f"{RUNNING}/data" not in f:
-        return None
-    speed = f[f"{RUNNING}/data"][()].astype(np.float64)
-    if f"{RUNNING}/timestamps" in f:
-        t = f[f"{RUNNING}/timestamps"][()].astype(np.float64)
+def _series_times(f: h5py.File, key: str, n: int, path: Path) -> np.ndarray:
+    """Sample times of the TimeSeries at ``key``: its timestamps (the midpoint when given as
+    (start, end) pairs or with a ``<name>_end_times`` sibling), else starting_time + k / rate."""
+    if f"{key}/timestamps" in f:
+        t = f[f"{key}/timestamps"][()].astype(np.float64)
+        if t.ndim == 2 and 2 in t.shape and t.size == 2 * n:  # (start, end) pairs
+            t = t.reshape(2, n) if t.shape[0] == 2 else t.T
+            t = t.mean(axis=0)
+        end_key = f"{key}_end_times/timestamps"
+        if end_key in f and f[end_key].shape == t.shape:
+            t = 0.5 * (t + f[end_key][()].astype(np.float64))
+    elif f"{key}/starting_time" in f:
+        ts = f[f"{key}/starting_time"]
+        t = float(ts[()]) + np.arange(n) / float(ts.attrs["rate"])
     else:
-        ts = f[f"{RUNNING}/starting_time"]
-        t = ts[()] + np.arange(len(speed)) / float(ts.attrs["rate"])
-    return RunningSpeed(times=t, speed=speed)
+        raise InputError(path, f"'{key}' has neither timestamps nor starting_time")
+    if t.shape != (n,):
+        raise InputError(path, f"'{key}' has {n} samples but timestamps of shape {t.shape}")
+    return t
+
+
+def _find_series(f: h5py.File, candidates: tuple[str, ...]) -> str | None:
+    """The first candidate present; ``acquisition/<name>`` is also matched one container down."""
+    for key in candidates:
+        if key in f:
+            return key
+        parent, _, name = key.rpartition("/")
+        if parent == "acquisition" and parent in f:
+            for child in f[parent].values():
+                if isinstance(child, h5py.Group) and name in child:
+                    return f"{child.name.lstrip('/')}/{name}"
+    return None
+
+
+def _running(f: h5py.File, path: Path) -> RunningSpeed | None:
+    key = _find_series(f, RUNNING_SOURCES)
+    if key is None or f"{key}/data" not in f:
+        return None
+    speed = f[f"{key}/data"][()].astype(np.float64).ravel()
+    return RunningSpeed(times=_series_times(f, key, len(speed), path), speed=speed, source=key)
+
+
+def _pupil(f: h5py.File, path: Path) -> PupilArea | None:
+    key = _find_series(f, PUPIL_SOURCES)
+    if key is None:
+        return None
+    group = f[key]
+    if "area" in group and "timestamps" in group:  # ellipse series (ndx-ellipse-eye-tracking)
+        area = group["area"][()].astype(np.float64).ravel()
+    elif "width" in group and "height" in group:  # ellipse-fit table: half-axes
+        radius = np.maximum(group["width"][()], group["height"][()]).astype(np.float64)
+        area = np.pi * radius**2
+    elif "data" in group:
+        area = group["data"][()].astype(np.float64).ravel()
+    else:
+        return None
+    return PupilArea(times=_series_times(f, key, len(area), path), area=area, source=key)

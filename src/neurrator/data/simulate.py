@@ -21,8 +21,13 @@ latency                     LGd < VISp < LP < higher visual areas (order of the 
 receptive-field size        σ grows LGd < VISp < VISl < VISal/VISrl < VISpm/VISam (RF area
                             increases along the hierarchy, Siegle et al. 2021, ED Fig.; Wang &
                             Burkhalter 2007)
-running                     multiplicative gain, ≈1.6× in VISp (Niell & Stryker 2010 report
-                            about a doubling), strongest for VIP (Fu et al. 2014)
+running                     multiplicative gain exp(β · s(v)) graded with speed v through
+                            s(v) ∝ v / (v + 5 cm/s), 1 at 25 cm/s (responses grow with speed
+                            and saturate, Saleem et al. 2013), ≈1.6× in VISp (Niell & Stryker 2010 report
+                            about a doubling); strongest for VIP (Fu et al. 2014), clearly
+                            positive for SST (Pakan et al. 2016; Dipoppa et al. 2018)
+pupil                       area follows running with a ~1 s lag plus slow arousal noise
+                            (Reimer et al. 2014; Vinck et al. 2015); no unit reads the pupil
 hippocampus                 CA1/CA3/DG rates follow a slow random process unrelated to the
                             frames (not stimulus-locked), with speed modulation
 cell types                  PV: high rates, narrow spikes (< 0.4 ms), untuned, short latency;
@@ -49,7 +54,14 @@ import pandas as pd
 
 from neurrator.core.errors import InputError
 from neurrator.data.allen import derive_repeats
-from neurrator.data.types import CRE_TO_CELL_TYPE, RunningSpeed, Session, SpikeTrains, Stimulus
+from neurrator.data.types import (
+    CRE_TO_CELL_TYPE,
+    PupilArea,
+    RunningSpeed,
+    Session,
+    SpikeTrains,
+    Stimulus,
+)
 
 SESSION_TYPE = "brain_observatory_1.1"
 FULL_GENOTYPES = {
@@ -88,8 +100,13 @@ AREA_RF_SIGMA = {"LGd": 4.0, "VISp": 6.0, "VISl": 7.0, "VISal": 8.0, "VISrl": 8.
 AREA_TAU_FRAMES = {"LGd": 0.5, "VISp": 0.8, "VISl": 1.0, "VISal": 1.1, "VISrl": 1.1, "VISpm": 1.3, "VISam": 1.4, "LP": 1.6}
 #: Median firing rate (Hz) of the log-normal per area / cell type.
 MEDIAN_RATE = {"excitatory": 3.0, "PV": 12.0, "SST": 6.0, "VIP": 4.0, "LGd": 8.0, "LP": 6.0, "hippocampus": 1.5}
-#: Mean log running gain (rate × exp(β · running)) per population.
-RUNNING_BETA = {"excitatory": 0.45, "PV": 0.45, "SST": 0.15, "VIP": 1.0, "LGd": 0.25, "LP": 0.3, "hippocampus": 0.4}
+#: Mean log running gain (rate × exp(β · s(speed))) per population; see :func:`running_state`.
+RUNNING_BETA = {"excitatory": 0.45, "PV": 0.45, "SST": 0.6, "VIP": 1.0, "LGd": 0.25, "LP": 0.3, "hippocampus": 0.4}
+#: Running state s(v) = v⁺ / (v⁺ + RUNNING_HALF_SPEED) · (RUNNING_REF_SPEED + RUNNING_HALF_SPEED) /
+#: RUNNING_REF_SPEED: half its asymptote at 5 cm/s, 1 at a typical 25 cm/s.
+RUNNING_HALF_SPEED, RUNNING_REF_SPEED = 5.0, 25.0
+#: Pupil model: log area = log(PUPIL_BASE) + PUPIL_RUN_GAIN · s(speed 1 s earlier) + AR(1) noise.
+PUPIL_BASE, PUPIL_RUN_GAIN, PUPIL_NOISE_SD, PUPIL_TAU_S, PUPIL_RATE_HZ = 1500.0, 0.35, 0.12, 5.0, 30.0
 #: Share of cortical units of each interneuron type (ground truth; tagged only in its Cre line).
 INTERNEURON_SHARE = {"PV": 0.08, "SST": 0.05, "VIP": 0.04}
 HIPPOCAMPUS = ("CA1", "CA3", "DG")
@@ -187,6 +204,7 @@ def simulate_session(
     duration = schedule.t
 
     running = _running_speed(rng, duration)
+    pupil = _pupil_area(np.random.default_rng([seed, session_index, 2]), running, duration)
     # natural_movie_one first: its statistics z-score the drive of every stimulus.
     drive = {name: model.drive(stimuli[name]) for name in sorted(stimuli, key=lambda n: n != "natural_movie_one")}
     times, owner = _spikes(rng, units, model, schedule, drive, running, duration)
@@ -206,6 +224,7 @@ def simulate_session(
         presentations={name: _with_repeat(t) for name, t in presentations.items()},
         running_speed=running,
         is_simulated=True,
+        pupil_area=pupil,
     )
     truth = _truth(units, model, genotype, seed, session_index, areas)
     return SimulatedSession(session, electrodes, presentations, opto, truth, model, drive)
@@ -506,11 +525,34 @@ def _running_speed(rng: np.random.Generator, duration: float, rate_hz: float = 6
     speed = np.interp(t, np.arange(n_sec), level)
     kernel = np.ones(30) / 30
     speed = np.convolve(speed, kernel, mode="same") + rng.normal(0, 0.8, len(t))
-    return RunningSpeed(times=t, speed=speed.astype(np.float64))
+    return RunningSpeed(times=t, speed=speed.astype(np.float64), source="simulated")
+
+
+def running_state(speed: np.ndarray) -> np.ndarray:
+    """The planted running state s(v) (0 at rest, 1 at 25 cm/s, saturating at 1.2); a unit's
+    rate is multiplied by exp(running_beta · s(v)) (the ground truth of the speed relation)."""
+    v = np.maximum(np.asarray(speed, dtype=np.float64), 0.0)
+    h, ref = RUNNING_HALF_SPEED, RUNNING_REF_SPEED
+    return v / (v + h) * (ref + h) / ref
 
 
 def _running_state(running: RunningSpeed, t: np.ndarray) -> np.ndarray:
-    return np.clip(np.interp(t, running.times, running.speed) / 20.0, 0.0, 1.0)
+    return running_state(np.interp(t, running.times, running.speed))
+
+
+def _pupil_area(rng: np.random.Generator, running: RunningSpeed, duration: float) -> PupilArea:
+    """Pupil area at 30 Hz: dilates with running (1 s lag) and with slow arousal noise; about
+    1 % of samples are NaN (blinks), as in the filtered gaze-mapping output."""
+    t = np.arange(0, duration, 1 / PUPIL_RATE_HZ)
+    rho = np.exp(-1 / (PUPIL_RATE_HZ * PUPIL_TAU_S))
+    noise = rng.normal(0, PUPIL_NOISE_SD * np.sqrt(1 - rho**2), len(t))
+    arousal = np.zeros(len(t))
+    for i in range(1, len(t)):
+        arousal[i] = rho * arousal[i - 1] + noise[i]
+    log_area = np.log(PUPIL_BASE) + PUPIL_RUN_GAIN * _running_state(running, t - 1.0) + arousal
+    area = np.exp(log_area)
+    area[rng.random(len(t)) < 0.01] = np.nan
+    return PupilArea(times=t, area=area, source="simulated")
 
 
 def _spikes(rng, units, model: _ReceptiveFieldModel, schedule: _Schedule, drive, running, duration):
@@ -664,5 +706,20 @@ def _truth(units: pd.DataFrame, model: _ReceptiveFieldModel, genotype: str, seed
         "screen_deg": list(SCREEN_DEG),
         "model": "Gabor (simple/complex) and DoG LN units on stimulus pixels; exponential nonlinearity; "
                  "gamma-modulated Poisson spikes; see neurrator.data.simulate",
+        "running": {
+            "model": "rate × exp(running_beta · s(v)), s(v) = v⁺ / (v⁺ + half_speed) · (ref_speed + half_speed) / "
+                     "ref_speed with v⁺ = max(v, 0), v = running speed (cm/s) at the presentation's start; "
+                     "running_beta per unit in units.running_beta",
+            "half_speed_cm_s": RUNNING_HALF_SPEED,
+            "ref_speed_cm_s": RUNNING_REF_SPEED,
+            "mean_beta_by_population": dict(RUNNING_BETA),
+            "beta_sd": 0.2,
+        },
+        "pupil": {
+            "model": "log area = log(base) + run_gain · s(v(t − 1 s)) + AR(1) arousal noise; ~1 % NaN (blinks); "
+                     "no unit's rate depends on the pupil",
+            "base": PUPIL_BASE, "run_gain": PUPIL_RUN_GAIN, "noise_sd": PUPIL_NOISE_SD, "tau_s": PUPIL_TAU_S,
+            "rate_hz": PUPIL_RATE_HZ,
+        },
         "units": per_unit,
     }

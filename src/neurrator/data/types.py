@@ -73,10 +73,45 @@ class SpikeTrains:
 
 @dataclass(frozen=True)
 class RunningSpeed:
-    """Running speed of the animal. ``times`` (n,) seconds; ``speed`` (n,) cm/s."""
+    """Running speed of the animal. ``times`` (n,) seconds; ``speed`` (n,) cm/s.
+
+    ``source`` names where it was read from (an NWB path inside the file, or ``"simulated"``).
+    """
 
     times: np.ndarray
     speed: np.ndarray
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PupilArea:
+    """Pupil area from eye tracking. ``times`` (n,) seconds; ``area`` (n,) in the file's unit
+    (Allen: the gaze-mapping module's area), NaN where the pupil was not tracked (blinks).
+    ``source`` names where it was read from."""
+
+    times: np.ndarray
+    area: np.ndarray
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What one session recorded about the animal, plus the presentation times to align it to
+    stimulus frames; read without spikes by :func:`neurrator.data.allen.read_behaviour`.
+
+    Attributes
+    ----------
+    session_id : as in :class:`Session`.
+    running_speed, pupil_area : ``None`` when the file does not have them.
+    presentations : stimulus name → table as in :attr:`Session.presentations`.
+    source : the file it was read from (``None`` if built in memory).
+    """
+
+    session_id: str
+    running_speed: RunningSpeed | None
+    pupil_area: PupilArea | None
+    presentations: dict[str, pd.DataFrame]
+    source: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,7 @@ class Session:
     running_speed : running speed, if recorded.
     source : the file it was read from (``None`` if built in memory).
     is_simulated : True if this session came from :mod:`neurrator.data.simulate`.
+    pupil_area : pupil area, if the file has eye tracking.
     """
 
     session_id: str
@@ -110,6 +146,7 @@ class Session:
     running_speed: RunningSpeed | None = None
     source: Path | None = None
     is_simulated: bool = False
+    pupil_area: PupilArea | None = None
 
     def __post_init__(self) -> None:
         if not np.array_equal(self.units.index.to_numpy(), self.spikes.unit_ids):
@@ -118,6 +155,10 @@ class Session:
     @property
     def n_units(self) -> int:
         return len(self.spikes)
+
+    def behaviour(self) -> Behaviour:
+        """Running speed, pupil area and presentations of this session."""
+        return Behaviour(self.session_id, self.running_speed, self.pupil_area, self.presentations, self.source)
 
     @property
     def cre_line(self) -> str | None:
@@ -144,6 +185,7 @@ class Session:
             running_speed=self.running_speed,
             source=self.source,
             is_simulated=self.is_simulated,
+            pupil_area=self.pupil_area,
         )
 
 

@@ -106,6 +106,17 @@ def check_units(meta: CheckpointMeta, unit_ids, *, source: str | Path | None) ->
     raise InputError(source, f"session does not match the encoder checkpoint: it {problem}")
 
 
+def check_session(meta, dataset, *, what: str = "encoder") -> None:
+    """:class:`InputError` unless ``dataset`` has the checkpoint's units (same order) and was
+    z-scored with its statistics (``meta``: anything with ``unit_ids``, ``zscore_mean``, ``zscore_std``)."""
+    check_units(meta, dataset.unit_ids, source=None)
+    same = np.allclose(dataset.zscore.mean, meta.zscore_mean, rtol=1e-5, atol=1e-6) and np.allclose(
+        dataset.zscore.std, meta.zscore_std, rtol=1e-5, atol=1e-6)
+    if not same:
+        raise InputError(None, f"session was z-scored with other statistics than the {what} was trained on "
+                               "(a different split or ingest); re-ingest with the training split")
+
+
 def check_space(meta: CheckpointMeta, space: SpaceInfo | str, *, source: str | Path | None) -> None:
     """:class:`InputError` unless ``space`` (a SpaceInfo or a space id) is the checkpoint's."""
     space_id = space if isinstance(space, str) else space.space_id

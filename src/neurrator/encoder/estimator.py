@@ -14,7 +14,6 @@ unit's training mean), which subset-robust training makes an in-distribution inp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydantic
@@ -28,8 +27,8 @@ from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
 from neurrator.encoder.checkpoint import (
     CheckpointMeta,
+    check_session,
     check_space,
-    check_units,
     load_checkpoint,
     save_checkpoint,
 )
@@ -192,35 +191,16 @@ class _EncoderEstimator(BaseEstimator):
                                        f"({dataset.n_repeats} repeats) or the targets ({targets.n_frames} frames)")
 
     def _check_session(self, dataset: NeuralDataset) -> None:
-        check_units(self.meta_, dataset.unit_ids, source=None)
-        same = np.allclose(dataset.zscore.mean, self.meta_.zscore_mean, rtol=1e-5, atol=1e-6) and np.allclose(
-            dataset.zscore.std, self.meta_.zscore_std, rtol=1e-5, atol=1e-6)
-        if not same:
-            raise InputError(None, "session was z-scored with other statistics than the encoder was trained on "
-                                   "(a different split or ingest); re-ingest with the training split")
+        check_session(self.meta_, dataset)
 
     def unit_mask(self, dataset: NeuralDataset, units: UnitsArg) -> torch.Tensor | None:
         """(n_units,) bool mask for ``units``: None (all), a subset spec (``"area:VISp"``,
         ``"random:30"``, ...), a boolean mask, or a list of unit ids."""
-        if units is None:
-            return None
-        if isinstance(units, str):
-            from neurrator.preprocess.subsets import subset_mask
+        from neurrator.preprocess.subsets import resolve_unit_mask
 
-            mask = subset_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
-        else:
-            arr = np.asarray(units)
-            if arr.dtype == bool:
-                if arr.shape != (dataset.n_units,):
-                    raise InputError(None, f"unit mask has shape {arr.shape}, expected ({dataset.n_units},)")
-                mask = arr
-            else:
-                mask = np.isin(dataset.unit_ids.astype(str), arr.astype(str))
-                if mask.sum() != len(np.unique(arr)):
-                    raise InputError(None, f"{len(np.unique(arr)) - int(mask.sum())} of the requested unit ids "
-                                           "are not in this session")
-        if not mask.any():
-            raise InputError(None, f"unit subset {units!r} selects no units")
+        mask = resolve_unit_mask(dataset.units, units, rng=np.random.default_rng(self.seed))
+        if mask is None:
+            return None
         return torch.from_numpy(np.asarray(mask, dtype=bool))
 
     @torch.no_grad()

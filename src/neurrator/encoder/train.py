@@ -118,12 +118,17 @@ def expand_to_bins(pairs: np.ndarray, bins_per_frame: int) -> tuple[np.ndarray, 
 
 
 class Task(Protocol):
-    targets: PatchTargets
+    """What the loop needs from a task. ``pairs`` are the batch's ``(repeat, frame)`` pairs (n, 2):
+    patch targets depend on the frame only, behaviour targets (``encoder.lm_estimator``) on both."""
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, frames: np.ndarray) -> torch.Tensor: ...
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, pairs: np.ndarray) -> torch.Tensor: ...
 
     def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, shifts: np.ndarray | None,
                  batch_size: int) -> float: ...
+
+    def fingerprint(self) -> str:
+        """Identifies the targets in resume checkpoints (a different target refuses to resume)."""
+        ...
 
 
 class PatchTask:
@@ -133,10 +138,13 @@ class PatchTask:
         self.targets = targets
         self.config = config
 
-    def loss(self, model, x, mask, frames):
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
+
+    def loss(self, model, x, mask, pairs):
         c = self.config
         return patch_loss(
-            model(x, mask), self.targets.batch(frames).to(x.device),
+            model(x, mask), self.targets.batch(pairs[:, 1]).to(x.device),
             mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
             infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
         )
@@ -166,8 +174,11 @@ class RetrievalTask:
         self.class_of_frame = np.full(targets.n_frames, -1, dtype=np.int64)
         self.class_of_frame[self.vocabulary] = np.arange(len(self.vocabulary))
 
-    def loss(self, model, x, mask, frames):
-        labels = torch.from_numpy(self.class_of_frame[frames]).to(x.device)
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
+
+    def loss(self, model, x, mask, pairs):
+        labels = torch.from_numpy(self.class_of_frame[pairs[:, 1]]).to(x.device)
         return F.cross_entropy(model(x, mask), labels)
 
     @torch.no_grad()
@@ -263,8 +274,12 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without the frozen basis buffers (they never change, so copies are waste)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if ".basis." not in k}
+    """State dict without what never changes: the frozen basis buffers and parameters that do
+    not require gradients (a frozen language-model backbone), so copies are not waste."""
+    return {
+        k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()
+        if ".basis." not in k and not (isinstance(v, torch.nn.Parameter) and not v.requires_grad)
+    }
 
 
 def save_resume(
@@ -377,14 +392,15 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
 
     torch.manual_seed(seed)
     data_rng = torch.Generator().manual_seed(seed + 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
 
     fingerprint = {
         "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
         "data": sha256_array(np.concatenate([dataset.zscore.mean, dataset.zscore.std])),
         "split": sha256_array(np.concatenate([train_pairs, val_pairs])),
-        "targets": f"{task.targets.info.space_id}:{task.targets.stimulus_hash}",
+        "targets": task.fingerprint(),
         "model": getattr(getattr(model, "config", None), "to_dict", dict)(),
         "training": c.model_dump(mode="json", exclude={"progress", "num_threads", "eval_batch_size", "device"}),
     }
@@ -409,10 +425,10 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
                                  subset_fraction=subset_fraction, generator=data_rng)
         x = sampler.gather(batch, offsets[index % plan.per_pair] + jitter).to(device, non_blocking=True)
-        loss = task.loss(model, x, mask.to(device), batch[:, 1])
+        loss = task.loss(model, x, mask.to(device), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trainable, c.grad_clip)
         optimizer.step()
         state.step += 1
         state.position += 1

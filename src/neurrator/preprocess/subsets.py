@@ -64,6 +64,33 @@ def subset_mask(units: pd.DataFrame, spec: str, *, rng: np.random.Generator | No
     return mask
 
 
+def resolve_unit_mask(units: pd.DataFrame, query, *, rng: np.random.Generator | None = None) -> np.ndarray | None:
+    """The (n_units,) bool mask a model query asks for, or ``None`` for every unit.
+
+    ``query`` is ``None`` (all units), a subset spec (``"area:VISp"``, ``"random:30"``, ...), a
+    boolean mask over the rows of ``units``, or a list of unit ids. Raises :class:`InputError`
+    for a mask of the wrong shape, unknown unit ids, or a query that selects no unit.
+    """
+    if query is None:
+        return None
+    if isinstance(query, str):
+        mask = subset_mask(units, query, rng=rng)
+    else:
+        arr = np.asarray(query)
+        if arr.dtype == bool:
+            if arr.shape != (len(units),):
+                raise InputError(None, f"unit mask has shape {arr.shape}, expected ({len(units)},)")
+            mask = arr
+        else:
+            mask = np.isin(units.index.to_numpy().astype(str), arr.astype(str))
+            if mask.sum() != len(np.unique(arr)):
+                raise InputError(None, f"{len(np.unique(arr)) - int(mask.sum())} of the requested unit ids "
+                                       "are not in this session")
+    if not mask.any():
+        raise InputError(None, f"unit subset {query!r} selects no units")
+    return np.asarray(mask, dtype=bool)
+
+
 def _term_mask(units: pd.DataFrame, kind: str, arg: str, spec: str) -> np.ndarray:
     if kind == "all" and not arg:
         return np.ones(len(units), dtype=bool)
