@@ -144,6 +144,7 @@ def evaluate_narrations(inputs: EvaluationInputs, settings: BenchmarkSettings,
     per_window["rank"] = ident.rank[inputs.windows]
     per_window["retrieved_frame"] = ident.retrieved[inputs.windows]
     summary["embedding"] = {k: m.to_dict() for k, m in {**metrics, **context.shot_oracle()}.items()}
+    summary["embedding_windows"] = len(inputs.predicted_frames)
     summary["controls"] = run_controls(controls) if controls is not None else {
         "skipped": ["controls off (evaluate.controls=false)"]}
     return Scores(per_window, summary)
