@@ -75,8 +75,8 @@ def evaluation_tables(summary: Mapping[str, Any], *, method: str) -> list[Result
                   "against every stimulus frame",
             groups=(columns,),
             rows=(ResultRow(method, cells), ResultRow("chance", chance, kind="reference")),
-            notes=("Readout: cosine between full patch tensors centred on the mean training-frame target "
-                   "(docs/evaluation.md). Chance: computed from the candidate sets; CKA and kNN purity: 95th "
-                   "percentile of permuted pairings.",),
+            notes=(("Readout: cosine between full patch tensors centred on the mean training-frame target "
+                    "(docs/evaluation.md). Chance: computed from the candidate sets; CKA and kNN purity: 95th "
+                    "percentile of permuted pairings."),),
         ))
     return tables
