@@ -1,6 +1,6 @@
 """Typed benchmark results: :class:`BenchmarkTable` (methods × regimes × metrics).
 
-Shape (``benchmark/table.json``, written and read only through :meth:`BenchmarkTable.save` /
+Shape (``benchmark/tables.json``, written and read only through :meth:`BenchmarkTable.save` /
 :meth:`BenchmarkTable.load`, validated on load):
 
 .. code-block:: text
@@ -33,7 +33,7 @@ from neurrator.core.io import atomic_write_json
 from neurrator.evaluate.methods import Budget, FitReport
 from neurrator.evaluate.stats import Interval
 
-TABLE_FILE = "table.json"
+TABLE_FILE = "tables.json"
 FORMAT = "neurrator-benchmark-table/1"
 
 
@@ -223,13 +223,13 @@ class BenchmarkTable:
         return table
 
     def save(self, folder: str | Path) -> Path:
-        """Validate and write ``folder/table.json`` atomically."""
+        """Validate and write ``folder/tables.json`` atomically."""
         self.validate()
         return atomic_write_json(Path(folder) / TABLE_FILE, self.to_dict())
 
     @classmethod
     def load(cls, folder: str | Path) -> BenchmarkTable:
-        """Read ``folder/table.json``; :class:`InputError` naming the file if missing or invalid."""
+        """Read ``folder/tables.json``; :class:`InputError` naming the file if missing or invalid."""
         path = Path(folder) / TABLE_FILE
         if not path.is_file():
             raise InputError(path, "benchmark table not found; run `neurrator benchmark`")
