@@ -59,8 +59,8 @@ DEMO_AREAS = {
 
 
 def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, AnalysisConfig, str]:
+    from neurrator import runio
     from neurrator.rundir import RunDir
-    from neurrator.stages.analyze import read_inputs
 
     run = RunDir.open(run_dir)
     config = run.config()
@@ -72,7 +72,7 @@ def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, A
         }
     )
     needs = needed_inputs(SUITE, config.analysis)
-    return read_inputs(run, config, needs), config.analysis, f"demo run {run_dir}"
+    return runio.read_analysis_inputs(run, config, needs), config.analysis, f"demo run {run_dir}"
 
 
 def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInputs, str]:

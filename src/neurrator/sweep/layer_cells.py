@@ -84,12 +84,12 @@ def scaling_cell(cell: Cell, inputs: CellInputs) -> dict:
     """
     from dataclasses import replace
 
+    from neurrator import runio
     from neurrator.analysis import scaling
-    from neurrator.stages.analyze import read_inputs
 
     run = inputs.run
     config = inputs.cached(("config",), run.config)
-    analysis_inputs = inputs.cached(("analysis_inputs",), lambda: read_inputs(run, config, frozenset()))
+    analysis_inputs = inputs.cached(("analysis_inputs",), lambda: runio.read_analysis_inputs(run, config, frozenset()))
     pool, size = str(cell.get("pool", "all units")), cell.get("size", "all")
     spec = config.analysis.scaling.pools.get(pool, pool)
     sc = config.analysis.scaling.model_copy(update={
