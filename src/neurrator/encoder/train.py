@@ -404,14 +404,15 @@ def save_resume(
 
 
 def load_resume(
-    folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict
+    folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict, *, state_type: type = TrainState,
 ) -> tuple[TrainState, dict[str, torch.Tensor], torch.Tensor]:
-    """Restore model, optimizer and RNGs from ``folder``; return the state, the best weights and
-    the current epoch's window order."""
+    """Restore model, optimizer and RNGs from ``folder``; return the state (a ``state_type``, the
+    dataclass that was saved: :class:`TrainState` here, the multi-session loop's own there), the
+    best weights and the current epoch's window order."""
     try:
         meta = json.loads((folder / RESUME_JSON).read_text())
         tensors = load_file(str(folder / RESUME_TENSORS))
-        state = TrainState(**meta["state"])
+        state = state_type(**meta["state"])
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise InputError(folder, f"unreadable resume checkpoint ({exc}); delete the folder to start over") from None
     if meta["fingerprint"] != fingerprint:
