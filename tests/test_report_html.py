@@ -95,6 +95,24 @@ def test_result_tables_have_methods_as_rows_and_reference_rows(demo_page):
     assert 'class="ci"' in narration  # intervals are shown
 
 
+def test_benchmark_tables_show_this_run_beside_the_paper(demo_page, tiny_demo_run):
+    """A1-A3, within-shot and zero-shot: this run's values from benchmark/tables.json, the paper's
+    from evaluate.paper, in their own column group."""
+    from neurrator.evaluate import paper
+    from neurrator.evaluate.results import BenchmarkTable
+
+    run, _ = tiny_demo_run
+    bench = BenchmarkTable.load(run / "benchmark")
+    tables = dict(re.findall(r'<div class="table-wrap" id="table-([a-z0-9_]+)">(.*?)</table>', demo_page, flags=re.S))
+    assert {"a1", "a1_released", "a2", "a3", "within_shot", "zero_shot"} <= set(tables)
+    assert "paper · Neurrator paper" in tables["a1_released"] and "paper ·" not in tables["a1"]
+    assert f"{paper.lookup('A1', 'Neurrator (ours)', 'sparse_random').value:.3f}" in tables["a1_released"]
+    regime = next(r for r in bench.regimes if r != bench.active)
+    method = bench.methods(regime)[0]
+    assert f"{bench.metric(regime, method, 'sbert').value:.3f}" in tables["a1"]
+    assert "n/a" in tables["zero_shot"] and "quick" in tables["a3"]
+
+
 def test_demo_ends_with_the_results_summary(tiny_demo_run):
     _, out = tiny_demo_run
     after = out.stdout.split("Report: ")[-1]
@@ -181,7 +199,7 @@ def test_a_corrupt_artifact_is_a_note_naming_the_file(tiny_run_copy):
     (tiny_run_copy / "narrate" / "narrations.parquet").write_bytes(b"PAR1 not parquet")
     html, result = _render(tiny_run_copy)
     visible = _Page(html).visible
-    assert "evaluate/summary.json could not be read" in visible and "not valid JSON" in visible
+    assert "evaluate/summary.json could not be read" in visible and "invalid evaluation result" in visible
     assert "narrations.parquet could not be read" in visible
     assert "could not be read" in result.summary
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from neurrator.analysis.result import AnalysisResult
 from neurrator.config import RunConfig
+from neurrator.evaluate.results import BenchmarkTable
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.report.content import (
     Figure,
@@ -32,7 +33,7 @@ from neurrator.report.content import (
     Timeline,
 )
 from neurrator.report.figures import is_png, score_distribution_png, training_curve_png
-from neurrator.report.results import evaluation_tables
+from neurrator.report.results import benchmark_tables, evaluation_tables
 from neurrator.report.tables import json_tables
 from neurrator.report.timeline import build_timeline, timeline_rows
 from neurrator.rundir import StageStatus
@@ -72,7 +73,8 @@ class ReportInputs:
         ``best_epoch`` is the kept checkpoint's step (or epoch).
     narrations : one row per narrated window (``repeat``, ``frame``, ``narration``, ``references``).
     per_window : one row per scored window (``repeat``, ``frame``, score columns).
-    evaluation : ``evaluate/summary.json``.
+    evaluation : the evaluate stage's summary (``Scores.summary``).
+    benchmark : the benchmark stage's :class:`~neurrator.evaluate.results.BenchmarkTable`.
     analyses : the analyze stage's results (``analysis.result.AnalysisResult``), in display order.
     raw : artefacts shown verbatim in the appendix.
     notes : why parts are absent ("missing" / "warning" notes), keyed by part:
@@ -93,6 +95,7 @@ class ReportInputs:
     narrations: pd.DataFrame | None = None
     per_window: pd.DataFrame | None = None
     evaluation: dict[str, Any] | None = None
+    benchmark: BenchmarkTable | None = None
     analyses: list[AnalysisResult] = field(default_factory=list)
     raw: list[RawFile] = field(default_factory=list)
     notes: dict[str, list[Note]] = field(default_factory=dict)
@@ -217,7 +220,10 @@ def build_report(inputs: ReportInputs) -> ReportContent:
     manifest = inputs.manifest
     provenance = Provenance(config_yaml=inputs.config_yaml, manifest=manifest)
     name = manifest.get("name") or inputs.config.name
-    results = evaluation_tables(inputs.evaluation, method=method_label(inputs.config)) if inputs.evaluation else []
+    # The run's own narrations first, then the benchmark's tables (A1-A3, within-shot, zero-shot),
+    # then the evaluate stage's embedding metrics of the trained encoder.
+    own = evaluation_tables(inputs.evaluation, method=method_label(inputs.config)) if inputs.evaluation else []
+    results = [*own[:1], *(benchmark_tables(inputs.benchmark) if inputs.benchmark is not None else []), *own[1:]]
     return ReportContent(
         title=f"Neurrator report — {name}",
         summary=RunSummary(name=str(name), facts=run_facts(inputs), stand_ins=provenance.stand_ins,

@@ -63,7 +63,9 @@ class Estimate:
     unit : ``"score"`` (3 decimals), ``"percent"`` (a fraction shown as %), ``"rank"`` (whole
         numbers) or ``"count"``.
     missing : text shown instead of a value (default a dash).
-    flag : a short mark shown after the value, e.g. ``"at chance"`` (its meaning is in the notes).
+    flag : a short mark shown after the value, e.g. ``"not above chance"``.
+    chance : the value's own chance level, shown under it (when it differs from row to row).
+    note : why a value is missing or what it means (shown on hover).
     """
 
     value: float | None
@@ -72,6 +74,8 @@ class Estimate:
     unit: str = "score"
     missing: str = "—"
     flag: str = ""
+    chance: float | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from neurrator.report.content import Estimate, ReportContent, Timeline
 from neurrator.report.figures import data_uri
-from neurrator.report.tables import format_cell, format_estimate
+from neurrator.report.tables import format_cell, format_chance, format_estimate
 
 #: Pixels per bin and per unit in the timeline's raster view.
 BIN_PX, UNIT_PX = 4, 3
@@ -79,6 +79,7 @@ def _environment() -> Environment:
     )
     env.filters["cell"] = format_cell
     env.filters["estimate"] = format_estimate
+    env.filters["chance"] = format_chance
     env.filters["data_uri"] = data_uri
     env.tests["estimate"] = lambda value: isinstance(value, Estimate)
     return env

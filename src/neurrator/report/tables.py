@@ -53,6 +53,13 @@ def _number(value: float, unit: str) -> str:
     return f"{value:.3f}"
 
 
+def format_chance(estimate: Estimate) -> str:
+    """``"chance 0.210"`` for an estimate carrying its own chance level, else ``""``."""
+    if estimate.chance is None:
+        return ""
+    return "chance " + _number(estimate.chance, estimate.unit) + (" %" if estimate.unit == "percent" else "")
+
+
 def format_estimate(estimate: Estimate) -> tuple[str, str]:
     """(value text, interval text) of a result cell; percents are shown as % without the sign
     in the interval, e.g. ``("47.6 %", "45.1–50.0")``.

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from neurrator.evaluate.tables import markdown_table
 from neurrator.report.content import Estimate, ResultTable
-from neurrator.report.tables import format_estimate
+from neurrator.report.tables import format_chance, format_estimate
 
 
 def estimate_text(estimate: Estimate) -> str:
-    """``0.509 [0.492–0.525]``, ``n/a``, ``—``; a flag in parentheses."""
+    """``0.509 [0.492–0.525]``, ``n/a``, ``—``; its chance level and a flag in parentheses."""
     value, interval = format_estimate(estimate)
-    return value + (f" [{interval}]" if interval else "") + (f" ({estimate.flag})" if estimate.flag else "")
+    extra = ", ".join(t for t in (format_chance(estimate), estimate.flag) if t)
+    return value + (f" [{interval}]" if interval else "") + (f" ({extra})" if extra else "")
 
 
 def result_table_text(table: ResultTable) -> str:

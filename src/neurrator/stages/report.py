@@ -21,6 +21,8 @@ from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
+from neurrator.evaluate.evaluation import Scores
+from neurrator.evaluate.results import BenchmarkTable
 from neurrator.report import Note, ReportInputs, build_report, raw_json, render_report
 from neurrator.report.text import results_text
 from neurrator.rundir import CONFIG_FILE, RunDir
@@ -107,10 +109,13 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
         # The log has a row per validation, by optimizer step (or by epoch for older logs).
         unit = "step" if inputs.training_log is not None and "step" in inputs.training_log else "epoch"
         inputs.best_epoch = (checkpoint.get("metrics") or {}).get(f"best_{unit}")
-    inputs.per_window = r.get("results", "evaluate", "per_window.parquet", _table)
-    inputs.evaluation = r.get("results", "evaluate", "summary.json", _json)
-    r.raw("evaluate/summary.json", inputs.evaluation)
-    r.raw("benchmark/tables.json", r.get("results", "benchmark", "tables.json", _json))
+    scores = r.get("results", "evaluate", "summary.json", lambda p: Scores.load(p.parent))
+    if scores is not None:
+        inputs.per_window, inputs.evaluation = scores.per_window, scores.summary
+        r.raw("evaluate/summary.json", scores.summary)
+    inputs.benchmark = r.get("results", "benchmark", "tables.json", lambda p: BenchmarkTable.load(p.parent))
+    if inputs.benchmark is not None:
+        r.raw("benchmark/tables.json", inputs.benchmark.to_dict())
     analyze = run.stage_dir("analyze")
     if not analyze.is_dir():
         r.absent("analyses", "analyze", "analyses")
