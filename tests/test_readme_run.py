@@ -40,7 +40,7 @@ OVERRIDES = [
     "encoder.batch_size=32", "narrate.max_new_tokens=6", "narrate.batch_size=8",
     *(s for s in TINY if not s.startswith("data.simulation")),
 ]
-STAGE_COMMANDS = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report")
+STAGE_COMMANDS = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report", "sweep")
 
 
 def shell_blocks(text: str) -> list[str]:
@@ -106,9 +106,7 @@ def tiny_models(tmp_path_factory):
 
 
 def _allen_block() -> list[str]:
-    text = README.read_text()
-    section = text[text.index("## Your own Allen session"):]
-    return commands(shell_blocks(section)[0])
+    return commands(shell_blocks(section("Your own Allen session"))[0])
 
 
 def _localised(lines: list[str], files: dict[str, Path], models: dict[str, Path], run: Path) -> list[str]:
@@ -171,6 +169,14 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+def section(heading: str) -> str:
+    """The README text under ``## <heading>…`` up to the next ``## `` heading."""
+    text = README.read_text()
+    start = text.index(f"## {heading}")
+    end = text.find("\n## ", start + 3)
+    return text[start:] if end < 0 else text[start:end]
+
+
 @pytest.mark.slow
 def test_python_api_block_runs(tmp_path, monkeypatch):
     """The README's Python block, executed as written in a fresh folder holding the session file
@@ -198,7 +204,45 @@ def test_python_api_block_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "run_pipeline", tiny_pipeline)
     monkeypatch.setattr(api, "Neurrator", functools.partial(api.Neurrator, max_steps=20, val_every=10, batch_size=16))
     namespace: dict = {}
-    exec(compile(python_blocks(README.read_text())[0], "README.md (Python API)", "exec"), namespace)
+    exec(compile(python_blocks(section("Python API"))[0], "README.md (Python API)", "exec"), namespace)
     assert namespace["patches"].shape[0] == len(namespace["split"].test)
     assert len(namespace["narrations"]) > 0 and namespace["sae"].name == "sae"
     assert (tmp_path / "runs" / "mine" / "report" / "report.html").is_file()
+
+
+#: README commands this machine cannot run, and why; their overrides are still checked.
+NOT_RUNNABLE_HERE = {
+    "--address ray://": "joins an existing Ray cluster",
+    "narrate.narrator=vllm": "vLLM needs CUDA",
+    "neurrator sweep --run runs/demo --grid grid.yaml ": "a 24-cell encoder sweep over the full demo (the sweep "
+    "engine's own tests run it on small grids)",
+}
+
+
+def test_scale_blocks_run_or_have_their_settings_checked(allen_session, tmp_path):
+    """The scale section: the many-session ingest runs (its two manifest entries pointed at two
+    local copies of the test session); commands that need a cluster, CUDA or the full demo have
+    their ``--set`` overrides checked by ``neurrator config``."""
+    from typer.testing import CliRunner
+
+    from neurrator.cli import app
+
+    lines = [line for block in shell_blocks(section("Scale")) for line in commands(block)]
+    second = tmp_path / "session_2.nwb"
+    second.write_bytes(allen_session["NWB"].read_bytes())
+    runnable = []
+    for line in lines:
+        reason = next((why for key, why in NOT_RUNNABLE_HERE.items() if key in line), None)
+        if reason is None:
+            line = line.replace("/data/session_715093703.nwb", str(allen_session["NWB"]))
+            runnable.append(re.sub(r"'dandi:[^']*'", str(second), line))
+            continue
+        pairs = [a for a in shlex.split(line.split("#")[0]) if "=" in a and not a.startswith("--")]
+        result = CliRunner().invoke(app, ["config", *(x for p in pairs for x in ("--set", p))])
+        assert result.exit_code == 0, f"{line!r} ({reason}): {result.exception}"
+    assert any(line.startswith("neurrator ingest") for line in runnable)
+    prelude = [f"STIM={allen_session['STIM']}", f"CAPTIONS={allen_session['CAPTIONS']}"]
+    out = _run_bash(prelude + [line for line in runnable if not line.startswith("neurrator sweep")], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    index = json.loads((tmp_path / "runs" / "many" / "ingest" / "sessions.json").read_text())
+    assert len(index["sessions"]) == 2
