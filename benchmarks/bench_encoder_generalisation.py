@@ -190,9 +190,10 @@ def identify(pred: np.ndarray, true_frames: np.ndarray, candidates: np.ndarray, 
 
 def fit_ridge(dataset, targets, split, seed):
     """Ridge from 2-chunk window features to 128 target PCs; alpha chosen on validation."""
-    from neurrator.evaluate.baselines import RidgePatches, TargetBasis, window_features
+    from neurrator.core.linalg import fit_pca_basis
+    from neurrator.evaluate.baselines import RidgePatches, window_features
 
-    basis = TargetBasis(128).fit(targets.patches, split.train_frames)
+    basis = fit_pca_basis(targets.patches, split.train_frames, 128)
     xtr, xva = window_features(dataset, split.train), window_features(dataset, split.val)
     ytr = basis.transform(targets.patches, split.train[:, 1])
     best = None

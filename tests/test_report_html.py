@@ -21,7 +21,7 @@ from neurrator.report import Estimate, format_estimate
 from neurrator.report.html import json_for_html
 from neurrator.rundir import RunDir
 from neurrator.stages import report as report_stage
-from neurrator.stages import run_stage
+from neurrator.stages import PIPELINE, run_stage
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & </pre></script><!-- \u2028'
 
@@ -188,7 +188,7 @@ def test_a_corrupt_artifact_is_a_note_naming_the_file(tiny_run_copy):
 
 def test_failed_and_stale_stages_are_flagged(tiny_run_copy):
     run = RunDir.open(tiny_run_copy)
-    with pytest.raises(RuntimeError), run.stage("benchmark", ("ingest", "embed", "benchmark", "analyze")):
+    with pytest.raises(RuntimeError), run.stage("benchmark", PIPELINE):
         raise RuntimeError("CEBRA <exploded>")
     html, _ = _render(tiny_run_copy)
     visible = _Page(html).visible

@@ -19,7 +19,7 @@ import yaml
 from neurrator.config import RunConfig
 from neurrator.core.errors import NeurratorError
 from neurrator.rundir import CONFIG_FILE, RunDir, default_run_name, status_table
-from neurrator.stages import DEMO_ORDER, STAGES, StageResult, run_stage
+from neurrator.stages import DEMO_ORDER, PIPELINE, STAGES, StageResult, run_stage
 
 app = typer.Typer(
     name="neurrator",
@@ -177,7 +177,7 @@ def status(run: Annotated[Path, typer.Option("--run", help="Run directory.")]) -
     A stage is stale when an earlier stage failed or re-ran after it; stages refuse stale
     inputs and name the stage to re-run.
     """
-    typer.echo(status_table(RunDir.open(run).statuses(tuple(STAGES))))
+    typer.echo(status_table(RunDir.open(run).statuses(PIPELINE)))
 
 
 @app.command()

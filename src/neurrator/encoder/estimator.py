@@ -22,9 +22,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from neurrator.core.errors import InputError
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import (
     CheckpointMeta,
     check_session,
@@ -324,13 +324,13 @@ class Neurrator(_EncoderEstimator):
         model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim)
         basis = None
         if c.head == "basis":  # fitted to the training frames only
-            basis = fit_patch_basis(targets.patches, split.train_frames, c.basis_rank)
+            basis = fit_pca_basis(targets.patches, split.train_frames, c.basis_rank)
             model_config.basis_rank = basis.rank
         torch.manual_seed(self.seed)
         model = NeurratorPatches(model_config)
         metrics = {"mean_patch_baseline": mean_patch_baseline(targets, split.train_frames, split.val)}
         if basis is not None:
-            model.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
             metrics["basis_explained_variance"] = basis.explained
         if model.local is not None:  # retinotopy from the training windows only
             support, weight, _ = estimate_retinotopy(dataset, targets, self._train_val(c, split)[0], c.rf_units)

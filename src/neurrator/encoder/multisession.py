@@ -58,9 +58,9 @@ from tqdm.auto import tqdm
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json, sha256_array
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import check_session, check_space, code_version
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, patch_cosine, patch_loss
@@ -576,7 +576,7 @@ class MultiSessionNeurrator(BaseEstimator):
         train_frames = np.unique(np.concatenate([s.split.train_frames for s in sessions]))
         basis = None
         if core.head == "basis":
-            basis = fit_patch_basis(targets.patches, train_frames, core.basis_rank)
+            basis = fit_pca_basis(targets.patches, train_frames, core.basis_rank)
             core.basis_rank = basis.rank
         torch.manual_seed(self.seed)
         model = MultiSessionPatches(core)
@@ -586,7 +586,7 @@ class MultiSessionNeurrator(BaseEstimator):
             slots[s.key] = f"s{k}"
             model.read_in.add_session(f"s{k}", s.dataset.n_units, gen)
         if basis is not None:
-            model.core.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.core.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
         budget = Budget(self.max_steps, self.val_every, self.patience, self.max_minutes * 60, self.lr or c.lr)
         run = [_Session(slots[s.key], s) for s in sessions]
         trainable = [n for n, _ in model.named_parameters()]

@@ -24,7 +24,7 @@ from neurrator.core.io import atomic_write_text
 from neurrator.report import Note, ReportInputs, build_report, raw_json, render_report
 from neurrator.report.text import results_text
 from neurrator.rundir import CONFIG_FILE, RunDir
-from neurrator.stages import STAGES, StageResult
+from neurrator.stages import PIPELINE, StageResult
 
 T = TypeVar("T")
 #: A missing or unusable input: the artefact is absent (:class:`StageUnavailableError`) or
@@ -92,7 +92,7 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
         manifest, notes = {}, [Note(f"Provenance incomplete: {exc}", "warning")]
     config_path = run.root / CONFIG_FILE
     inputs = ReportInputs(config=config, manifest=manifest, config_yaml=config_path.read_text() if config_path.is_file() else None,
-                          statuses=run.statuses(tuple(STAGES)) if manifest else [], notes={"run": notes})
+                          statuses=run.statuses(PIPELINE) if manifest else [], notes={"run": notes})
     r = _Reader(run, inputs)
     inputs.dataset = r.load("timeline", "ingest", "ingest/dataset", runio.read_dataset)
     stimulus = r.load("timeline", "ingest", "ingest/stimulus.json", runio.read_stimulus)
