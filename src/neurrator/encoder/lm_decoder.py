@@ -312,12 +312,15 @@ def smollm2_base(cache_dir: str | Path | None = None, *, n_layers: int | None = 
 def _quiet_transformers():
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _smollm2_cache(cache_dir: str | Path | None) -> Path | None:

@@ -24,6 +24,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("neurrator.stages.evaluate", "Score narrations (SBERT + controls) and embeddings."),
     "benchmark": ("neurrator.stages.benchmark", "Baselines side by side (Ridge, PCA+kNN, CEBRA, MLP)."),
     "analyze": ("neurrator.stages.analyze", "Scaling curves, area/cell-type probes, SAE concepts."),
+    "lm_decode": ("neurrator.stages.lm_decode", "Language-model backbones as decoders of behaviour and vision "
+                  "(pretrained vs random, controls, salience)."),
     "report": ("neurrator.stages.report", "Write the self-contained HTML report."),
     "sweep": ("neurrator.stages.sweep", "Fan the cells of a grid file out as Ray tasks; one Parquet table."),
 }
