@@ -91,13 +91,14 @@ def test_unknown_asset_and_http_errors(server, tmp_path):
 
 def test_ingest_downloads_configured_dandi_assets(server, tmp_path):
     from neurrator.config import RunConfig
-    from neurrator.rundir import RunDir
-    from neurrator.stages.ingest import session_paths
+    from neurrator.data.manifest import session_sources
 
     config = RunConfig().with_overrides({
         "data.source": "nwb", "data.dandi_assets": ["sub-1/sub-1_ses-2.nwb"], "data.dandi_api_url": server,
         "data.download_dir": str(tmp_path / "cache"),
     })
-    paths, simulated = session_paths(RunDir.create(tmp_path / "run", config), config)
-    assert not simulated and paths == [tmp_path / "cache" / "sub-1_ses-2.nwb"]
+    sources, simulated = session_sources(config.data)
+    assert not simulated and [s.kind for s in sources] == ["dandi"]
+    paths = [s.resolve(config.data.download_dir, api_url=server) for s in sources]  # what ingest does, in turn
+    assert paths == [tmp_path / "cache" / "sub-1_ses-2.nwb"]
     assert paths[0].read_bytes() == PAYLOAD

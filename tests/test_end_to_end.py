@@ -14,46 +14,11 @@ import sys
 import pandas as pd
 import pytest
 
-TINY = [
-    "data.simulation.n_units=60",
-    "data.simulation.movie_repeats=6",
-    "data.simulation.scene_repeats=4",
-    "encoder.max_epochs=2",
-    "encoder.windows_per_epoch=256",
-    "encoder.max_minutes=0.5",
-    "narrate.max_windows=60",
-    "evaluate.n_bootstrap=200",
-    "evaluate.controls_max_windows=48",
-    "evaluate.benchmark.cebra_dims=[16]",
-    "evaluate.benchmark.cebra_iterations_quick=20",
-    "evaluate.benchmark.max_train_windows_quick=600",
-    "evaluate.benchmark.max_test_windows_quick=60",
-    "evaluate.benchmark.mlp_epochs_quick=3",
-    "evaluate.benchmark.neurrator_minutes_quick=0.05",
-    "analysis.max_windows=48",
-    "analysis.scaling.sizes=[1,10,all]",
-    "analysis.scaling.max_windows=16",
-    "analysis.contrasts.n_permutations=20",
-    "analysis.sae.epochs=2",
-    "analysis.sae.n_bootstrap=100",
-    "analysis.neurons.units=6",
-    "analysis.neurons.max_windows=8",
-    "analysis.neurons.narrated_windows=2",
-    "analysis.attribution.max_windows=16",
-]
-
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    sets = [arg for s in TINY for arg in ("--set", s)]
-    out = subprocess.run(
-        [sys.executable, "-m", "neurrator.cli", "demo", "--name", "tiny", "--run", str(root / "tiny"),
-         "--set", f"cache_dir={root / 'cache'}", *sets],
-        capture_output=True, text=True, timeout=900, cwd=root,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return root / "tiny", out
+def demo_run(tiny_demo_run):
+    """The tiny ``neurrator demo`` of ``conftest.py`` (shared with the report tests)."""
+    return tiny_demo_run
 
 
 def test_demo_writes_every_stage_and_a_report(demo_run):

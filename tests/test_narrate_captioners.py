@@ -14,6 +14,7 @@ from neurrator.core.errors import InputError
 from neurrator.data.stimulus import read_captions_json
 from neurrator.narrate import CAPTIONERS, NarrateConfig, build_captioner
 from neurrator.narrate.captioners import Blip2Captioner
+from tiny_models import save_tiny_blip2
 
 
 def _stimulus(captions, is_stand_in=True):
@@ -59,42 +60,7 @@ def test_bad_caption_json_names_the_file(tmp_path, content, problem):
 
 @pytest.fixture(scope="module")
 def tiny_blip2_dir(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (
-        Blip2Config,
-        Blip2ForConditionalGeneration,
-        Blip2Processor,
-        Blip2QFormerConfig,
-        Blip2VisionConfig,
-        BlipImageProcessor,
-        OPTConfig,
-        PreTrainedTokenizerFast,
-    )
-
-    words = ["a", "the", "car", "dog", "room", "dark", "tree", "road", "person", "sits", "stands", "parked"]
-    vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>", "<image>", *words])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    config = Blip2Config(
-        vision_config=Blip2VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                        image_size=28, patch_size=7),
-        qformer_config=Blip2QFormerConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                                          encoder_hidden_size=16, vocab_size=len(vocab)),
-        text_config=OPTConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
-                              max_position_embeddings=64, word_embed_proj_dim=16, pad_token_id=1, bos_token_id=2, eos_token_id=3,
-                              init_std=0.5),
-        num_query_tokens=4, image_token_index=vocab["<image>"],
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-blip2")
-    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
-    Blip2Processor(image_processor=BlipImageProcessor(size={"height": 28, "width": 28}), tokenizer=tokenizer,
-                   num_query_tokens=4).save_pretrained(folder)
-    return folder
+    return save_tiny_blip2(tmp_path_factory.mktemp("tiny-blip2"))
 
 
 def test_blip2_captions_true_frames(tiny_blip2_dir):

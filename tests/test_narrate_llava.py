@@ -13,56 +13,14 @@ from neurrator.core.errors import InputError  # noqa: E402
 from neurrator.narrate import NARRATORS, CAPTIONERS, NarrateConfig, build_narrator  # noqa: E402
 from neurrator.narrate.captioners import LlavaCaptioner  # noqa: E402
 from neurrator.narrate.llava import LlavaNarrator, injected_patches, load_llava  # noqa: E402
+from tiny_models import save_tiny_llava  # noqa: E402
 
-WORDS = "USER ASSISTANT : Describe this scene in one sentence . a the car dog room dark tree road person sits parked".split()
 GRID, DIM = 16, 16  # 28 px images, 7 px patches → 4 × 4 patches of width 16
-
-
-def tiny_tokenizer():
-    """A word-level fast tokenizer with LLaVA's ``<image>`` token, built without any download."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>", "<image>", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    backend.decoder = decoders.WordPiece(prefix="##")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
 
 
 @pytest.fixture(scope="module")
 def tiny_llava_dir(tmp_path_factory):
-    from transformers import (
-        CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
-    )
-
-    tokenizer = tiny_tokenizer()
-    vision = CLIPVisionConfig(
-        hidden_size=DIM, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, pad_token_id=1, bos_token_id=2, eos_token_id=3,
-    )
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-2, vision_feature_select_strategy="default",
-    )
-    # A wide initialisation makes the tiny random LM sensitive to its image tokens.
-    config.text_config.initializer_range = 0.5
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config).eval()
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}),
-        tokenizer=tokenizer, patch_size=7, vision_feature_select_strategy="default", num_additional_image_tokens=1,
-    )
-    folder = tmp_path_factory.mktemp("tiny-llava")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture(scope="module")

@@ -1,196 +1,109 @@
-"""The report in a real browser: headless Chromium loads it without console errors and
-shows every figure. Run with ``pytest -m browser`` (``make test-browser``; ``.ci/run``
-installs Debian's ``chromium`` first). Skipped when Chromium is not installed.
+"""The report in a real browser: headless Chromium loads the report of a real tiny run (see
+``conftest.py``) without console errors, decodes every image, runs the timeline script the
+CSP allows by hash (and nothing else), and dragging the scrubber changes the sentence.
 
-Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe`` (NUL-
-separated JSON on file descriptors 3 and 4), so no websocket library or open port is needed
-and nothing leaves the machine.
+Run with ``pytest -m browser`` (``make test-browser``; ``.ci/run`` installs Debian's
+``chromium`` first). Skipped when Chromium is not installed. The DevTools client lives in
+``tests/chromium.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import select
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from types import SimpleNamespace
-
+import pandas as pd
 import pytest
-from test_report_synthetic_run import synthetic_frames, write_synthetic_run
+from chromium import CHROMIUM, Chromium
 
-import neurrator.data
-from neurrator.config import RunConfig
+from neurrator.rundir import RunDir
 from neurrator.stages import report as report_stage
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium not installed (`apt-get install -y chromium`; .ci/run does this)"
 )
-
-#: Flags that keep headless Chromium offline and quiet (no sync, updates or network probes).
-_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--window-size=1280,900",
-)
-
-
-class Chromium:
-    """A minimal DevTools-protocol client over ``--remote-debugging-pipe``."""
-
-    def __init__(self, executable: str, timeout: float = 30.0):
-        self.timeout = timeout
-        self.profile = tempfile.mkdtemp(prefix="neurrator-chromium-")
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        # Chromium reads commands on fd 3 and writes replies on fd 4. A tiny Python trampoline
-        # moves the pipe ends there and execs Chromium; no other descriptor is inherited, so
-        # nothing strays onto our stdout/stderr. (A POSIX sh cannot redirect from fds above 9.)
-        trampoline = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
-                      "os.execvp(sys.argv[3], sys.argv[3:])")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", trampoline, str(to_browser_r), str(from_browser_w),
-             executable, *_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
-            pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buffer = b""
-        self._next_id = 0
-        self.session: str | None = None
-        self.events: list[dict] = []
-
-    def _receive(self, deadline: float) -> dict:
-        while b"\0" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._from_browser], [], [], remaining)[0]:
-                raise TimeoutError("Chromium did not answer in time")
-            chunk = os.read(self._from_browser, 1 << 16)
-            if not chunk:
-                raise EOFError("Chromium closed the DevTools pipe")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def call(self, method: str, params: dict | None = None, *, browser_level: bool = False) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params or {}}
-        if self.session and not browser_level:
-            message["sessionId"] = self.session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + self.timeout
-        while True:
-            reply = self._receive(deadline)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def open(self, url: str) -> None:
-        """Open ``url`` in a fresh tab with console and log events on, and wait for it to load."""
-        target = self.call("Target.createTarget", {"url": "about:blank"}, browser_level=True)["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 browser_level=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable")
-        self.call("Page.navigate", {"url": url})
-        deadline = time.monotonic() + self.timeout
-        while self.evaluate("document.readyState") != "complete":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not finish loading")
-            time.sleep(0.05)
-
-    def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
-        return result["result"].get("value")
-
-    def screenshot(self) -> bytes:
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})["data"]
-        return base64.b64decode(data)
-
-    def console_problems(self) -> list[str]:
-        """Console errors/warnings, uncaught exceptions and browser log errors (e.g. CSP blocks)."""
-        problems = []
-        for event in self.events:
-            method, params = event.get("method"), event.get("params", {})
-            if method == "Runtime.exceptionThrown":
-                problems.append(params["exceptionDetails"].get("text", "exception"))
-            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
-                problems.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
-            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
-                problems.append(params["entry"]["text"])
-        return problems
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", browser_level=True)
-        except (OSError, EOFError, TimeoutError, RuntimeError):
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for fd in (self._to_browser, self._from_browser):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        shutil.rmtree(self.profile, ignore_errors=True)
+HOSTILE = '<script>console.error("escaped?")</script><img src=x onerror=console.error(1)></script><!--'
 
 
 @pytest.fixture
 def browser():
-    client = Chromium(CHROMIUM)
+    client = Chromium(CHROMIUM, width=1400, height=900)
     try:
         yield client
     finally:
         client.close()
 
 
-#: Every <img> with whether it decoded (a broken data URI gives naturalWidth 0).
-_IMAGES = (
-    "Array.from(document.images)"
-    ".map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth}))"
-)
+#: Every <img> and CSS background image, with whether it decoded (a broken data URI fails).
+_IMAGES = """(async () => {
+  const urls = Array.from(document.images).map(i => [i.alt, i.src]);
+  document.querySelectorAll('[style*="background-image"]').forEach(el => {
+    const m = getComputedStyle(el).backgroundImage.match(/^url\\("(.*)"\\)$/);
+    urls.push([el.getAttribute('aria-label') || el.id, m ? m[1] : '']);
+  });
+  const out = [];
+  for (const [alt, src] of urls) {
+    const img = new Image(); img.src = src;
+    let ok = true; try { await img.decode(); } catch (e) { ok = false; }
+    out.push({alt, ok: ok && img.naturalWidth > 0});
+  }
+  return out;
+})()"""
+
+_STATE = """({sentence: document.getElementById('tl-sentence').textContent,
+  score: document.getElementById('tl-score').textContent,
+  frame: document.getElementById('tl-frame').style.backgroundPosition,
+  raster: Array.from(document.querySelectorAll('.tl-strip')).filter(s => !s.hidden)
+             .map(s => s.querySelector('.tl-raster').style.backgroundPosition).join(),
+  slider: +document.getElementById('tl-slider').value})"""
+
+
+def _drag(browser: Chromium, to_fraction: float) -> None:
+    """Press on the scrubber's thumb, drag it to ``to_fraction`` of its width, release."""
+    browser.evaluate("document.getElementById('tl-slider').scrollIntoView({block: 'center'})")
+    box = browser.evaluate("(() => { const r = document.getElementById('tl-slider').getBoundingClientRect();"
+                           " return {x: r.left, y: r.top + r.height / 2, w: r.width}; })()")
+    start = box["x"] + 4
+    browser.mouse("mousePressed", start, box["y"])
+    for k in range(1, 11):
+        browser.mouse("mouseMoved", start + (box["w"] * to_fraction - 4) * k / 10, box["y"])
+    browser.mouse("mouseReleased", box["x"] + box["w"] * to_fraction, box["y"], buttons=0)
 
 
 @needs_chromium
-def test_report_loads_without_console_errors_and_shows_every_figure(tmp_path, monkeypatch, browser):
-    monkeypatch.setattr(neurrator.data, "load_stimulus_record",
-                        lambda path: SimpleNamespace(frames=synthetic_frames(), captions={}), raising=False)
-    hostile = '<script>console.error("escaped?")</script><img src=x onerror=console.error(1)>'
-    run = write_synthetic_run(tmp_path / "run", narration=hostile)
-    report_stage.run(run, RunConfig(name="synthetic").with_overrides({"report.timeline_frames": 4}))
-    page = run.root / "report" / "report.html"
+def test_report_runs_its_timeline_and_nothing_else(tiny_run_copy, browser):
+    run = RunDir.open(tiny_run_copy)
+    path = run.stage_dir("narrate") / "narrations.parquet"
+    narrations = pd.read_parquet(path)
+    first = narrations.sort_values(["frame", "repeat"]).index[0]
+    narrations.loc[first, "narration"] = HOSTILE
+    narrations.to_parquet(path)
+    report_stage.run(run, run.config())
+    page = run.stage_dir("report") / "report.html"
 
     browser.open(page.resolve().as_uri())
-    images = browser.evaluate(_IMAGES)
-    shot = browser.screenshot()
-    (tmp_path / "report.png").write_bytes(shot)
-
+    images = browser.evaluate(_IMAGES, await_promise=True)
     assert browser.console_problems() == []
-    # 2 analysis figures + score distribution + training curve + 4 thumbnails + 4 rasters, all decoded.
-    assert len(images) == 12
-    assert all(img["ok"] for img in images), [img["alt"] for img in images if not img["ok"]]
-    assert browser.evaluate("document.scripts.length") == 0
-    assert hostile in browser.evaluate("document.body.innerText")
-    assert browser.evaluate("document.getElementById('stand-ins').innerText").count("stand-in") >= 1
-    assert shot.startswith(b"\x89PNG") and len(shot) > 50_000
+    assert len(images) >= 6 and all(img["ok"] for img in images), images
+    # The one timeline script and its JSON data block; the hostile text is only text.
+    assert browser.evaluate("Array.from(document.scripts).map(s => s.type || 'js')") == ["application/json", "js"]
+    before = browser.evaluate(_STATE)
+    assert before["sentence"] == HOSTILE and before["slider"] == narrations.loc[first, "frame"]
+    assert browser.evaluate("document.getElementById('stand-ins').open") is False
+
+    _drag(browser, 0.7)
+    after = browser.evaluate(_STATE)
+    assert after["slider"] > before["slider"] + 100
+    assert after["sentence"] != before["sentence"]
+    assert after["frame"] != before["frame"] and after["raster"] != before["raster"]
+    browser.call("Input.dispatchKeyEvent", {"type": "keyDown", "key": "ArrowRight", "code": "ArrowRight",
+                                            "windowsVirtualKeyCode": 39})
+    assert browser.evaluate(_STATE)["slider"] == after["slider"] + 1
+    assert browser.console_problems() == []
 
 
 @needs_chromium
 def test_the_checks_catch_a_broken_page(tmp_path, browser):
-    """Negative control: a script blocked by the policy and a broken image are both caught."""
+    """Negative control: a script the policy blocks and a broken image are both caught."""
     broken = tmp_path / "broken.html"
     broken.write_text(
         "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
@@ -199,5 +112,4 @@ def test_the_checks_catch_a_broken_page(tmp_path, browser):
     )
     browser.open(broken.as_uri())
     assert any("Content Security Policy" in p for p in browser.console_problems())
-    assert browser.evaluate(_IMAGES) == [{"alt": "bad", "ok": False, "w": 0}]
-
+    assert browser.evaluate(_IMAGES, await_promise=True) == [{"alt": "bad", "ok": False}]

@@ -106,7 +106,7 @@ STAGE_EXAMPLES = {
     "narrate": "neurrator narrate --run runs/demo --set narrate.max_windows=100",
     "evaluate": "neurrator evaluate --run runs/demo --set evaluate.n_bootstrap=1000",
     "analyze": "neurrator analyze --run runs/demo --only sae --set analysis.max_windows=24",
-    "report": "neurrator report --run runs/demo --set report.timeline_frames=16",
+    "report": "neurrator report --run runs/demo --set report.raster_units=64",
     "lm_decode": "neurrator lm-decode --run runs/demo --set lm_decode.mode=lora",
 }
 

@@ -235,7 +235,7 @@ class RunDir:
 
     def _finish(self, name: str, status: str, seconds: float, *, error: str | None = None) -> None:
         manifest = self.manifest()
-        record = manifest["stages"][name]
+        record = manifest.setdefault("stages", {}).setdefault(name, {})
         record.update(status=status, finished=_now(), seconds=round(seconds, 3))
         if error is not None:
             record["error"] = error

@@ -82,6 +82,12 @@ class DataConfig(BaseModel):
     #: DANDI 000021 asset paths (``sub-…/sub-…_ses-….nwb``) that ``ingest`` downloads into
     #: ``download_dir`` (resuming, size/checksum-checked) and reads after ``nwb_paths``.
     dandi_assets: list[str] = []
+    #: A text file listing many sessions, one per line: a local NWB path (relative to the file)
+    #: or ``dandi:<asset path>``. Ingest reads them one at a time into per-session caches.
+    manifest: Path | None = None
+    #: Pool the sessions into one frame-aligned pseudo-mouse (``ingest/dataset/``). ``false``
+    #: writes only the per-session caches (``ingest/sessions/``), e.g. for multi-session training.
+    pseudo_mouse: bool = True
     dandi_api_url: str = "https://api.dandiarchive.org/api"
     #: Download cache for ``neurrator.data.download`` (DANDI / Allen warehouse sessions).
     download_dir: Path = Path(".neurrator-cache/sessions")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from hdmf.common import VectorData, VectorIndex
 from pynwb import NWBHDF5IO, NWBFile, ProcessingModule, TimeSeries
+from pynwb.ecephys import ElectrodesTable
 from pynwb.epoch import TimeIntervals
 from pynwb.file import Subject
 from pynwb.misc import Units
@@ -109,28 +110,33 @@ def write_allen_nwb(sim: SimulatedSession, path: str | Path, *, waveform_mean: b
 
 
 def _electrodes(nwb: NWBFile, el: pd.DataFrame) -> None:
+    """The electrodes table, built column-wise in one go (row-wise ``add_electrode`` took ~10 s
+    for the 2,304 channels of six probes)."""
     groups = {}
     for probe, probe_id in el.groupby("probe")["probe_id"].first().items():
         device = nwb.create_device(name=probe, description="Neuropixels 1.0 probe (simulated)", manufacturer="imec")
         groups[probe] = nwb.create_electrode_group(
             name=probe, description=f"{probe} (probe_id {probe_id})", location="see electrode locations", device=device
         )
-    for col, desc in (
-        ("probe_id", "id of the probe"),
-        ("local_index", "channel index on the probe"),
-        ("probe_vertical_position", "distance from the probe tip (um)"),
-        ("probe_horizontal_position", "horizontal position on the shank (um)"),
-        ("valid_data", "whether the channel carries usable data"),
-    ):
-        nwb.add_electrode_column(name=col, description=desc)
-    for eid, row in el.iterrows():
-        nwb.add_electrode(
-            id=int(eid), location=row["location"], group=groups[row["probe"]], group_name=row["probe"],
-            probe_id=int(row["probe_id"]), local_index=int(row["local_index"]),
-            probe_vertical_position=int(row["probe_vertical_position"]),
-            probe_horizontal_position=int(row["probe_horizontal_position"]), valid_data=bool(row["valid_data"]),
-            x=float(row["probe_vertical_position"]), y=0.0, z=float(row["probe_horizontal_position"]),
-        )
+    vertical = el["probe_vertical_position"].to_numpy(dtype=np.int64)
+    horizontal = el["probe_horizontal_position"].to_numpy(dtype=np.int64)
+    columns = {
+        "location": ("Location of the electrode (channel).", el["location"].astype(str).to_numpy()),
+        "group": ("Reference to the ElectrodeGroup.", [groups[p] for p in el["probe"]]),
+        "group_name": ("Name of the ElectrodeGroup.", el["probe"].astype(str).to_numpy()),
+        "x": ("x coordinate of the channel location in the brain.", vertical.astype(np.float64)),
+        "y": ("y coordinate of the channel location in the brain.", np.zeros(len(el))),
+        "z": ("z coordinate of the channel location in the brain.", horizontal.astype(np.float64)),
+        "probe_id": ("id of the probe", el["probe_id"].to_numpy(dtype=np.int64)),
+        "local_index": ("channel index on the probe", el["local_index"].to_numpy(dtype=np.int64)),
+        "probe_vertical_position": ("distance from the probe tip (um)", vertical),
+        "probe_horizontal_position": ("horizontal position on the shank (um)", horizontal),
+        "valid_data": ("whether the channel carries usable data", el["valid_data"].to_numpy(dtype=bool)),
+    }
+    nwb.electrodes = ElectrodesTable(
+        id=el.index.to_numpy(dtype=np.int64),
+        columns=[VectorData(name=name, description=desc, data=data) for name, (desc, data) in columns.items()],
+    )
 
 
 def _units(nwb: NWBFile, sim: SimulatedSession, waveform_mean: bool) -> None:

@@ -62,7 +62,7 @@ from neurrator.core.io import atomic_dir, atomic_write_bytes, atomic_write_json,
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
 from neurrator.encoder.basis import fit_patch_basis
-from neurrator.encoder.checkpoint import check_space, check_units, code_version
+from neurrator.encoder.checkpoint import check_session, check_space, code_version
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, patch_cosine, patch_loss
 from neurrator.encoder.train import WindowSampler, augmentation_mask
@@ -583,11 +583,7 @@ class MultiSessionNeurrator(BaseEstimator):
             raise InputError(None, f"session {key!r} is unknown to this model (known: {', '.join(self.sessions_)}); "
                                    "adapt() it first")
         record = self.sessions_[key]
-        check_units(SimpleNamespace(unit_ids=record["unit_ids"]), dataset.unit_ids, source=None)
-        same = np.allclose(dataset.zscore.mean, record["zscore_mean"], rtol=1e-5, atol=1e-6) and np.allclose(
-            dataset.zscore.std, record["zscore_std"], rtol=1e-5, atol=1e-6)
-        if not same:
-            raise InputError(None, f"session {key} was z-scored with other statistics than the model saw")
+        check_session(SimpleNamespace(**record), dataset, what=f"multi-session encoder (session {key})")
         return record
 
     def _fingerprint(self, sessions: Sequence[SessionData], targets: PatchTargets, what: str) -> dict:

@@ -48,6 +48,7 @@ class Captioner(Protocol):
 # import them on first use, so importing this module stays cheap and cycle-free.
 _BUILTIN_BACKENDS = (
     "neurrator.narrate.llava",
+    "neurrator.narrate.vllm",
     "neurrator.narrate.retrieval",
     "neurrator.narrate.retrieval_lm",
     "neurrator.narrate.captioners",

@@ -32,6 +32,10 @@ class NarrateConfig(BaseModel):
     device: str = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     batch_size: int = Field(8, ge=1)
+    #: ``narrator="vllm"``: vLLM engines; more than 1 shards the windows over a Ray actor pool.
+    vllm_workers: int = Field(1, ge=1)
+    #: GPUs per vLLM engine (tensor parallel).
+    vllm_gpus_per_worker: int = Field(1, ge=1)
 
     # ---- retrieval narrators -------------------------------------------------------------
     #: Number of distinct retrieved captions handed to the language model. Each extra caption

@@ -97,34 +97,49 @@ def align_sessions(
     if n_frames is None:
         n_frames = int(max(s.presentations[stimulus_name]["frame"].max() for s in sessions)) + 1
     grids = [presentation_grid(s.presentations[stimulus_name], n_frames) for s in sessions]
-    for s, g in zip(sessions, grids):
+    return align_grids(stimulus_name, grids, [s.session_id for s in sessions], [s.source for s in sessions],
+                       bin_rate=bin_rate, max_alignment_error_bins=max_alignment_error_bins)
+
+
+def align_grids(
+    stimulus_name: str,
+    grids: list[np.ndarray],
+    session_ids: list[str],
+    sources: list,
+    *,
+    bin_rate: float = 120.0,
+    max_alignment_error_bins: float = 1.0,
+) -> AlignedGrid:
+    """:func:`align_sessions` on the sessions' presentation grids ((n_repeats, n_frames) start
+    times each, e.g. from per-session caches): keep the complete repeats all have, check the
+    within-repeat frame clocks against the first session's."""
+    for sid, source, g in zip(session_ids, sources, grids):
         if len(g) == 0:
-            raise InputError(s.source, f"session {s.session_id} has no complete repeat of {stimulus_name} ({n_frames} frames)")
+            raise InputError(source, f"session {sid} has no complete repeat of {stimulus_name} ({g.shape[1]} frames)")
     n_repeats = min(len(g) for g in grids)
     grids = [g[:n_repeats] for g in grids]
     errors = [0.0] * len(grids)
     if stimulus_name in MOVIE_STIMULI:
         ref = grids[0] - grids[0][:, :1]
         errors = [float(np.abs((g - g[:, :1]) - ref).max()) for g in grids]
-    for s, err in zip(sessions, errors):
+    for sid, source, err in zip(session_ids, sources, errors):
         if err * bin_rate > max_alignment_error_bins:
             raise InputError(
-                s.source,
-                f"session {s.session_id} is misaligned with session {sessions[0].session_id} by "
+                source,
+                f"session {sid} is misaligned with session {session_ids[0]} by "
                 f"{err * 1e3:.1f} ms ({err * bin_rate:.2f} bins > {max_alignment_error_bins}); refusing to pool it",
             )
-    return AlignedGrid(stimulus_name, grids, [s.session_id for s in sessions], errors)
+    return AlignedGrid(stimulus_name, grids, list(session_ids), errors)
 
 
 def pooled_units(sessions: list[Session]) -> pd.DataFrame:
     """Units of all ``sessions`` stacked, with ``session_id`` and ``genotype`` columns added."""
-    frames = []
-    for s in sessions:
-        u = s.units.copy()
-        u["session_id"] = s.session_id
-        u["genotype"] = s.genotype
-        frames.append(u)
-    units = pd.concat(frames, axis=0)
+    return pooled_unit_table([s.units.assign(session_id=s.session_id, genotype=s.genotype) for s in sessions])
+
+
+def pooled_unit_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-session unit tables (with ``session_id``) stacked; unit ids must be unique."""
+    units = pd.concat(tables, axis=0)
     dup = units.index[units.index.duplicated()]
     if len(dup):
         raise InputError(None, f"unit ids are not unique across sessions (e.g. {dup[:3].tolist()}); cannot pool")

@@ -13,6 +13,7 @@ half-written dataset behind.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +30,44 @@ _FILES = ("responses.npy", "units.parquet", "meta.json")
 
 def save_dataset(ds: NeuralDataset, folder: str | Path) -> Path:
     """Write ``ds`` to ``folder`` (replacing it whole). Returns the folder."""
+
+    def fill(out: np.ndarray) -> None:
+        out[...] = ds.responses
+
+    return write_dataset(
+        folder, ds.responses.shape, fill, units=ds.units, zscore=lambda: (ds.zscore.mean, ds.zscore.std),
+        stimulus=ds.stimulus, bins_per_frame=ds.bins_per_frame, window=ds.window, pad=ds.pad, bin_rate=ds.bin_rate,
+        n_frames=ds.n_frames, meta=ds.meta,
+    )
+
+
+def write_dataset(
+    folder: str | Path, shape: tuple[int, int, int], fill: Callable[[np.ndarray], None], *, units: pd.DataFrame,
+    zscore: Callable[[], tuple[np.ndarray, np.ndarray]], stimulus: str, bins_per_frame: int, window: int, pad: int,
+    bin_rate: float, n_frames: int, meta: dict,
+) -> Path:
+    """Write a dataset folder whose responses are produced piecewise, without holding them.
+
+    ``fill(out)`` writes the (n_repeats, n_time, n_units) float32 responses into ``out``, a
+    memory-mapped ``responses.npy``; ``zscore()`` is called afterwards for the (mean, std) of
+    the units. The folder is replaced whole (:func:`neurrator.core.atomic_dir`).
+    """
     folder = Path(folder)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "stimulus": ds.stimulus,
-        "bins_per_frame": int(ds.bins_per_frame),
-        "window": int(ds.window),
-        "pad": int(ds.pad),
-        "bin_rate": float(ds.bin_rate),
-        "n_frames": int(ds.n_frames),
-        "shape": list(ds.responses.shape),
-        "zscore_mean": np.asarray(ds.zscore.mean, dtype=np.float64).tolist(),
-        "zscore_std": np.asarray(ds.zscore.std, dtype=np.float64).tolist(),
-        "meta": ds.meta,
-    }
     with atomic_dir(folder) as tmp:
-        np.save(tmp / "responses.npy", np.ascontiguousarray(ds.responses, dtype=np.float32))
-        _units_for_parquet(ds.units).to_parquet(tmp / "units.parquet")
-        atomic_write_json(tmp / "meta.json", meta)
+        out = np.lib.format.open_memmap(tmp / "responses.npy", mode="w+", dtype=np.float32, shape=tuple(shape))
+        fill(out)
+        out.flush()
+        del out
+        mean, std = zscore()
+        _units_for_parquet(units).to_parquet(tmp / "units.parquet")
+        atomic_write_json(tmp / "meta.json", {
+            "format_version": FORMAT_VERSION, "stimulus": stimulus, "bins_per_frame": int(bins_per_frame),
+            "window": int(window), "pad": int(pad), "bin_rate": float(bin_rate), "n_frames": int(n_frames),
+            "shape": [int(x) for x in shape],
+            "zscore_mean": np.asarray(mean, dtype=np.float64).tolist(),
+            "zscore_std": np.asarray(std, dtype=np.float64).tolist(),
+            "meta": meta,
+        })
     return folder
 
 

@@ -1,26 +1,28 @@
-"""Figures the report draws itself, with matplotlib, returned as PNG bytes.
+"""Figures and images the report draws itself, returned as encoded bytes.
 
-Uses ``matplotlib.figure.Figure`` directly (no pyplot), so no global figure state or GUI
-backend is involved and nothing leaks between calls.
+Plots use ``matplotlib.figure.Figure`` directly (no pyplot), so no global figure state or GUI
+backend is involved and nothing leaks between calls. Pixel images for the timeline (frame
+sprite, raster strips, score track) are encoded with Pillow.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.image import imsave
 from matplotlib.ticker import MaxNLocator
+
+from neurrator.report.content import Sprite
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def png_data_uri(png: bytes) -> str:
-    """``data:image/png;base64,…`` for embedding a PNG in HTML."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    """``data:<mime>;base64,…`` for embedding an image in HTML."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def is_png(data: bytes) -> bool:
@@ -33,13 +35,23 @@ def _to_png(fig: MplFigure, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_png(frame: np.ndarray, width: int) -> bytes:
-    """A stimulus frame shrunk to at most ``width`` pixels wide, as PNG.
+def _encode(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """(H, W) uint8 grayscale or (H, W, 3) uint8 RGB as PNG or JPEG bytes (Pillow)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def shrink_frame(frame: np.ndarray, width: int) -> np.ndarray:
+    """A frame block-averaged by the integer factor that brings it to at most ``width`` px wide.
+
+    Block means rather than striding, so fine texture does not alias into moiré.
 
     Parameters
     ----------
-    frame : (H, W) uint8 grayscale or (H, W, 3) uint8 RGB.
-    width : target width; the frame is block-averaged by the integer factor that gets there.
+    frame : (H, W) or (H, W, 3) uint8.
     """
     frame = np.asarray(frame)
     if frame.ndim not in (2, 3):
@@ -47,59 +59,66 @@ def thumbnail_png(frame: np.ndarray, width: int) -> bytes:
     factor = max(1, int(np.ceil(frame.shape[1] / width)))
     h = frame.shape[0] // factor * factor
     w = frame.shape[1] // factor * factor
-    # Block means rather than striding, so fine texture does not alias into moiré.
     blocks = frame[:h, :w].astype(np.float32).reshape(h // factor, factor, w // factor, factor, *frame.shape[2:])
-    small = blocks.mean(axis=(1, 3)).round().clip(0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    if small.ndim == 2:
-        imsave(buf, small, cmap="gray", vmin=0, vmax=255, format="png")
-    else:
-        imsave(buf, small, format="png")
-    return buf.getvalue()
+    return blocks.mean(axis=(1, 3)).round().clip(0, 255).astype(np.uint8)
 
 
-def raster_png(
-    activity: np.ndarray,
-    *,
-    bin_rate: float,
-    window: tuple[int, int],
-    onset_bin: int,
-    unit_groups: Sequence[str] | None = None,
-    dpi: int = 100,
-) -> bytes:
-    """Binned activity of some units around one decoded window, as a small raster image.
+def frame_sprite(frames: np.ndarray, *, tile_width: int, max_tiles: int, quality: int = 80) -> Sprite:
+    """Every ``frame_step``-th frame, shrunk to ``tile_width`` and tiled row-major into one JPEG.
+
+    ``frame_step`` is the smallest step that keeps the tiles at most ``max_tiles`` (at 30 Hz a
+    step of 3 is 100 ms, finer than the eye follows while scrubbing).
 
     Parameters
     ----------
-    activity : (n_units, n_bins) float, z-scored binned responses (rows already ordered).
-    bin_rate : bins per second (120 Hz).
-    window : (first, stop) bin indices (into ``activity``'s time axis) of the decoded window.
-    onset_bin : index of the frame's first bin; the x axis is time from that frame's onset.
-    unit_groups : (n_units,) a label per row (brain area); contiguous runs are labelled.
+    frames : (n_frames, H, W) or (n_frames, H, W, 3) uint8.
     """
-    n_units, n_bins = activity.shape
-    to_ms = lambda b: (b - onset_bin) / bin_rate * 1e3
-    fig = MplFigure(figsize=(2.8, 1.9), layout="constrained")
-    ax = fig.subplots()
-    # Only excitation is drawn (z ≥ 0, clipped at 3 SD) so it reads like a spike raster.
-    ax.imshow(activity, aspect="auto", cmap="Greys", vmin=0.0, vmax=3.0, interpolation="nearest",
-              extent=(to_ms(0), to_ms(n_bins), n_units - 0.5, -0.5))
-    ax.axvspan(to_ms(window[0]), to_ms(window[1]), color="tab:orange", alpha=0.12, lw=0)
-    for edge in window:
-        ax.axvline(to_ms(edge), color="tab:orange", lw=0.8)
-    ax.axvline(0.0, color="tab:red", lw=0.8, ls=":")
-    ax.set_xlabel("ms from frame onset", fontsize=7)
-    ax.tick_params(labelsize=6, length=2)
-    if unit_groups is not None and n_units:
-        starts = [0] + [i for i in range(1, n_units) if unit_groups[i] != unit_groups[i - 1]]
-        stops = starts[1:] + [n_units]
-        ax.set_yticks([(a + b - 1) / 2 for a, b in zip(starts, stops, strict=True)])
-        ax.set_yticklabels([str(unit_groups[a]) for a in starts])
-        for a in starts[1:]:
-            ax.axhline(a - 0.5, color="tab:blue", lw=0.4)
-    else:
-        ax.set_ylabel("unit", fontsize=7)
-    return _to_png(fig, dpi)
+    n = len(frames)
+    step = max(1, int(np.ceil(n / max_tiles)))
+    tiles = [shrink_frame(frames[f], tile_width) for f in range(0, n, step)]
+    th, tw = tiles[0].shape[:2]
+    columns = max(1, min(len(tiles), 4096 // tw))
+    rows = int(np.ceil(len(tiles) / columns))
+    sheet = np.full((rows * th, columns * tw, *tiles[0].shape[2:]), 255, dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        sheet[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = tile
+    return Sprite(image=_encode(sheet, "JPEG", quality=quality), mime="image/jpeg", tile_width=tw, tile_height=th,
+                  columns=columns, n_tiles=len(tiles), frame_step=step)
+
+
+def raster_strip_png(activity: np.ndarray, *, clip_sd: float = 3.0) -> bytes:
+    """Units × bins of z-scored activity as a grayscale PNG, one pixel per (unit, bin).
+
+    Only excitation is drawn (z ≥ 0, clipped at ``clip_sd``), dark on white, so it reads like
+    a spike raster.
+
+    Parameters
+    ----------
+    activity : (n_units, n_bins) float, rows already in display order.
+    """
+    level = np.clip(np.nan_to_num(np.asarray(activity, dtype=np.float32)), 0.0, clip_sd) / clip_sd
+    return _encode((255 - np.round(level * 255)).astype(np.uint8))
+
+
+def score_track_png(scores: np.ndarray) -> bytes:
+    """One pixel per frame: the frame's score on a colour scale (viridis over the scores' range);
+    light grey where no window was scored (NaN).
+
+    Parameters
+    ----------
+    scores : (n_frames,) float, NaN for frames without a scored window.
+    """
+    from matplotlib import colormaps
+
+    scores = np.asarray(scores, dtype=np.float64)
+    rgb = np.full((1, len(scores), 3), 225, dtype=np.uint8)
+    ok = np.isfinite(scores)
+    if ok.any():
+        lo, hi = np.min(scores[ok]), np.max(scores[ok])
+        level = (scores[ok] - lo) / (hi - lo) if hi > lo else np.full(ok.sum(), 0.5)
+        rgb[0, ok] = (colormaps["viridis"](level)[:, :3] * 255).round().astype(np.uint8)
+    return _encode(rgb)
 
 
 def score_distribution_png(scores: Mapping[str, np.ndarray], *, title: str, dpi: int = 100) -> bytes:

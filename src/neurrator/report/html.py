@@ -1,24 +1,72 @@
 """Render a :class:`~neurrator.report.content.ReportContent` to one self-contained HTML page.
 
-Jinja2 with autoescaping on for every value: narrations, captions, config text, file names
-and error messages all come from outside and may hold markup. Figures are inlined as base64
-data URIs, styles are inline, and the page carries no script at all; its Content-Security-
-Policy forbids scripts and any fetch, so the file shows the same anywhere, offline.
+- Jinja2 with autoescaping on for every value: narrations, captions, config text, file names
+  and error messages all come from outside and may hold markup.
+- Images are inlined as data URIs and styles are inline; nothing is fetched.
+- The one script (``templates/timeline.js``, our own constant) runs because the page's
+  Content-Security-Policy allows exactly its SHA-256; any other script, injected or not, is
+  blocked. Its data sits in a ``<script type="application/json">`` block (never executed)
+  with ``<``, ``>`` and ``&`` written as JSON ``\\u`` escapes, so no text can close the block,
+  and the script puts every text into the page with ``textContent``, never as markup.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from neurrator.report.content import Provenance, ReportContent, Table
-from neurrator.report.figures import png_data_uri
-from neurrator.report.tables import format_cell, json_tables
+from neurrator.report.content import Estimate, ReportContent, Timeline
+from neurrator.report.figures import data_uri
+from neurrator.report.tables import format_cell, format_estimate
 
-#: Manifest keys shown in the provenance summary, in this order; the rest go below it.
-_SUMMARY_KEYS = ("name", "seed", "created", "git_commit", "platform", "argv")
-_SHOWN_APART = {*_SUMMARY_KEYS, "versions", "stages", "stand_ins"}
+#: Pixels per bin and per unit in the timeline's raster view.
+BIN_PX, UNIT_PX = 4, 3
+
+
+@cache
+def timeline_script() -> str:
+    """The timeline's JavaScript, verbatim (hashed into the page's CSP)."""
+    return resources.files("neurrator.report").joinpath("templates", "timeline.js").read_text(encoding="utf-8")
+
+
+def csp_hash(script: str) -> str:
+    """``'sha256-…'`` source expression allowing exactly this inline script."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def json_for_html(obj: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` (and the line
+    separators JavaScript once treated as newlines) become ``\\u`` escapes, so no value can end
+    the block or open a comment; ``JSON.parse`` restores them exactly."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+def timeline_data(timeline: Timeline, *, context_bins: int) -> dict[str, Any]:
+    """What the timeline script needs, as plain JSON (windows as compact arrays).
+
+    ``windows``: ``[frame, repeat, narration, [references], score, start_bin]`` in frame order.
+    """
+    sprite = timeline.sprite
+    return {
+        "n_frames": timeline.n_frames,
+        "frame_rate": timeline.frame_rate,
+        "window": timeline.window,
+        "context": context_bins,
+        "bin_px": BIN_PX,
+        "sprite": None if sprite is None else {"tw": sprite.tile_width, "th": sprite.tile_height,
+                                               "columns": sprite.columns, "n": sprite.n_tiles, "step": sprite.frame_step},
+        "windows": [[w.frame, w.repeat, w.narration, list(w.references),
+                     None if w.score is None else round(w.score, 4), w.start_bin] for w in timeline.windows],
+    }
 
 
 def _environment() -> Environment:
@@ -30,58 +78,31 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["cell"] = format_cell
-    env.filters["data_uri"] = png_data_uri
+    env.filters["estimate"] = format_estimate
+    env.filters["data_uri"] = data_uri
+    env.tests["estimate"] = lambda value: isinstance(value, Estimate)
     return env
 
 
-def stage_rows(provenance: Provenance, stage_order: list[str]) -> list[dict[str, Any]]:
-    """One row per pipeline stage: status (done / failed / running / not run), seconds, error."""
-    recorded = provenance.stages
-    names = [*stage_order, *(s for s in recorded if s not in stage_order)]
-    rows = []
-    for name in names:
-        info = recorded.get(name, {})
-        rows.append(
-            {
-                "stage": name,
-                "status": str(info.get("status", "not run")),
-                "seconds": info.get("seconds"),
-                "error": info.get("error"),
-            }
-        )
-    return rows
-
-
-def provenance_tables(provenance: Provenance, *, max_rows: int = 60) -> list[Table]:
-    """Run facts, package versions and any other manifest fields (e.g. backends) as tables."""
-    manifest = provenance.manifest
-    summary = [[k, _joined(manifest[k])] for k in _SUMMARY_KEYS if k in manifest]
-    tables = [Table("Run", ["field", "value"], summary)] if summary else []
-    versions = manifest.get("versions")
-    if isinstance(versions, dict) and versions:
-        tables.append(Table("Package versions", ["package", "version"], [[k, v] for k, v in versions.items()]))
-    for key, value in manifest.items():
-        if key not in _SHOWN_APART:
-            tables.extend(json_tables(value, key, max_rows=max_rows))
-    return tables
-
-
-def _joined(value: Any) -> Any:
-    return " ".join(map(str, value)) if isinstance(value, list) else value
-
-
-def render_report(content: ReportContent, *, stage_order: list[str] | None = None, max_table_rows: int = 60) -> str:
+def render_report(content: ReportContent, *, context_bins: int = 40) -> str:
     """The report page as an HTML string.
 
     Parameters
     ----------
     content : everything to show; absent parts carry notes and render as "not run".
-    stage_order : pipeline stages in order, for the status strip (recorded stages are appended).
+    context_bins : bins of activity shown on each side of the decoded window in the raster.
     """
-    template = _environment().get_template("report.html.j2")
-    return template.render(
+    script = timeline_script()
+    timeline = content.timeline
+    return _environment().get_template("report.html.j2").render(
         report=content,
-        stages=stage_rows(content.provenance, list(stage_order or [])),
-        provenance_tables=provenance_tables(content.provenance, max_rows=max_table_rows),
-        stand_ins=content.provenance.stand_ins,
+        timeline=timeline,
+        timeline_json=json_for_html(timeline_data(timeline, context_bins=context_bins)),
+        script=script,
+        csp=("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+             f"script-src {csp_hash(script)}; base-uri 'none'; form-action 'none'"),
+        bin_px=BIN_PX,
+        unit_px=UNIT_PX,
+        raster_view_bins=2 * context_bins + timeline.window,
+        first=timeline.windows[0] if timeline.windows else None,
     )

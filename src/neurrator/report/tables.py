@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from neurrator.report.content import Cell, Table
+from neurrator.report.content import Cell, Estimate, Table
 
 _MAX_DEPTH = 5
 
@@ -43,6 +43,32 @@ def format_cell(value: Cell) -> str:
             return f"{value:.2e}"
         return f"{value:.4g}"
     return str(value)
+
+
+def _number(value: float, unit: str) -> str:
+    if unit == "percent":
+        return f"{100 * value:.1f}"
+    if unit in ("rank", "count"):
+        return f"{value:,.0f}"
+    return f"{value:.3f}"
+
+
+def format_estimate(estimate: Estimate) -> tuple[str, str]:
+    """(value text, interval text) of a result cell; percents are shown as % without the sign
+    in the interval, e.g. ``("47.6 %", "45.1–50.0")``.
+
+    >>> format_estimate(Estimate(0.5089, 0.4919, 0.5249))
+    ('0.509', '0.492–0.525')
+    >>> format_estimate(Estimate(None, missing="n/a"))
+    ('n/a', '')
+    """
+    if estimate.value is None or not math.isfinite(estimate.value):
+        return estimate.missing, ""
+    text = _number(estimate.value, estimate.unit) + (" %" if estimate.unit == "percent" else "")
+    interval = ""
+    if estimate.low is not None and estimate.high is not None:
+        interval = f"{_number(estimate.low, estimate.unit)}–{_number(estimate.high, estimate.unit)}"
+    return text, interval
 
 
 def _is_scalar(value: Any) -> bool:
@@ -135,11 +161,3 @@ def _tables(obj: Any, title: str, max_rows: int, depth: int) -> list[Table]:
         return tables
 
     return [Table(title, ["value"], [[str(obj)]])]
-
-
-def records_table(title: str, records: Sequence[Mapping[str, Any]], *, max_rows: int = 60, note: str = "") -> Table:
-    """A table with a row per record and the union of their keys as columns."""
-    columns = _union_keys(records)
-    rows = [[_scalar_cell(rec.get(c)) for c in columns] for rec in records]
-    rows, cut_note = _cut(rows, max_rows)
-    return Table(title, columns, rows, note="; ".join(n for n in (note, cut_note) if n))

@@ -1,62 +1,49 @@
-"""``neurrator ingest``: read sessions, keep QC-passing units, bin, z-score and cut splits.
+"""``neurrator ingest``: read sessions one at a time, keep QC-passing units, bin, z-score, cut splits.
 
-Reads ``data.nwb_paths`` when ``data.source == "nwb"``, else the run's ``simulate/`` sessions,
-pools every session into one frame-aligned pseudo-mouse (each unit keeps its session's
-optotagged cell type) and writes:
+Sessions come from ``data.manifest`` (a file listing many NWB files and DANDI assets, see
+:mod:`neurrator.data.manifest`), ``data.nwb_paths`` and ``data.dandi_assets`` when
+``data.source == "nwb"``, else from the run's ``simulate/`` folder. Each session is downloaded
+(DANDI), read, checked against the stimulus, binned and z-scored on its own, written to
+``ingest/sessions/<name>/`` and released before the next is read; a session already cached with
+the same file and settings is not read again (:mod:`neurrator.preprocess.session_cache`). Then:
 
-- ``ingest/dataset/``: the :class:`NeuralDataset` z-scored with the active split
-  (``preprocess.split``);
-- ``ingest/split.json`` and ``ingest/splits/<name>.json``: the active split and every paper
-  split valid for the stimulus;
-- ``ingest/stimulus.json``: how to reload the stimulus, with its content hash;
-- ``ingest/units.parquet``: all QC-passing units, with ``in_dataset`` for the subset kept.
+- ``ingest/sessions.json``: the cached sessions in order (what multi-session training reads);
+- ``ingest/dataset/``: the frame-aligned pseudo-mouse of the units ``preprocess.subset`` keeps,
+  z-scored with the active split, assembled session by session into a memory-mapped array
+  (skipped with ``data.pseudo_mouse=false``);
+- ``ingest/split.json``, ``ingest/splits/<name>.json``: the active split and every paper split
+  valid for the stimulus, on the pooled grid;
+- ``ingest/stimulus.json``: how to reload the stimulus; ``ingest/units.parquet``: every QC-passing
+  unit, with ``in_dataset`` for the subset kept.
 
-Everything is computed before anything is written, so a bad file leaves no partial output.
+A corrupt file stops ingest with an error naming it; the sessions before it stay cached.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import shutil
 from collections import Counter
-from pathlib import Path
-
-import numpy as np
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir
 from neurrator.data.allen import read_session
-from neurrator.data.download import download_session
+from neurrator.data.manifest import session_sources
 from neurrator.data.optotag import OptotagRule
 from neurrator.data.stimulus import check_stimulus_matches, choose_stimulus_dir, load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
 from neurrator.data.types import SCENE_STIMULI
-from neurrator.preprocess.dataset import align_sessions, build_dataset, pooled_units
-from neurrator.preprocess.io import save_dataset, save_split, save_units
-from neurrator.preprocess.splits import MOVIE_SPLITS, SCENE_SPLITS, make_split
-from neurrator.preprocess.subsets import subset_mask
+from neurrator.preprocess.io import save_split, save_units
+from neurrator.preprocess.session_cache import (
+    assemble_pseudo_mouse,
+    cache_session,
+    ingest_sessions,
+    write_index,
+)
+from neurrator.preprocess.splits import MOVIE_SPLITS, SCENE_SPLITS
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
-
-
-def session_paths(run: RunDir, config: RunConfig) -> tuple[list[Path], bool]:
-    """The NWB files to ingest (downloading ``data.dandi_assets`` first) and whether they are simulated."""
-    data = config.data
-    if data.source == "nwb":
-        downloaded = [
-            download_session("dandi", asset, data.download_dir, api_url=data.dandi_api_url) for asset in data.dandi_assets
-        ]
-        paths = [Path(p) for p in data.nwb_paths] + downloaded
-        if not paths:
-            raise InputError(None, "data.source is 'nwb' but data.nwb_paths and data.dandi_assets are empty")
-        return paths, False
-    index = run.require("simulate", "sessions.json")
-    try:
-        files = [run.stage_dir("simulate") / s["file"] for s in json.loads(index.read_text())["sessions"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(index, f"corrupt session index: {exc}") from None
-    return files, True
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
@@ -66,7 +53,12 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(names)}")
     stimulus_dir = choose_stimulus_dir(data.stimulus_dir, recorded=data.source == "nwb",
                                        allow_demo=data.allow_demo_stimulus)
-    paths, simulated = session_paths(run, config)
+    index = None if data.source == "nwb" else run.require("simulate", "sessions.json")
+    sources, simulated = session_sources(data, index)
+    stimulus = load_stimulus(data.stimulus, stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
+    if config.narrate.captioner == "bundled" and not stimulus.captions:  # fail now, not after training
+        raise InputError(None, f"{data.stimulus} from {stimulus_dir} has no reference captions: set "
+                               "data.captions_json=<file>, or narrate.captioner=blip2 (or llava) to caption the frames")
     opt = data.optotag
     rule = OptotagRule(
         pulse_duration=opt.pulse_duration, evoked_window=tuple(opt.evoked_window),
@@ -74,76 +66,77 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         baseline_offset_hz=opt.baseline_offset_hz, min_reliability=opt.min_reliability,
         max_median_latency=opt.max_median_latency,
     )
-    sessions = [read_session(p, stimuli=(data.stimulus,), unit_filter=data.unit_filter, optotag_rule=rule) for p in paths]
-    if simulated:
-        sessions = [dataclasses.replace(s, is_simulated=True) for s in sessions]
-    stimulus = load_stimulus(data.stimulus, stimulus_dir, data.captions_json, cache_dir=config.cache_dir)
-    check_stimulus_matches(stimulus, sessions)
-    if config.narrate.captioner == "bundled" and not stimulus.captions:  # fail now, not after training
-        raise InputError(None, f"{data.stimulus} from {stimulus_dir} has no reference captions: set "
-                               "data.captions_json=<file>, or narrate.captioner=blip2 (or llava) to caption the frames")
+    split_kwargs = {"val_fraction": pp.val_fraction, "test_fraction": pp.test_fraction,
+                    "heldout_fraction": pp.heldout_frame_fraction}
+    binning = {"bin_rate": pp.bin_rate, "max_alignment_error_bins": pp.max_alignment_error_bins}
+    settings = {"stimulus": data.stimulus, "stimulus_hash": stimulus.content_hash, "simulated": simulated,
+                "unit_filter": data.unit_filter.model_dump(mode="json"), "optotag": opt.model_dump(mode="json"),
+                "window": pp.window, "scene_bins": pp.scene_bins, "split": pp.split, "split_seed": pp.split_seed,
+                **split_kwargs, **binning}
 
-    # The unit subset decides which sessions join the pseudo-mouse; only those must align.
-    all_units = pooled_units(sessions)
-    keep = subset_mask(all_units, pp.subset, rng=np.random.default_rng(pp.split_seed))
-    kept_ids = set(all_units.index[keep])
-    chosen = [s.select_units(s.units.index[s.units.index.isin(kept_ids)].to_numpy()) for s in sessions]
-    chosen = [s for s in chosen if s.n_units]
-    grid = align_sessions(chosen, data.stimulus, stimulus.n_frames, bin_rate=pp.bin_rate,
-                          max_alignment_error_bins=pp.max_alignment_error_bins)
-    splits = {
-        name: make_split(name, grid.n_repeats, grid.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
-                         test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction)
-        for name in names
-    }
-    dataset = build_dataset(
-        chosen, data.stimulus, splits[pp.split], bin_rate=pp.bin_rate, window=pp.window,
-        n_frames=stimulus.n_frames, scene_bins=pp.scene_bins, max_alignment_error_bins=pp.max_alignment_error_bins,
-    )
-    dataset.meta["subset"] = pp.subset
-    dataset.meta["stimulus_is_stand_in"] = stimulus.is_stand_in
+    def read(path):
+        session = read_session(path, stimuli=(data.stimulus,), unit_filter=data.unit_filter, optotag_rule=rule)
+        session = dataclasses.replace(session, is_simulated=simulated)
+        check_stimulus_matches(stimulus, [session])
+        return session
+
+    def cache(session, folder, key):
+        return cache_session(session, folder, key=key, stimulus_name=data.stimulus, n_frames=stimulus.n_frames,
+                             split=pp.split, split_seed=pp.split_seed, split_kwargs=split_kwargs, window=pp.window,
+                             scene_bins=pp.scene_bins, **binning)
 
     folder = run.stage_dir("ingest")
-    save_dataset(dataset, folder / "dataset")
-    with atomic_dir(folder / "splits") as tmp:  # replaced whole: no stale splits of another stimulus
-        for name, split in splits.items():
-            save_split(split, tmp / f"{name}.json")
-    save_split(splits[pp.split], folder / "split.json")
+    cached, hits = ingest_sessions(sources, folder / "sessions", settings=settings, read=read, cache=cache,
+                                   resolve=lambda s: s.resolve(data.download_dir, api_url=data.dandi_api_url))
+    write_index(folder / "sessions.json", cached)
     save_stimulus_record(folder / "stimulus.json", stimulus, stimulus_dir=data.stimulus_dir,
                          captions_json=data.captions_json, cache_dir=config.cache_dir)
-    save_units(all_units.assign(in_dataset=keep), folder / "units.parquet")
-
-    alignment = dataset.meta["alignment"]
-    run.update_manifest(pseudo_mouse_alignment=alignment)
     if simulated:
         run.mark_stand_in("session", "simulated Allen-layout NWB sessions (neurrator.data.simulate), not recordings")
-    summary = _summary(sessions, chosen, dataset, splits[pp.split], alignment)
     if stimulus.is_stand_in:
         run.mark_stand_in("stimulus", stimulus.description or "embedded demo stimulus")
-        if not simulated:
-            summary = (f"WARNING: recorded sessions paired with the embedded demo stimulus "
-                       f"(data.allow_demo_stimulus=true): its frames are a stand-in, not what the mouse saw\n{summary}")
+    caches = f"{len(cached)} session(s) in ingest/sessions/ ({hits} already cached, {len(cached) - hits} binned now)"
+    if not data.pseudo_mouse:  # no pooled array: remove one a previous ingest left, it would be stale
+        for stale in ("dataset", "splits", "split.json", "units.parquet"):
+            path = folder / stale
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return StageResult(summary=f"{data.stimulus}: {caches}; no pseudo-mouse (data.pseudo_mouse=false)",
+                           outputs=["ingest/sessions/", "ingest/sessions.json", "ingest/stimulus.json"])
+
+    pm = assemble_pseudo_mouse(cached, folder / "dataset", stimulus_name=data.stimulus, split_names=names,
+                               active=pp.split, subset=pp.subset, split_seed=pp.split_seed, split_kwargs=split_kwargs,
+                               **binning)
+    with atomic_dir(folder / "splits") as tmp:  # replaced whole: no stale splits of another stimulus
+        for name, split in pm.splits.items():
+            save_split(split, tmp / f"{name}.json")
+    save_split(pm.splits[pp.split], folder / "split.json")
+    save_units(pm.units, folder / "units.parquet")
+    dataset = pm.dataset
+    alignment = dataset.meta["alignment"]
+    run.update_manifest(pseudo_mouse_alignment=alignment)
+    summary = _summary(pm, caches)
+    if stimulus.is_stand_in and not simulated:
+        summary = (f"WARNING: recorded sessions paired with the embedded demo stimulus "
+                   f"(data.allow_demo_stimulus=true): its frames are a stand-in, not what the mouse saw\n{summary}")
     return StageResult(summary=summary, outputs=[
-        "ingest/dataset/", "ingest/split.json", "ingest/splits/", "ingest/stimulus.json", "ingest/units.parquet"])
+        "ingest/dataset/", "ingest/split.json", "ingest/splits/", "ingest/stimulus.json", "ingest/units.parquet",
+        "ingest/sessions/", "ingest/sessions.json"])
 
 
-def _summary(sessions, chosen, dataset, split, alignment) -> str:
+def _summary(pm, caches: str) -> str:
+    dataset, split = pm.dataset, pm.splits[pm.dataset.meta["split"]]
     units = dataset.units
     areas = ", ".join(f"{a} {n}" for a, n in units["area"].value_counts().items())
-    types = Counter(t for t in units["cell_type"] if t is not None)
-    tagged = ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "none"
-    kind = "pseudo-mouse of" if len(chosen) > 1 else "single session,"
-    headline = (
-        f"{dataset.stimulus}: {kind} {len(chosen)} session(s), {dataset.n_units} units in the dataset "
-        f"({sum(s.n_units for s in sessions)} pass QC; subset '{dataset.meta['subset']}'), "
-        f"{dataset.n_repeats} repeats × {dataset.n_frames} frames, "
-        f"{dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz"
-    )
-    lines = [
-        headline,
+    tagged = ", ".join(f"{t} {n}" for t, n in sorted(Counter(t for t in units["cell_type"] if t is not None).items()))
+    kind = "pseudo-mouse of" if len(pm.chosen) > 1 else "single session,"
+    return "\n".join([
+        (f"{dataset.stimulus}: {kind} {len(pm.chosen)} session(s), {dataset.n_units} units in the dataset "
+         f"({len(pm.units)} pass QC; subset '{dataset.meta['subset']}'), {dataset.n_repeats} repeats × "
+         f"{dataset.n_frames} frames, {dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz"),
+        f"  {caches}",
         f"  areas: {areas}",
-        f"  optotagged cell types: {tagged}",
-        f"  split {split.name}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test samples ({split.description})",
-        f"  cross-session alignment error: max {alignment['max_error_ms']:.2f} ms",
-    ]
-    return "\n".join(lines)
+        f"  optotagged cell types: {tagged or 'none'}",
+        (f"  split {split.name}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test samples "
+         f"({split.description})"),
+        f"  cross-session alignment error: max {dataset.meta['alignment']['max_error_ms']:.2f} ms",
+    ])

@@ -1,358 +1,138 @@
-"""``neurrator report``: gather whatever the run holds into ``report/report.html``.
+"""``neurrator report``: read whatever the run holds, hand it to :mod:`neurrator.report`, write
+``report/report.html``.
 
-This stage only reads the run directory and hands loaded objects to :mod:`neurrator.report`.
-A partial run is normal (stages are built and re-run independently): each missing or
-unreadable part becomes a "not run" / "unreadable" note in the page instead of an error, and
-nothing is filled in that a stage did not produce.
+A partial run is normal (stages are built and re-run independently). A missing input (the
+stage never ran, failed, or left an unusable file: :data:`MISSING`) becomes a note on the page;
+any other exception is a bug and propagates (the stage then fails and the manifest records it).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from neurrator.analysis.config import ANALYSES
+from neurrator import runio
 from neurrator.config import RunConfig
-from neurrator.core.errors import NeurratorError
+from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
-from neurrator.evaluate.scores import SCORE_COLUMNS
-from neurrator.report import (
-    Figure,
-    Note,
-    Provenance,
-    ReportContent,
-    Section,
-    Timeline,
-    build_timeline,
-    is_png,
-    json_tables,
-    render_report,
-    score_distribution_png,
-    timeline_rows,
-    training_curve_png,
-)
+from neurrator.report import Figure, Note, ReportInputs, build_report, is_png, raw_json, render_report
+from neurrator.report.build import AnalysisOutput
 from neurrator.rundir import CONFIG_FILE, RunDir
-from neurrator.stages import DEMO_ORDER, StageResult
+from neurrator.stages import STAGES, StageResult
 
 T = TypeVar("T")
+#: A missing or unusable input: the artefact is absent (:class:`StageUnavailableError`) or
+#: its loader refused it (:class:`InputError`). Only these become notes.
+MISSING = (StageUnavailableError, InputError)
 
-#: What can go wrong reading an artifact another stage wrote (pyarrow's errors subclass these).
-_READ_ERRORS = (NeurratorError, OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError)
-#: JSON files larger than this are listed, not tabulated (they are per-item dumps).
-_MAX_JSON_BYTES = 5_000_000
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON: {exc}") from None
+
+
+def _table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable table: {exc}") from None
 
 
 class _Reader:
-    """Reads run artifacts, turning each failure into a note for the page."""
+    """Loads run artefacts; a missing one becomes a note explaining why (stage status)."""
 
-    def __init__(self, run: RunDir):
-        self.run = run
-        self.manifest_problem: str | None = None
+    def __init__(self, run: RunDir, inputs: ReportInputs):
+        self.run, self.inputs = run, inputs
+        self.status = {s.stage: s for s in inputs.statuses}
+
+    def get(self, part: str, stage: str, name: str, load: Callable[[Path], T]) -> T | None:
+        """``load(<stage>/<name>)``, or ``None`` with a note when it is missing or unusable."""
+        return self.load(part, stage, f"{stage}/{name}", lambda run: load(run.require(stage, name)))
+
+    def load(self, part: str, stage: str, what: str, read: Callable[[RunDir], T]) -> T | None:
+        """``read(run)`` (an artefact-layer reader), or ``None`` with a note on ``part``."""
         try:
-            manifest = run.manifest()
-        except NeurratorError as exc:
-            manifest, self.manifest_problem = {}, str(exc)
-        self.manifest: dict[str, Any] = manifest if isinstance(manifest, dict) else {}
-
-    def status_note(self, stage: str, what: str) -> Note:
-        """Why ``what`` is absent: the stage never ran, failed, or ran without writing it."""
-        info = (self.manifest.get("stages") or {}).get(stage) or {}
-        status = info.get("status") if isinstance(info, dict) else None
-        if status == "failed":
-            return Note(f"{what}: the {stage} stage failed ({info.get('error') or 'no message'}).", "warning")
-        if status == "done":
-            return Note(f"{what}: the {stage} stage ran but did not write it.", "warning")
-        if status == "running":
-            return Note(f"{what}: the {stage} stage started but did not finish.", "warning")
-        return Note(f"{what}: not run (run `neurrator {stage} --run {self.run.root}`).")
-
-    def attempt(self, notes: list[Note], what: str, load: Callable[[], T]) -> T | None:
-        try:
-            return load()
-        except _READ_ERRORS as exc:
-            notes.append(Note(f"{what}: could not be read ({exc}).", "warning"))
+            return read(self.run)
+        except MISSING as exc:
+            self.absent(part, stage, what, exc)
             return None
 
-    def json(self, path: Path, notes: list[Note]) -> Any:
-        return self.attempt(notes, str(self.rel(path)), lambda: json.loads(path.read_text()))
+    def absent(self, part: str, stage: str, what: str, exc: Exception | None = None) -> None:
+        """Note on ``part`` of the page why ``what`` is absent: unreadable, failed, not written, not run."""
+        status = self.status.get(stage)
+        if isinstance(exc, InputError):
+            text, level = f"{what} could not be read: {exc}", "warning"
+        elif status is not None and status.status == "failed":
+            text, level = f"{what}: the {stage} stage failed ({status.error}).", "warning"
+        elif status is not None and status.status in ("done", "running"):
+            text, level = f"{what}: the {stage} stage {status.status} but did not write it.", "warning"
+        else:
+            text, level = f"{what}: not run (`neurrator {stage} --run {self.run.root}`).", "missing"
+        self.inputs.notes.setdefault(part, []).append(Note(text, level))
 
-    def parquet(self, path: Path, notes: list[Note]) -> pd.DataFrame | None:
-        return self.attempt(notes, str(self.rel(path)), lambda: pd.read_parquet(path))
-
-    def figure(self, path: Path, notes: list[Note]) -> Figure | None:
-        data = self.attempt(notes, str(self.rel(path)), path.read_bytes)
-        if data is None:
-            return None
-        if not is_png(data):
-            notes.append(Note(f"{self.rel(path)}: not a PNG file; left out.", "warning"))
-            return None
-        return Figure(title=_pretty(path.stem), png=data, source=str(self.rel(path)))
-
-    def rel(self, path: Path) -> Path:
-        try:
-            return path.relative_to(self.run.root)
-        except ValueError:
-            return path
+    def raw(self, rel: str, data: Any) -> None:
+        if data is not None and len(json.dumps(data)) <= self.inputs.config.report.max_appendix_bytes:
+            self.inputs.raw.append(raw_json(rel, data))
 
 
-def _pretty(name: str) -> str:
-    text = re.sub(r"[_\-]+", " ", name).strip()
-    return text[:1].upper() + text[1:]
-
-
-def _anchor(prefix: str, name: str) -> str:
-    return prefix + "-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-# ---- evaluation ------------------------------------------------------------------------------
-def _score_columns(per_window: pd.DataFrame) -> list[str]:
-    """The evaluate stage's per-window SBERT columns present in the table, in its display order."""
-    return [c for c in SCORE_COLUMNS if c in per_window.columns and pd.api.types.is_numeric_dtype(per_window[c])]
-
-
-#: checkpoint.json fields worth showing (the rest are unit ids, statistics, weights metadata).
-_CHECKPOINT_FIELDS = ("kind", "seed", "split", "space", "target_shape", "metrics")
-
-
-def _training_section(reader: _Reader, config: RunConfig) -> Section:
-    section = Section("Encoder training", "eval-training")
-    folder = reader.run.stage_dir("train")
-    meta_path, log_path = folder / "checkpoint.json", folder / "log.csv"
-    meta = reader.json(meta_path, section.notes) if meta_path.is_file() else None
-    if not meta_path.is_file():
-        section.notes.append(reader.status_note("train", "train/checkpoint.json"))
-    if isinstance(meta, dict):
-        shown = {k: meta[k] for k in _CHECKPOINT_FIELDS if k in meta}
-        section.tables = json_tables(shown, "train/checkpoint.json", max_rows=config.report.max_table_rows)
-    log = reader.attempt(section.notes, "train/log.csv", lambda: pd.read_csv(log_path)) if log_path.is_file() else None
-    if log is not None and "epoch" in log and len(log):
-        metrics = (meta or {}).get("metrics") if isinstance(meta, dict) else None
-        best = metrics.get("best_step" if "step" in log.columns else "best_epoch") if isinstance(metrics, dict) else None
-        png = training_curve_png({c: log[c].to_numpy() for c in log.columns},
-                                 best_epoch=best if isinstance(best, int) else None, dpi=config.report.figure_dpi)
-        section.figures.append(Figure("Training curve", png, caption="training loss and validation metric per epoch",
-                                      source="train/log.csv"))
-    return section
-
-
-def _json_section(reader: _Reader, title: str, anchor: str, stage: str, filename: str, max_rows: int) -> Section:
-    """A section showing ``<stage>/<filename>`` as tables, or a note saying why it cannot."""
-    section = Section(title, anchor)
-    path = reader.run.stage_dir(stage) / filename
-    if path.is_file():
-        data = reader.json(path, section.notes)
-        if data is not None:
-            section.tables = json_tables(data, f"{stage}/{filename}", max_rows=max_rows)
-    else:
-        section.notes.append(reader.status_note(stage, f"{stage}/{filename}"))
-    return section
-
-
-def _evaluation_sections(reader: _Reader, per_window: pd.DataFrame | None, config: RunConfig) -> list[Section]:
-    max_rows = config.report.max_table_rows
-    sections = [_training_section(reader, config)]
-
-    sections.append(_json_section(reader, "Narration", "eval-narration", "narrate", "summary.json", max_rows))
-
-    summary = _json_section(reader, "SBERT scores and statistics", "eval-summary", "evaluate", "summary.json", max_rows)
-    if per_window is not None:
-        columns = _score_columns(per_window)
-        if columns:
-            png = score_distribution_png({c: per_window[c].to_numpy() for c in columns},
-                                         title=f"Per-window scores ({len(per_window)} test windows)",
-                                         dpi=config.report.figure_dpi)
-            meaning = "; ".join(f"{c}: {SCORE_COLUMNS[c]}" for c in columns)
-            summary.figures.append(Figure("Per-window score distributions", png,
-                                          caption=f"one dot per test window, boxes span the quartiles. {meaning}",
-                                          source="evaluate/per_window.parquet"))
-    summary.figures.extend(_stage_figures(reader, "evaluate", summary.notes))
-    sections.append(summary)
-
-    bench = _json_section(reader, "Baselines side by side (Tables A1–A3)", "eval-benchmark", "benchmark", "tables.json",
-                          max_rows)
-    bench.figures.extend(_stage_figures(reader, "benchmark", bench.notes))
-    sections.append(bench)
-    return sections
-
-
-def _stage_figures(reader: _Reader, stage: str, notes: list[Note]) -> list[Figure]:
-    folder = reader.run.stage_dir(stage)
-    if not folder.is_dir():
-        return []
-    figures = (reader.figure(p, notes) for p in sorted(folder.rglob("*.png")) if not p.name.startswith("."))
-    return [f for f in figures if f is not None]
-
-
-# ---- analyses --------------------------------------------------------------------------------
-#: Section titles of the analyses (issue 7 §1–6); other folders are titled from their name.
-ANALYSIS_TITLES = {
-    "scaling": "Scaling curves: fidelity against population size",
-    "similarity": "Area and cell-type narration similarity",
-    "contrasts": "Cell-type contrasts in language",
-    "sae": "Sparse-autoencoder concept dictionary",
-    "neurons": "Single-neuron neurration",
-    "attribution": "DINA-style attribution",
-}
-#: Most tables shown per JSON file (results.json files can hold many nested parts).
-_MAX_TABLES_PER_FILE = 30
-
-
-def _analysis_section(reader: _Reader, sub: Path, config: RunConfig) -> Section:
-    section = Section(ANALYSIS_TITLES.get(sub.name, _pretty(sub.name)), _anchor("analysis", sub.name))
-    section.figures = _stage_figures(reader, f"analyze/{sub.name}", section.notes)
-    # summary.json first and open beside the figures; everything else (results.json) folded.
-    jsons = sorted((p for p in sub.rglob("*.json") if not p.name.startswith(".")),
-                   key=lambda p: (p.name != "summary.json", str(p)))
-    for path in jsons:
-        rel = str(reader.rel(path))
-        if path.stat().st_size > _MAX_JSON_BYTES:
-            section.notes.append(Note(f"{rel}: {path.stat().st_size / 1e6:.1f} MB, too large to tabulate.", "info"))
-            continue
-        data = reader.json(path, section.notes)
-        if data is None:
-            continue
-        tables = json_tables(data, rel, max_rows=config.report.max_table_rows)
-        if len(tables) > _MAX_TABLES_PER_FILE:
-            section.notes.append(Note(f"{rel}: first {_MAX_TABLES_PER_FILE} of {len(tables)} parts shown.", "info"))
-            tables = tables[:_MAX_TABLES_PER_FILE]
-        (section.tables if path.name == "summary.json" else section.details).extend(tables)
-    if section.is_empty and not section.notes:
-        section.notes.append(Note(f"analyze/{sub.name}: no figures or JSON results.", "warning"))
-    return section
-
-
-def _analysis_sections(reader: _Reader, config: RunConfig) -> tuple[list[Section], list[Note]]:
-    folder = reader.run.stage_dir("analyze")
-    if not folder.is_dir():
-        return [], [reader.status_note("analyze", "analyses")]
-    found = {p.name: p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    order = [*(a for a in ANALYSES if a in found), *sorted(n for n in found if n not in ANALYSES)]
-    sections = [_analysis_section(reader, found[name], config) for name in order]
-    for name in config.analysis.analyses:
-        if name not in found:
-            section = Section(ANALYSIS_TITLES.get(name, _pretty(name)), _anchor("analysis", name))
-            section.notes.append(reader.status_note("analyze", f"analyze/{name}"))
-            sections.append(section)
-    return sections, []
-
-
-# ---- timeline --------------------------------------------------------------------------------
-def _load_stimulus(reader: _Reader, notes: list[Note]):
-    """The run's Stimulus (frames for thumbnails, captions as fallback references), or None."""
-    path = reader.run.stage_dir("ingest") / "stimulus.json"
-    if not path.is_file():
-        notes.append(Note("Frame thumbnails: ingest/stimulus.json missing; no thumbnails."))
-        return None
-    try:
-        from neurrator.data import load_stimulus_record
-    except ImportError:
-        notes.append(Note("Frame thumbnails: this version cannot reload the stimulus (no "
-                          "neurrator.data.load_stimulus_record); no thumbnails.", "warning"))
-        return None
-    return reader.attempt(notes, "Frame thumbnails (ingest/stimulus.json)", lambda: load_stimulus_record(path))
-
-
-def _load_dataset(reader: _Reader, notes: list[Note]):
-    from neurrator.preprocess.io import load_dataset
-
-    folder = reader.run.stage_dir("ingest") / "dataset"
-    if not folder.is_dir():
-        notes.append(Note("Rasters: ingest/dataset missing; no rasters."))
-        return None
-    return reader.attempt(notes, "Rasters (ingest/dataset)", lambda: load_dataset(folder, mmap=True))
-
-
-def _used_unit_ids(reader: _Reader, notes: list[Note]) -> np.ndarray | None:
-    """Unit ids the trained model was fitted on (train/checkpoint.json), or None for all units."""
-    path = reader.run.stage_dir("train") / "checkpoint.json"
-    if not path.is_file():
-        return None
-    data = reader.json(path, notes)
-    ids = data.get("unit_ids") if isinstance(data, dict) else None
-    return None if ids is None else np.asarray(ids)
-
-
-def _timeline(reader: _Reader, narrations: pd.DataFrame | None, per_window: pd.DataFrame | None,
-              config: RunConfig) -> Timeline:
-    timeline = Timeline()
-    if narrations is None and per_window is None:
-        timeline.notes.append(reader.status_note("narrate", "Narrated timeline (narrate/narrations.parquet)"))
-        return timeline
-    if narrations is None:
-        timeline.notes.append(reader.status_note("narrate", "Decoded sentences (narrate/narrations.parquet)"))
-    if per_window is None:
-        timeline.notes.append(reader.status_note("evaluate", "Per-window scores (evaluate/per_window.parquet)"))
-    rows = reader.attempt(timeline.notes, "Narrated timeline", lambda: timeline_rows(narrations, per_window))
-    if rows is None or config.report.timeline_frames == 0:
-        return timeline
-    if rows.note:
-        timeline.notes.append(Note(f"Per-window scores: {rows.note}.", "warning"))
-    stimulus = _load_stimulus(reader, timeline.notes)
-    dataset = _load_dataset(reader, timeline.notes)
-    unit_ids = _used_unit_ids(reader, timeline.notes)
-    entries = reader.attempt(
-        timeline.notes, "Narrated timeline",
-        lambda: build_timeline(
-            rows, frames=None if stimulus is None else stimulus.frames, dataset=dataset, unit_ids=unit_ids,
-            config=config.report, references=None if stimulus is None else stimulus.captions,
-        ),
-    )
-    timeline.entries = entries or []
-    timeline.score_label = "SBERT" if rows.score_label in ("sbert", "SBERT") else f"SBERT ({rows.score_label})"
-    return timeline
-
-
-# ---- the stage -------------------------------------------------------------------------------
-def collect(run: RunDir, config: RunConfig) -> ReportContent:
-    """Read everything the run holds into a :class:`ReportContent` (no HTML yet)."""
-    reader = _Reader(run)
+def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
+    """Everything the report shows, loaded from ``run`` (absent parts ``None``, with notes)."""
     notes: list[Note] = []
-    if reader.manifest_problem:
-        notes.append(Note(f"Provenance incomplete: {reader.manifest_problem}", "warning"))
+    try:
+        manifest = run.manifest()
+    except InputError as exc:
+        manifest, notes = {}, [Note(f"Provenance incomplete: {exc}", "warning")]
     config_path = run.root / CONFIG_FILE
-    config_yaml = reader.attempt(notes, CONFIG_FILE, config_path.read_text) if config_path.is_file() else None
-    manifest = dict(reader.manifest)
-    # This stage is running while the page is written; its own timing is not known yet.
-    manifest["stages"] = {k: v for k, v in (manifest.get("stages") or {}).items() if k != "report"}
-
-    narrations_path = run.stage_dir("narrate") / "narrations.parquet"
-    per_window_path = run.stage_dir("evaluate") / "per_window.parquet"
-    timeline_notes: list[Note] = []
-    narrations = reader.parquet(narrations_path, timeline_notes) if narrations_path.is_file() else None
-    per_window = reader.parquet(per_window_path, timeline_notes) if per_window_path.is_file() else None
-
-    timeline = _timeline(reader, narrations, per_window, config)
-    timeline.notes[:0] = timeline_notes
-    analyses, analysis_notes = _analysis_sections(reader, config)
-    return ReportContent(
-        title=f"Neurrator report — {manifest.get('name') or config.name}",
-        provenance=Provenance(config_yaml=config_yaml, manifest=manifest),
-        evaluation=_evaluation_sections(reader, per_window, config),
-        timeline=timeline,
-        analyses=analyses,
-        analysis_notes=analysis_notes,
-        notes=notes,
-    )
+    inputs = ReportInputs(config=config, manifest=manifest, config_yaml=config_path.read_text() if config_path.is_file() else None,
+                          statuses=run.statuses(tuple(STAGES)) if manifest else [], notes={"run": notes})
+    r = _Reader(run, inputs)
+    inputs.dataset = r.load("timeline", "ingest", "ingest/dataset", runio.read_dataset)
+    stimulus = r.load("timeline", "ingest", "ingest/stimulus.json", runio.read_stimulus)
+    if stimulus is not None:
+        inputs.frames, inputs.frame_rate, inputs.captions = stimulus.frames, stimulus.frame_rate, stimulus.captions
+    narrations = r.load("timeline", "narrate", "narrate/narrations.parquet", runio.read_narrations)
+    inputs.narrations = None if narrations is None else narrations.to_frame()
+    checkpoint = r.get("figures", "train", "checkpoint.json", _json)
+    inputs.training_log = r.get("figures", "train", "log.csv", _table)
+    if isinstance(checkpoint, dict):
+        inputs.unit_ids = checkpoint.get("unit_ids")
+        # The log has a row per validation, by optimizer step (or by epoch for older logs).
+        unit = "step" if inputs.training_log is not None and "step" in inputs.training_log else "epoch"
+        inputs.best_epoch = (checkpoint.get("metrics") or {}).get(f"best_{unit}")
+    inputs.per_window = r.get("results", "evaluate", "per_window.parquet", _table)
+    inputs.evaluation = r.get("results", "evaluate", "summary.json", _json)
+    r.raw("evaluate/summary.json", inputs.evaluation)
+    r.raw("benchmark/tables.json", r.get("results", "benchmark", "tables.json", _json))
+    analyze = run.stage_dir("analyze")
+    if not analyze.is_dir():
+        r.absent("analyses", "analyze", "analyses")
+    folders = [p for p in analyze.glob("*") if p.is_dir() and not p.name.startswith(".")]
+    for folder in sorted(folders, key=lambda p: (ANALYSES.index(p.name) if p.name in ANALYSES else len(ANALYSES), p.name)):
+        name = folder.name
+        pngs = [(p, p.read_bytes()) for p in sorted(folder.glob("*.png"))]
+        figures = tuple(Figure(p.stem.replace("_", " ").capitalize(), data, source=f"analyze/{name}/{p.name}")
+                        for p, data in pngs if is_png(data))
+        summary = r.get("analyses", "analyze", f"{name}/summary.json", _json) if (folder / "summary.json").is_file() else None
+        if (folder / "results.json").is_file():
+            r.raw(f"analyze/{name}/results.json", r.get("analyses", "analyze", f"{name}/results.json", _json))
+        inputs.analyses.append(AnalysisOutput(name, figures, summary))
+    return inputs
 
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
-    content = collect(run, config)
-    stage_order = [s for s in DEMO_ORDER if s != "report"]
-    page = render_report(content, stage_order=stage_order, max_table_rows=config.report.max_table_rows)
+    content = build_report(read_inputs(run, config))
+    page = render_report(content, context_bins=config.report.raster_context_bins)
     out = atomic_write_text(run.stage_dir("report") / "report.html", page)
-
-    missing = [n.text for s in [*content.evaluation, *content.analyses] for n in s.notes if n.level != "info"]
-    missing += [n.text for n in [*content.timeline.notes, *content.analysis_notes, *content.notes] if n.level != "info"]
-    summary = (
-        f"report: {out} ({out.stat().st_size / 1e6:.2f} MB; {content.n_figures} figures, "
-        f"{len(content.timeline.entries)} timeline frames, {len(content.provenance.stand_ins)} stand-ins flagged)"
-    )
-    if missing:
-        summary += "\n" + "\n".join(f"  note: {m}" for m in missing)
-    return StageResult(summary=summary, outputs=[str(out)])
+    problems = [n.text for n in content.all_notes if n.level != "info"]
+    summary = (f"report: {out} ({out.stat().st_size / 1e6:.2f} MB; {len(content.results)} result tables, "
+               f"{content.n_figures} figures, {len(content.timeline.windows)} narrated windows on the timeline, "
+               f"{len(content.summary.stand_ins)} stand-ins flagged)")
+    return StageResult(summary="\n".join([summary, *(f"  note: {p}" for p in problems)]), outputs=[str(out)])

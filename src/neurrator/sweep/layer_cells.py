@@ -65,3 +65,42 @@ def encoder_cell(cell: Cell, inputs: CellInputs) -> dict:
     return {"n_units": int(mask.sum()), **{k: metrics[k] for k in keep},
             "val_cosine": est.meta_.metrics["val_cosine"], "epochs": est.meta_.metrics["epochs"],
             "fit_seconds": est.meta_.metrics["seconds"], "stopped": est.meta_.metrics["stopped"]}
+
+
+@SWEEP_CELLS.register("scaling")
+def scaling_cell(cell: Cell, inputs: CellInputs) -> dict:
+    """One point of a scaling curve (paper Fig. 4) through the analysis's own code
+    (:func:`neurrator.analysis.scaling.run` restricted to one pool and one size): the run's
+    trained encoder queried with ``n_draws`` random subsets of ``size`` units of ``pool``,
+    narrated by the scaling narrator and scored (SBERT, R@10, SBERT gain over a shuffled
+    pairing), mean and CI over the draws.
+
+    Axes/params read: ``pool`` (a name of ``analysis.scaling.pools`` or a subset spec),
+    ``size`` (int or ``"all"``), ``seed`` (offsets the run's seed: other draws), ``n_draws``.
+    """
+    from dataclasses import replace
+
+    from neurrator.analysis import scaling
+    from neurrator.stages.analyze import read_inputs
+
+    run = inputs.run
+    config = inputs.cached(("config",), run.config)
+    analysis_inputs = inputs.cached(("analysis_inputs",), lambda: read_inputs(run, config, frozenset()))
+    pool, size = str(cell.get("pool", "all units")), cell.get("size", "all")
+    spec = config.analysis.scaling.pools.get(pool, pool)
+    sc = config.analysis.scaling.model_copy(update={
+        "pools": {pool: spec}, "sizes": [size], "n_draws": int(cell.get("n_draws", config.analysis.scaling.n_draws))})
+    analysis = config.analysis.model_copy(update={"scaling": sc})
+    seeded = replace(analysis_inputs, seed=analysis_inputs.seed + int(cell.get("seed", 0)))
+    data = scaling.run(seeded, analysis).results
+    row = {"pool_spec": spec, "pool_size": data["pool_sizes"].get(pool, 0), "n_windows": data["n_windows"],
+           "narrator": data["narrator"], "sbert_floor": data["floors"]["sbert"],
+           "r_at_10_chance": data["floors"]["r_at_10"]}
+    if not data["points"]:  # the size is not below the pool's: the pool itself is its "all" point
+        return {**row, "skipped": True}
+    point = data["points"][0]
+    row.update(N=point["label"], units=point["size"], n_distinct_draws=point["n_distinct_draws"],
+               ci_method=point["ci_method"], skipped=False)
+    for metric, m in point["metrics"].items():
+        row.update({metric: m["mean"], f"{metric}_lo": m["lo"], f"{metric}_hi": m["hi"]})
+    return row
