@@ -42,7 +42,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lm") / "tiny-gpt2"
+    folder = tmp_path_factory.mktemp("lm") / "tiny-<i>gpt2"  # markup in a name the report must escape
     torch.manual_seed(0)
     AutoModel.from_config(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64, n_positions=32,
                                      bos_token_id=0, eos_token_id=0)).save_pretrained(folder)
@@ -142,6 +142,9 @@ def test_stage_writes_tables_salience_checkpoints_and_a_report_section(run_dir):
     titles = " ".join(t.title for t in section.tables)
     assert "pretrained against each control" in titles and "Salience by area" in titles and "Vision head" in titles
     assert any("recorded running speed" in f.title for f in section.figures)
+    run_stage("report", run, config)
+    page = (run.stage_dir("report") / "report.html").read_text()
+    assert "Language-model decoders" in page and "tiny-&lt;i&gt;gpt2" in page and "tiny-<i>gpt2" not in page
 
 
 def run_dir_units(run) -> int:
