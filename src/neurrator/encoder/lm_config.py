@@ -75,3 +75,12 @@ class LMDecodeConfig(BaseModel):
 
     num_threads: int = Field(1, ge=0, description="torch CPU threads (0 = torch default)")
     progress: bool = True
+
+    def decoder_params(self, cache_dir=None) -> dict:
+        """:class:`~neurrator.encoder.lm_estimator.LMDecoder` parameters of the backbone, its mode,
+        the learning rate and execution (the training budget is added by the caller)."""
+        return {"backbone": self.backbone, "gguf_file": self.gguf_file, "mode": self.mode, "n_layers": self.n_layers,
+                "seq_bins": self.seq_bins, "pooling": self.pooling, "lora_rank": self.lora_rank,
+                "lora_alpha": self.lora_alpha, "load_in_8bit": self.load_in_8bit, "lr": self.lr,
+                "num_threads": self.num_threads, "device": self.device, "progress": False,
+                "cache_dir": None if cache_dir is None else str(cache_dir)}

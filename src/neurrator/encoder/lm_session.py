@@ -209,13 +209,8 @@ def decode_session(
     session_id, mask = session_units(dataset, c.session, c.units, seed=seed)
     if str(behaviour.session_id) != session_id:
         raise InputError(behaviour.source, f"holds session {behaviour.session_id}, not the chosen {session_id}")
-    decoder = {
-        "backbone": c.backbone, "gguf_file": c.gguf_file, "mode": c.mode, "n_layers": c.n_layers,
-        "seq_bins": c.seq_bins, "pooling": c.pooling, "lora_rank": c.lora_rank, "lora_alpha": c.lora_alpha,
-        "load_in_8bit": c.load_in_8bit, "lr": c.lr, "batch_size": c.batch_size, "max_steps": c.max_steps,
-        "val_every": c.val_every, "patience": c.patience, "num_threads": c.num_threads, "device": c.device,
-        "progress": False, "cache_dir": None if cache_dir is None else str(cache_dir),
-    }
+    decoder = {**c.decoder_params(cache_dir), "batch_size": c.batch_size, "max_steps": c.max_steps,
+               "val_every": c.val_every, "patience": c.patience}
     seeds = [seed + k for k in range(c.seeds)]
     notes: list[str] = []
 
