@@ -104,7 +104,7 @@ def main() -> None:
         jobs += [(args.backbone, "random", "frozen"), (args.backbone, "scratch", "frozen")]
     print(f"# bench_lm_decode: {args.units} units, {args.layers} backbone blocks, {args.seq_bins} tokens/window, "
           f"batch {args.batch}, {args.steps} timed steps, {args.threads} thread(s); python {sys.version.split()[0]}")
-    header = f"{'model':58s} {'trainable':>10s} {'train w/s':>10s} {'infer w/s':>10s} {'peak RSS MB':>11s} {'fit s':>7s}  load before/after"
+    header = f"{'model':70s} {'trainable':>10s} {'train w/s':>10s} {'infer w/s':>10s} {'peak RSS MB':>11s} {'fit s':>7s}  load before/after"
     print(header)
     forwarded = []
     for name in ("layers", "seq_bins", "units", "batch", "steps", "warmup", "infer", "threads"):
@@ -120,7 +120,7 @@ def main() -> None:
             continue
         r = json.loads(lines[-1])
         label = f"{r['model']} [{r['init']}, {r['mode']}]"
-        print(f"{label[:58]:58s} {r['trainable']:>10,d} {r['train_windows_per_s']:>10.1f} {r['infer_windows_per_s']:>10.1f} "
+        print(f"{label[:70]:70s} {r['trainable']:>10,d} {r['train_windows_per_s']:>10.1f} {r['infer_windows_per_s']:>10.1f} "
               f"{r['peak_rss_mb']:>11.0f} {r['fit_seconds']:>7.1f}  {before:.2f}/{after:.2f}")
 
 
