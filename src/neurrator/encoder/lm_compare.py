@@ -107,7 +107,7 @@ class Comparison:
     def summary(self, level: float = 0.95) -> pd.DataFrame:
         """Per condition: R² and RMSE, mean over seeds with a Student-t interval across seeds and
         a block-bootstrap interval over test windows."""
-        variance = float(np.var(self.truth))
+        variance = max(float(np.var(self.truth)), 1e-30)
         rows = []
         for condition in dict.fromkeys(r.condition for r in self.runs):
             runs = [r for r in self.runs if r.condition == condition]
@@ -128,6 +128,8 @@ class Comparison:
         """``reference`` against every other condition: Wilcoxon across seeds (paired by seed)
         on R², and on block means of the squared-error difference; Holm within each column."""
         ref = {r.seed: r for r in self.runs if r.condition == reference}
+        if not ref:
+            return pd.DataFrame()
         rows = []
         for condition in dict.fromkeys(r.condition for r in self.runs):
             if condition == reference:
@@ -151,8 +153,9 @@ class Comparison:
         return table
 
     def trace(self, condition: str = "pretrained") -> pd.DataFrame:
-        """Test windows in time order: truth, the first seed's prediction and the seed mean."""
-        runs = [r for r in self.runs if r.condition == condition]
+        """Test windows in time order: truth, the first seed's prediction and the seed mean of
+        ``condition`` (the first condition run if it was not)."""
+        runs = [r for r in self.runs if r.condition == condition] or [r for r in self.runs if r.condition == self.runs[0].condition]
         return pd.DataFrame({
             "repeat": self.test_pairs[:, 0], "frame": self.test_pairs[:, 1], "truth": self.truth,
             "predicted": runs[0].predictions, "predicted_seed_mean": np.mean([r.predictions for r in runs], axis=0),

@@ -83,7 +83,8 @@ class LMDecodeResult:
         out = {}
         for name, comp in self.comparisons.items():
             summary = comp.summary().set_index("condition")
-            tests = comp.tests().set_index("condition") if len(comp.runs) else pd.DataFrame()
+            tests = comp.tests()
+            tests = tests.set_index("condition") if len(tests) else tests
             out[name] = {c: {"r2": float(summary.loc[c, "r2_mean"]), "rmse": float(summary.loc[c, "rmse_mean"])}
                          for c in summary.index}
             if "random" in tests.index:
