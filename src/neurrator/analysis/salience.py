@@ -206,6 +206,8 @@ def _figure(summary: dict) -> bytes:
                      yerr=[[r["random_increase"] - r["random_low"] for r in ab], [r["random_high"] - r["random_increase"] for r in ab]],
                      fmt="s--", color="0.4", label="k random removed (95 % t-CI)")
     axes[2].set_xscale("log")
+    axes[2].minorticks_off()
+    axes[2].set_xticks(k, [str(v) for v in k])
     axes[2].set_xlabel("units removed (k)")
     axes[2].set_ylabel("test loss increase")
     axes[2].set_title(f"ablation ({summary['behaviour']})", fontsize=9)
