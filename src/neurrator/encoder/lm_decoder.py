@@ -420,6 +420,15 @@ class LMDecoderModel(nn.Module):
             for name, p in self.backbone.named_parameters():
                 p.requires_grad_("lora_" in name)
 
+    def to(self, *args, **kwargs) -> LMDecoderModel:
+        """An 8-bit backbone stays where ``device_map`` put it (bitsandbytes refuses ``.to``);
+        only the adapter and the head move. Untested here (no GPU)."""
+        if self.config.load_in_8bit:
+            self.adapter.to(*args, **kwargs)
+            self.head.to(*args, **kwargs)
+            return self
+        return super().to(*args, **kwargs)
+
     def train(self, mode: bool = True) -> LMDecoderModel:
         """A frozen backbone stays in eval mode (no dropout), as is usual for frozen features."""
         super().train(mode)
