@@ -40,7 +40,12 @@ def child(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from neurrator.encoder.lm_decoder import LMDecoderConfig, LMDecoderModel, load_backbone, match_scratch_width
+    from neurrator.encoder.lm_decoder import (
+        LMDecoderConfig,
+        LMDecoderModel,
+        load_backbone,
+        match_scratch_width,
+    )
     from neurrator.encoder.lm_estimator import LMDecoder
     from neurrator.encoder.synthetic import synthetic_problem
     from neurrator.preprocess.behaviour import BehaviourTargets
@@ -49,9 +54,10 @@ def child(args: argparse.Namespace) -> None:
     dataset, _, split = synthetic_problem(n_units=args.units, n_frames=300, n_repeats=6, n_patches=4, dim=4, seed=0)
     rng = np.random.default_rng(0)
     y = BehaviourTargets("running_speed", "cm/s", rng.normal(size=(dataset.n_repeats, dataset.n_frames)), "bench")
-    params = dict(backbone=args.one_backbone, n_layers=args.layers, seq_bins=args.seq_bins, batch_size=args.batch,
-                  max_steps=args.steps + args.warmup, val_every=args.warmup, patience=10**6, mode=args.one_mode,
-                  init=args.one_init, num_threads=args.threads, cache_dir=CACHE, progress=False)
+    params = {"backbone": args.one_backbone, "n_layers": args.layers, "seq_bins": args.seq_bins,
+              "batch_size": args.batch, "max_steps": args.steps + args.warmup, "val_every": args.warmup,
+              "patience": 10**6, "mode": args.one_mode, "init": args.one_init, "num_threads": args.threads,
+              "cache_dir": CACHE, "progress": False}
     if args.one_init == "scratch":
         config = LMDecoderConfig(n_units=dataset.n_units, backbone=args.one_backbone, n_layers=args.layers,
                                  seq_bins=args.seq_bins, mode=args.one_mode)
@@ -112,7 +118,7 @@ def main() -> None:
     for backbone, init, mode in jobs:
         before = os.getloadavg()[0]
         out = subprocess.run([sys.executable, __file__, "--one-backbone", backbone, "--one-init", init,
-                              "--one-mode", mode, *forwarded], capture_output=True, text=True)
+                              "--one-mode", mode, *forwarded], capture_output=True, text=True, check=False)
         after = os.getloadavg()[0]
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode or not lines:

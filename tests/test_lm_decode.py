@@ -3,6 +3,8 @@ the shuffled-time control, salience and ablations, the stage's outputs, errors, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -168,7 +170,7 @@ def test_stage_errors_are_one_line(run_dir, tmp_path, session):
     # a session without running speed, when behaviour is asked for
     source = str(session.source)
     copy = tmp_path / "no_running.nwb"
-    copy.write_bytes(open(source, "rb").read())
+    copy.write_bytes(Path(source).read_bytes())
     with h5py.File(copy, "a") as f:
         del f["processing/running"]
     dataset = runio_dataset(run)

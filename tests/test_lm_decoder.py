@@ -187,3 +187,27 @@ def test_bad_parameters_and_targets_are_one_line_errors(folders, problem):
         LMDecoder(backbone=folders["gpt2"]).fit(dataset, silent, split)
     with pytest.raises(InputError, match="8-bit"):
         LMDecoder(backbone=folders["gpt2"], load_in_8bit=True).fit(dataset, speed, split)
+
+
+def test_vision_head_is_a_benchmark_method_under_the_budget(folders, problem):
+    from neurrator.evaluate.methods import (
+        BENCHMARK_METHODS,
+        BenchmarkMethod,
+        Budget,
+        make_task,
+        run_cell,
+    )
+
+    from neurrator.config import RunConfig
+
+    dataset, targets, split, _ = problem
+    config = RunConfig().with_overrides({"lm_decode.backbone": folders["gpt2"], "lm_decode.seq_bins": 6})
+    budget = Budget(max_steps=12, validate_every=6, patience=2, batch_size=16)
+    task = make_task(dataset, targets, split, budget, basis_components=6)
+    for name, init in (("lm_decoder", "pretrained"), ("lm_decoder_random", "random")):
+        method = BENCHMARK_METHODS.create(name, config=config)
+        assert isinstance(method, BenchmarkMethod) and method.iterative and method.answers_unseen_frames
+        cell = run_cell(method, task, budget, seed=0, test_pairs=split.test[:20])
+        assert cell.predicted.shape == (20, targets.info.n_patches, targets.info.dim)
+        assert cell.fit.steps <= 12 and [s for s, _ in cell.fit.history] == list(range(6, cell.fit.steps + 1, 6))
+        assert init in cell.fit.notes["model"] and cell.fit.n_parameters > 0

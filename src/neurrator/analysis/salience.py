@@ -150,11 +150,11 @@ def run(inputs: SalienceInputs) -> AnalysisResult:
 
     per_unit = table.reset_index().rename(columns={table.index.name or "index": "unit_id"})
     summary = {
-        "behaviour": inputs.behaviour, "n_units": n_units, "n_windows": int(len(inputs.windows)),
-        "n_attributed_windows": int(len(attributed)), "ig_steps": inputs.ig_steps,
+        "behaviour": inputs.behaviour, "n_units": n_units, "n_windows": len(inputs.windows),
+        "n_attributed_windows": len(attributed), "ig_steps": inputs.ig_steps,
         "ig_median_relative_gap": gap, "base_loss": base,
         "ablation": ablation, "random_curve": random_curve, "by_area": groups["area"],
-        "by_cell_type": groups["cell_type"], "n_ablation_windows": int(len(x)),
+        "by_cell_type": groups["cell_type"], "n_ablation_windows": len(x),
         "loss": "MSE of the z-scored behaviour on the test windows; increase = ablated − intact",
     }
     results = {**summary, "per_unit": per_unit.to_dict(orient="records")}
@@ -175,7 +175,7 @@ def _groups(table: pd.DataFrame, column: str, without, random_increase) -> list[
         ablated = without(positions) if len(positions) < len(table) else math.nan
         rand = random_increase(len(positions)) if len(positions) < len(table) else None
         rows.append({
-            column: str(name), "n_units": int(len(members)), "unit_share": len(members) / len(table),
+            column: str(name), "n_units": len(members), "unit_share": len(members) / len(table),
             "mean_salience": float(members["salience"].mean()), "total_salience_share":
                 float(members["salience"].sum() / max(table["salience"].sum(), 1e-30)),
             "top_decile_share": float(members["top_decile"].sum() / max(n_top, 1)),

@@ -300,5 +300,5 @@ def _vision(dataset, split, targets, decoder, c: LMDecodeConfig, seed, shot_of_f
                 kept = est
     test_result = stats.paired_test(np.mean(per_window["pretrained"], axis=0), np.mean(per_window["random"], axis=0),
                                     blocks).to_dict()
-    test_result["n_test_windows"] = int(len(test))
+    test_result["n_test_windows"] = len(test)
     return pd.DataFrame(rows), test_result, kept
