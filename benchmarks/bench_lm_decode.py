@@ -57,7 +57,7 @@ def child(args: argparse.Namespace) -> None:
     params = {"backbone": args.one_backbone, "n_layers": args.layers, "seq_bins": args.seq_bins,
               "batch_size": args.batch, "max_steps": args.steps + args.warmup, "val_every": args.warmup,
               "patience": 10**6, "mode": args.one_mode, "init": args.one_init, "num_threads": args.threads,
-              "cache_dir": CACHE, "progress": False}
+              "cache_dir": CACHE, "progress": False, "precision": args.precision}
     if args.one_init == "scratch":
         config = LMDecoderConfig(n_units=dataset.n_units, backbone=args.one_backbone, n_layers=args.layers,
                                  seq_bins=args.seq_bins, mode=args.one_mode)
@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4, help="untimed steps before them")
     parser.add_argument("--infer", type=int, default=1024, help="windows predicted")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="backbone under bf16 autocast or not")
     parser.add_argument("--no-controls", action="store_true", help="skip the random-init and scratch rows")
     parser.add_argument("--one-backbone", help=argparse.SUPPRESS)
     parser.add_argument("--one-mode", help=argparse.SUPPRESS)
@@ -109,11 +111,12 @@ def main() -> None:
     if not args.no_controls:
         jobs += [(args.backbone, "random", "frozen"), (args.backbone, "scratch", "frozen")]
     print(f"# bench_lm_decode: {args.units} units, {args.layers} backbone blocks, {args.seq_bins} tokens/window, "
-          f"batch {args.batch}, {args.steps} timed steps, {args.threads} thread(s); python {sys.version.split()[0]}")
+          f"batch {args.batch}, {args.steps} timed steps, {args.threads} thread(s), {args.precision}; "
+          f"python {sys.version.split()[0]}")
     header = f"{'model':70s} {'trainable':>10s} {'train w/s':>10s} {'infer w/s':>10s} {'peak RSS MB':>11s} {'fit s':>7s}  load before/after"
     print(header)
     forwarded = []
-    for name in ("layers", "seq_bins", "units", "batch", "steps", "warmup", "infer", "threads"):
+    for name in ("layers", "seq_bins", "units", "batch", "steps", "warmup", "infer", "threads", "precision"):
         forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     for backbone, init, mode in jobs:
         before = os.getloadavg()[0]

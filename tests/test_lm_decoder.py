@@ -211,3 +211,14 @@ def test_vision_head_is_a_benchmark_method_under_the_budget(folders, problem):
         assert cell.predicted.shape == (20, targets.info.n_patches, targets.info.dim)
         assert cell.fit.steps <= 12 and [s for s, _ in cell.fit.history] == list(range(6, cell.fit.steps + 1, 6))
         assert init in cell.fit.notes["model"] and cell.fit.n_parameters > 0
+
+
+def test_bfloat16_autocast_trains_every_architecture(folders, problem):
+    dataset, _, split, speed = problem
+    for name, mode in (("gpt2", "frozen"), ("bert", "lora"), ("llama", "full")):
+        est = LMDecoder(backbone=folders[name], mode=mode, precision="bfloat16", seed=0, **FAST).fit(dataset, speed, split)
+        pred = est.predict(dataset, split.test)
+        assert pred.dtype == np.float64 and np.isfinite(pred).all()
+        assert all(p.dtype == torch.float32 for p in est.model_.parameters())
+    scratch = LMDecoder(backbone=folders["gpt2"], init="scratch", scratch_width=16, precision="bfloat16", seed=0, **FAST)
+    assert np.isfinite(scratch.fit(dataset, speed, split).predict(dataset, split.test)).all()
