@@ -249,7 +249,7 @@ def decode_session(
     settings = {
         "session_id": session_id, "units": c.units, "n_units": int(mask.sum()), "backbone": c.backbone,
         "description": next(iter(comparisons.values())).runs[0].description if comparisons else "",
-        "mode": c.mode, "n_layers": c.n_layers, "seq_bins": c.seq_bins, "seeds": seeds,
+        "mode": c.mode, "n_layers": c.n_layers, "seq_bins": c.seq_bins, "precision": c.precision, "seeds": seeds,
         "budget": {"max_steps": c.max_steps, "val_every": c.val_every, "patience": c.patience,
                    "batch_size": c.batch_size, "lr": c.lr},
         "behaviour_split": {"name": "repeats", "val_fraction": c.val_fraction, "test_fraction": c.test_fraction,

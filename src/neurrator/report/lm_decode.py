@@ -155,7 +155,8 @@ def lm_decode_section(outputs: dict, salience_png: bytes | None = None) -> Secti
     budget = settings.get("budget", {})
     section.notes.append(Note(
         f"Session {settings.get('session_id')} ({settings.get('n_units')} units, subset '{settings.get('units')}'); "
-        f"{settings.get('description')}; {settings.get('seq_bins')} tokens of one 120 Hz bin; seeds "
+        f"{settings.get('description')}; {settings.get('seq_bins')} tokens of one 120 Hz bin; backbone in "
+        f"{settings.get('precision', 'float32')}; seeds "
         f"{settings.get('seeds')}; ≤ {budget.get('max_steps')} steps of {budget.get('batch_size')} windows, "
         f"validation every {budget.get('val_every')}, patience {budget.get('patience')}; "
         f"{settings.get('seconds')} s at load average {settings.get('load_average')}.", "info"))

