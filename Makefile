@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= demo
 
-.PHONY: demo test test-browser test-all install install-dev clean
+.PHONY: demo test test-browser test-ci test-all install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: install-dev
 
 test-browser: install-dev
 	$(BIN)/python -m pytest -q -m browser
+
+# Every test but the browser one (CI runs that first, on its own): slow tests included.
+test-ci: install-dev
+	$(BIN)/python -m pytest -q -m 'not browser' -rs
 
 test-all: install-dev
 	$(BIN)/python -m pytest -q -m ''

@@ -59,8 +59,8 @@ DEMO_AREAS = {
 
 
 def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, AnalysisConfig, str]:
+    from neurrator import runio
     from neurrator.rundir import RunDir
-    from neurrator.stages.analyze import read_inputs
 
     run = RunDir.open(run_dir)
     config = run.config()
@@ -72,13 +72,13 @@ def run_inputs(run_dir: Path, config_overrides: dict) -> tuple[AnalysisInputs, A
         }
     )
     needs = needed_inputs(SUITE, config.analysis)
-    return read_inputs(run, config, needs), config.analysis, f"demo run {run_dir}"
+    return runio.read_analysis_inputs(run, config, needs), config.analysis, f"demo run {run_dir}"
 
 
 def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInputs, str]:
     import neurrator.evaluate.sbert  # noqa: F401  (registers the sbert scorer)
+    from neurrator.core.linalg import fit_pca_basis
     from neurrator.data.stimulus import load_stimulus
-    from neurrator.encoder.basis import fit_patch_basis
     from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches
     from neurrator.evaluate.base import SENTENCE_SCORERS
     from neurrator.evaluate.scores import ReferenceBank, load_word_salad, score_windows
@@ -149,7 +149,7 @@ def synthetic_inputs(config: AnalysisConfig, seed: int = 0) -> tuple[AnalysisInp
     )
     torch.manual_seed(seed)
     model = NeurratorPatches(cfg).eval()
-    fit = fit_patch_basis(targets.patches, train_frames, 64)
+    fit = fit_pca_basis(targets.patches, train_frames, 64)
     model.head.basis.set(
         torch.as_tensor(fit.mean), torch.as_tensor(fit.components), torch.as_tensor(fit.scale)
     )

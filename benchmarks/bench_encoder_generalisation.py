@@ -27,7 +27,9 @@ Usage::
         --max-steps 600 --val-every 50 --patience 6
 
 ``--methods`` takes ``ridge``, ``knn`` and encoder variants named in ``VARIANTS`` (or
-``name:key=value;key=value`` to define one on the fly, values parsed as JSON).
+``name:key=value;key=value`` to define one on the fly, values parsed as JSON; ``dina=true``
+fits a NeurratorDINA and ranks candidates in its joint space; ``ensemble=[-1,0]`` averages the
+predictions of windows shifted by those bins — the guard is widened to cover them).
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Encoder variants (EncoderConfig overrides on top of the demo preset).
 VARIANTS: dict[str, dict] = {
     "demo": {},
+    "ensemble": {"ensemble": [-1, 0]},
+    "mixup": {"mixup": 0.4},
+    "whitened": {"loss_space": "whitened"},
+    "rank256": {"basis_rank": 256},
+    "dina": {"dina": True},
+    "dina-aux": {"contrastive_weight": 0.5},
+    "regularised": {"dropout": 0.4, "weight_decay": 0.05, "unit_dropout": 0.3},
+    "rf32": {"rf_units": 32},
+    "rf64": {"rf_units": 64},
+    "layers1": {"temporal_layers": 1},
+    "d96": {"d_model": 96, "ff_dim": 192},
     "demo-frame": {"sampling": "frame"},
     "paper-small": {"preset": "paper", "d_model": 128, "n_heads": 4, "ff_dim": 256, "conv_channels": 64,
                     "unit_bottleneck": 128, "lr": 1e-3, "validation": "split", "lr_schedule": "step"},
@@ -151,11 +164,14 @@ def centred_unit(patches: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def identify(pred: np.ndarray, true_frames: np.ndarray, candidates: np.ndarray, targets, mean: np.ndarray,
-             shots: np.ndarray | None, tolerance: int) -> Scores:
-    cand = centred_unit(np.asarray(targets.patches[candidates]), mean)
-    sims = centred_unit(pred, mean) @ cand.T  # (n, n_candidates)
+             shots: np.ndarray | None, tolerance: int, sims: np.ndarray | None = None) -> Scores:
+    """Scores of predicted patches ``pred`` (centred full-patch cosine), or of a method's own
+    similarity matrix ``sims`` (n, n_candidates) when given (DINA's joint space)."""
+    if sims is None:
+        cand = centred_unit(np.asarray(targets.patches[candidates]), mean)
+        sims = centred_unit(pred, mean) @ cand.T  # (n, n_candidates)
     pos = np.searchsorted(candidates, true_frames)
-    true_sim = sims[np.arange(len(pred)), pos]
+    true_sim = sims[np.arange(len(true_frames)), pos]
     rank = (sims > true_sim[:, None]).sum(axis=1)
     top = candidates[sims.argmax(axis=1)]
     near = np.abs(candidates[None] - true_frames[:, None]) <= tolerance
@@ -174,9 +190,10 @@ def identify(pred: np.ndarray, true_frames: np.ndarray, candidates: np.ndarray, 
 
 def fit_ridge(dataset, targets, split, seed):
     """Ridge from 2-chunk window features to 128 target PCs; alpha chosen on validation."""
-    from neurrator.evaluate.baselines import RidgePatches, TargetBasis, window_features
+    from neurrator.core.linalg import fit_pca_basis
+    from neurrator.evaluate.baselines import RidgePatches, window_features
 
-    basis = TargetBasis(128).fit(targets.patches, split.train_frames)
+    basis = fit_pca_basis(targets.patches, split.train_frames, 128)
     xtr, xva = window_features(dataset, split.train), window_features(dataset, split.val)
     ytr = basis.transform(targets.patches, split.train[:, 1])
     best = None
@@ -188,6 +205,54 @@ def fit_ridge(dataset, targets, split, seed):
     val, alpha, model = best
     predict = lambda pairs: basis.inverse_transform(model.predict(window_features(dataset, pairs)))
     return predict, {"alpha": alpha, "val": val, "steps": 0, "stopped": "closed_form"}
+
+
+def fit_local_ridge(dataset, targets, split, seed, k_units: int = 32, alpha: float | None = None):
+    """Receptive-field-aware linear readout (a hypothesis test, not a Neurrator variant): each
+    unit's retinotopy is estimated on the training frames (|correlation| of its frame-mean
+    response with each patch's feature energy), and each patch's 64 features are regressed (ridge)
+    on the 2-chunk features of its ``k_units`` best-seeing units only. Alpha chosen on validation."""
+    from neurrator.evaluate.baselines import window_features
+
+    frames = np.unique(split.train[:, 1])
+    y_all = np.asarray(targets.patches, dtype=np.float32)
+    mean = y_all[frames].mean(axis=0)  # (P, D)
+    xtr, xva = window_features(dataset, split.train), window_features(dataset, split.val)
+    n_units = dataset.n_units
+    # Frame-mean response per unit (mean of both chunks) and per-patch energy of the centred target.
+    resp = np.stack([xtr[split.train[:, 1] == f].mean(0) for f in frames])  # (F, 2U)
+    resp = resp.reshape(len(frames), 2, n_units).mean(1)
+    energy = np.linalg.norm(y_all[frames] - mean, axis=2)  # (F, P)
+    zr = (resp - resp.mean(0)) / (resp.std(0) + 1e-8)
+    ze = (energy - energy.mean(0)) / (energy.std(0) + 1e-8)
+    rf = np.abs(zr.T @ ze) / len(frames)  # (U, P)
+    top = np.argsort(-rf, axis=0)[:k_units].T  # (P, k) units per patch
+    cols = lambda units: np.concatenate([units, units + n_units])
+    ytr = y_all[split.train[:, 1]] - mean  # (N, P, D)
+    yva = y_all[split.val[:, 1]] - mean
+    best = None
+    for a in ([alpha] if alpha else (1e1, 1e2, 1e3, 1e4)):
+        weights, val = [], 0.0
+        pred_va = np.empty_like(yva)
+        for p in range(len(top)):
+            c = cols(top[p])
+            x = xtr[:, c]
+            w = np.linalg.solve(x.T @ x + a * np.eye(len(c)), x.T @ ytr[:, p])
+            weights.append(w)
+            pred_va[:, p] = xva[:, c] @ w
+        val = mean_patch_cos(pred_va + mean, targets, split.val)
+        if best is None or val > best[0]:
+            best = (val, a, weights)
+    val, a, weights = best
+
+    def predict(pairs):
+        x = window_features(dataset, pairs)
+        out = np.empty((len(pairs), *mean.shape), dtype=np.float32)
+        for p in range(len(top)):
+            out[:, p] = x[:, cols(top[p])] @ weights[p]
+        return out + mean
+
+    return predict, {"alpha": a, "val": round(val, 4), "steps": 0, "stopped": "closed_form", "k_units": k_units}
 
 
 def fit_knn(dataset, targets, split, seed, k: int = 10):
@@ -231,6 +296,21 @@ def fit_encoder(params: dict, dataset, targets, split, seed, budget: dict):
                      "params": m["n_parameters"]}
 
 
+def fit_dina(params: dict, dataset, targets, split, seed, budget: dict):
+    from neurrator.encoder import NeurratorDINA
+
+    settings = {"progress": False, **budget, **params}
+    ensemble = tuple(settings.pop("ensemble", None) or (0,))
+    est = NeurratorDINA(seed=seed, **settings).fit(dataset, targets, split)
+    m = est.meta_.metrics
+
+    def similarity(pairs, candidates):
+        return est.similarity(dataset, pairs, targets, candidates, shifts=ensemble).numpy()
+
+    return similarity, {"steps": m["steps"], "stopped": m["stopped"], "val": round(m["val_cosine"], 4),
+                        "params": m["n_parameters"], "temperature": round(m["temperature"], 4)}
+
+
 def mean_patch_cos(pred: np.ndarray, targets, pairs: np.ndarray) -> float:
     true = np.asarray(targets.patches[pairs[:, 1]], dtype=np.float32)
     num = (pred * true).sum(-1)
@@ -239,7 +319,7 @@ def mean_patch_cos(pred: np.ndarray, targets, pairs: np.ndarray) -> float:
 
 
 def parse_method(spec: str) -> tuple[str, dict | None]:
-    if spec in ("ridge", "knn"):
+    if spec in ("ridge", "knn", "local-ridge"):
         return spec, None
     if ":" in spec:
         name, body = spec.split(":", 1)
@@ -275,13 +355,16 @@ def main() -> None:
     base = load_split(ROOT / "runs" / f"bench-generalisation-s{args.seed}-u{args.units}-r{args.repeats}" / "ingest" / "split.json")
     budget = {"max_steps": args.max_steps, "val_every": args.val_every, "patience": args.patience, "max_epochs": 1000}
     shift = EncoderConfig().max_shift_bins(dataset.bins_per_frame)
-    guard = guard_frames(dataset.window, dataset.bins_per_frame, shift, (0, 0))
+    specs = [parse_method(spec) for spec in args.methods.split(",")]
+    test_shifts = [0] + [t for _, p in specs if p for t in p.get("ensemble", [])]
+    guard = guard_frames(dataset.window, dataset.bins_per_frame, shift, (min(test_shifts), max(test_shifts)))
     tolerance = 30
     load = os.getloadavg()
     print(f"data: simulated session seed {args.seed} (stand-in), {dataset.n_units} units after QC, "
           f"{dataset.n_repeats} repeats, first {args.frames} frames; targets {targets.info.space_id} "
           f"{'(stand-in)' if targets.info.is_stand_in else ''}; budget ≤ {args.max_steps} steps of 64, validation every "
-          f"{args.val_every}, patience {args.patience}; guard {guard} frames (training shifts {shift} bins)")
+          f"{args.val_every}, patience {args.patience}; guard {guard} frames (training shifts {shift} bins, test shifts "
+          f"{min(test_shifts)}..{max(test_shifts)})")
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
     header = f"{'regime':18s} {'method':28s} {'R@1':>6s} {'R@10':>6s} {'±1s':>6s} {'shot':>6s}   {'chance R@10/±1s/shot':>22s}  {'steps':>5s} {'stop':>14s} {'cpu s':>6s}"
     print(header)
@@ -292,20 +375,28 @@ def main() -> None:
         mean = np.asarray(targets.patches[train_frames], dtype=np.float32).mean(axis=0)
         test_frames = np.unique(split.test[:, 1])
         candidates = np.arange(args.frames) if regime == "repeats" else test_frames
-        for spec in args.methods.split(","):
-            name, params = parse_method(spec)
+        for name, params in specs:
+            params = None if params is None else dict(params)
             cpu0 = time.process_time()
             if name == "ridge":
                 predict, info = fit_ridge(data, targets, split, args.fit_seed)
+            elif name == "local-ridge":
+                predict, info = fit_local_ridge(data, targets, split, args.fit_seed)
             elif name == "knn":
                 if regime != "repeats":
                     print(f"{regime:18s} {name:28s} {'n/a (answers only training frames)':>40s}")
                     continue
                 predict, info = fit_knn(data, targets, split, args.fit_seed)
+            elif params.pop("dina", False):
+                similarity, info = fit_dina(params, data, targets, split, args.fit_seed, budget)
             else:
                 predict, info = fit_encoder(params, data, targets, split, args.fit_seed, budget)
-            pred = np.concatenate([predict(split.test[i : i + 512]) for i in range(0, len(split.test), 512)])
-            s = identify(pred, split.test[:, 1], candidates, targets, mean, shots, tolerance)
+            if "temperature" in info:
+                s = identify(None, split.test[:, 1], candidates, targets, mean, shots, tolerance,
+                             sims=similarity(split.test, candidates))
+            else:
+                pred = np.concatenate([predict(split.test[i : i + 512]) for i in range(0, len(split.test), 512)])
+                s = identify(pred, split.test[:, 1], candidates, targets, mean, shots, tolerance)
             cpu = time.process_time() - cpu0
             print(f"{regime:18s} {name:28s} {s.r1:6.3f} {s.r10:6.3f} {s.within_1s:6.3f} {s.within_shot:6.3f}   "
                   f"{s.chance_r10:6.3f}/{s.chance_1s:6.3f}/{s.chance_shot:6.3f}  {info.get('steps', 0):5d} "

@@ -17,12 +17,12 @@ synthetic-problem numbers, not demo-session numbers. Timings are noisy: the 2 co
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 from neurrator.config import RunConfig
+from neurrator.evaluate.results import BenchmarkTable
 from neurrator.rundir import RunDir
 from neurrator.stages import run_stage
 
@@ -56,7 +56,7 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = run_stage("benchmark", run, config)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    record = json.loads((run.stage_dir("benchmark") / "tables.json").read_text())
+    table = BenchmarkTable.load(run.stage_dir("benchmark"))
     print(result.table)
     print()
     print(f"benchmark stage: {seconds:.0f} s wall ({'full' if args.full else 'quick'} mode); "
@@ -64,10 +64,12 @@ def main() -> None:
           + ("" if not args.full else " (the budget applies to quick mode only)"))
     print(f"  CPU time of this process: {cpu_seconds:.0f} s (all threads; on an idle 2-core machine the wall time "
           f"is about half of this or more), load average now {os.getloadavg()[0]:.1f}")
-    for name, split in record["splits"].items():
-        fits = ", ".join(f"{m} {v['fit_seconds']:.0f}s" for m, v in split["methods"].items() if "fit_seconds" in v)
-        print(f"  {name}: {split['n_train_windows']} train / {split['n_test_windows']} test windows; fits: {fits}")
-    print(f"stand-ins: {', '.join(sorted(record['stand_ins'])) or 'none'}")
+    for name, regime in table.regimes.items():
+        fits = ", ".join(f"{r.method} {r.fit.cpu_seconds:.0f} CPU s ({r.fit.stop_reason}, {r.fit.steps} steps)"
+                         for r in table.rows if r.regime == name)
+        print(f"  {name}: {regime.n_train_windows} train / {regime.n_test_windows} test windows; fits: {fits}")
+    print(f"budget: {table.budget.label}")
+    print(f"stand-ins: {', '.join(sorted(table.context.get('stand_ins', {}))) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -3,30 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 from test_analysis_fakes import bow_encode
 
 from neurrator.analysis.common import (
     CachedEncoder,
     CachedNarrator,
-    mean_ci,
     shared_words,
 )
 from neurrator.analysis.contrasts import concept_axes, log_odds_dirichlet, population_classifier
 from neurrator.analysis.scaling import MetricSummary, ScalingPoint, crossing_point
 from neurrator.analysis.similarity import narration_similarity
-
-
-def test_mean_ci_matches_student_t():
-    x = np.array([0.1, 0.3, 0.2, 0.5, 0.4])
-    mean, lo, hi = mean_ci(x, 0.95)
-    half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
-    assert (
-        mean == pytest.approx(0.3)
-        and lo == pytest.approx(0.3 - half)
-        and hi == pytest.approx(0.3 + half)
-    )
-    assert mean_ci(np.array([0.2, 0.2]))[1:] == (0.2, 0.2)
 
 
 def test_cached_narrator_narrates_each_distinct_input_once():

@@ -123,7 +123,9 @@ def test_every_analysis_runs_on_the_toy_problem_and_round_trips(tmp_path, suite_
         assert result.figures and all(len(png) > 1000 for png in result.figures.values())
         assert not [p for p in (tmp_path / name).iterdir() if p.name.startswith(".")]  # no temp files left
     scaling = results["scaling"].summary
-    assert scaling["crossing_points"]["V1"]["sbert"] is not None
+    # Crossings are counted against the other-shot floor (SBERT gain over the shuffled pairing).
+    assert scaling["crossing_points"]["V1"]["sbert_gain"] is not None and "sbert" not in scaling["crossing_points"]["V1"]
+    assert scaling["crossing_points"]["hippocampus"]["sbert_gain"] is None  # CA1 carries nothing here
     v1 = {p["N"]: p["sbert"] for p in scaling["points"] if p["pool"] == "V1"}
     assert v1["all"] > v1["1"]
     sae = results["sae"].summary

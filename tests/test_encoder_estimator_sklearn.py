@@ -17,10 +17,10 @@ from sklearn.utils.estimator_checks import (
 )
 
 from neurrator.core.errors import InputError
-from neurrator.encoder import EncoderConfig, Neurrator, NeurratorRetriever
+from neurrator.encoder import EncoderConfig, Neurrator, NeurratorDINA, NeurratorRetriever
 from neurrator.encoder.synthetic import synthetic_problem
 
-ESTIMATORS = [Neurrator, NeurratorRetriever]
+ESTIMATORS = [Neurrator, NeurratorRetriever, NeurratorDINA]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

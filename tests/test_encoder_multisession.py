@@ -151,7 +151,7 @@ def test_resume_after_interruption_gives_the_same_weights(problem, tmp_path):
     # is not possible, so interrupt through the progress hook: kill after the checkpoint).
     import neurrator.encoder.multisession as ms
 
-    real = ms._save_resume
+    real = ms.save_resume
     calls = {"n": 0}
 
     def save_then_die(*args, **kwargs):
@@ -159,12 +159,12 @@ def test_resume_after_interruption_gives_the_same_weights(problem, tmp_path):
         calls["n"] += 1
         raise KeyboardInterrupt
 
-    ms._save_resume = save_then_die
+    ms.save_resume = save_then_die
     try:
         with pytest.raises(KeyboardInterrupt):
             MultiSessionNeurrator(seed=1, **params).fit(sessions[:2], targets, resume_dir=tmp_path / "resume")
     finally:
-        ms._save_resume = real
+        ms.save_resume = real
     resumed = MultiSessionNeurrator(seed=1, **params).fit(sessions[:2], targets, resume_dir=tmp_path / "resume")
     assert calls["n"] == 1 and resumed.fit_result_.steps == whole.fit_result_.steps
     for key, value in whole.model_.state_dict().items():

@@ -208,3 +208,43 @@ def test_retrieval_variant_learns_frames(problem):
     near = np.abs(frames - split.test[:, 1]) <= 4
     assert near.mean() > 3 * (9 / 64)  # well above chance of landing within ±4 frames
     assert est.score(dataset, split.test, targets) > est.meta_.metrics["mean_patch_baseline"]
+
+
+def test_group_subsets_keep_exactly_one_group():
+    gen = torch.Generator().manual_seed(0)
+    groups = torch.arange(300) % 3
+    mask = augmentation_mask(2000, 300, unit_dropout=0.1, subset_fraction=1.0, generator=gen, groups=groups)
+    one_group = [(len(torch.unique(groups[row])) == 1 and row.sum() == 100) for row in mask]
+    assert 0.4 < np.mean(one_group) < 0.6  # half of the subset windows: one whole group
+
+
+def test_mixup_mixes_windows_and_targets_alike():
+    from neurrator.encoder.train import Mix
+
+    x = torch.arange(12.0).view(3, 4)
+    mix = Mix(torch.tensor([1, 2, 0]), torch.tensor([1.0, 0.5, 0.0]))
+    mixed = mix.apply(x)
+    assert torch.equal(mixed[0], x[0]) and torch.equal(mixed[1], 0.5 * x[1] + 0.5 * x[2]) and torch.equal(mixed[2], x[0])
+
+
+@pytest.mark.parametrize("params", [{"mixup": 0.4}, {"loss_space": "whitened"}, {"rf_units": 8}])
+def test_generalisation_options_train_and_beat_the_floor(problem, params):
+    dataset, targets, split = problem
+    est = Neurrator(seed=0, **{**TINY, **params}).fit(dataset, targets, split)
+    assert est.meta_.metrics["val_cosine"] > est.meta_.metrics["mean_patch_baseline"] + 0.05
+
+
+def test_retinotopy_finds_the_units_that_carry_a_patch():
+    """Targets where patch 0 follows three otherwise unrelated units (the planted CA1 units fire
+    independently of the movie): patch 0 listens to exactly them."""
+    from neurrator.encoder.retinotopy import estimate_retinotopy, frame_responses
+
+    dataset, targets, split = synthetic_problem(n_units=20, n_frames=240, n_repeats=4, n_patches=4, dim=3, seed=2)
+    chosen = [16, 17, 19]  # the last 20 % are untuned
+    frames, responses = frame_responses(dataset, split.train)
+    patches = np.random.default_rng(0).normal(size=(240, 4, 3)).astype(np.float16) * 0.01
+    patches[frames, 0, 0] += responses[:, chosen].sum(axis=1).astype(np.float16)
+    planted = PatchTargets(patches, targets.info, "planted")
+    support, weight, corr = estimate_retinotopy(dataset, planted, split.train, k=3)
+    assert set(support[0].tolist()) == set(chosen)
+    assert torch.allclose(weight.sum(dim=1), torch.ones(4))

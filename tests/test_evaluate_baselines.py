@@ -1,17 +1,29 @@
-"""Baselines on a small synthetic problem with a planted spike → target relation."""
+"""Benchmark methods (adapters of the baselines) on a small synthetic problem with a planted relation."""
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from neurrator.evaluate.baselines import (
-    PCAKNN,
-    TargetBasis,
-    run_feature_baselines,
-    window_features,
+from neurrator.core.linalg import fit_pca_basis, mean_patch, pool_patches
+from neurrator.evaluate.baselines import window_features
+from neurrator.evaluate.embedding import centred_cosine, identify
+from neurrator.evaluate.methods import (
+    BENCHMARK_METHODS,
+    BenchmarkMethod,
+    Budget,
+    CEBRAKNNMethod,
+    MLPMethod,
+    PCAKNNMethod,
+    RidgeMethod,
+    early_stopping_loop,
+    make_task,
+    run_cell,
 )
-from neurrator.evaluate.embedding import embedding_metrics
+from neurrator.preprocess.splits import make_split
 from neurrator.preprocess.types import NeuralDataset, ZScoreStats
+from neurrator.vision.base import PatchTargets, SpaceInfo
 
 
 def synthetic_problem(n_frames=120, n_repeats=6, n_units=60, n_patches=16, dim=8, noise=0.5, seed=0):
@@ -28,7 +40,8 @@ def synthetic_problem(n_frames=120, n_repeats=6, n_units=60, n_patches=16, dim=8
     ds = NeuralDataset(stimulus="natural_movie_one", responses=responses, bins_per_frame=bpf, window=window, pad=pad,
                        units=units, zscore=ZScoreStats(np.zeros(n_units, np.float32), np.ones(n_units, np.float32)),
                        n_frames=n_frames)
-    return ds, patches
+    info = SpaceInfo(space_id="synthetic", grid=(4, 4), dim=dim, layer="none", is_stand_in=True, description="")
+    return ds, PatchTargets(patches=patches, info=info, stimulus_hash="x")
 
 
 def test_window_features_average_chunks():
@@ -41,58 +54,96 @@ def test_window_features_average_chunks():
     np.testing.assert_allclose(f[:, ds.n_units :], w[:, 10:].mean(1), rtol=1e-5)
 
 
-def test_target_basis_is_orthonormal_and_reconstructs_training_frames():
-    _, patches = synthetic_problem()
+def test_pca_basis_is_orthonormal_and_reconstructs_training_frames():
+    _, targets = synthetic_problem()
+    patches = targets.patches
     frames = np.arange(0, 120, 2)
-    basis = TargetBasis(n_components=200, patch_chunk=5).fit(patches, frames)
-    assert 6 <= basis.components_.shape[0] <= len(frames) - 1
-    gram = basis.components_ @ basis.components_.T
-    np.testing.assert_allclose(gram[:6, :6], np.eye(6), atol=1e-4)
+    basis = fit_pca_basis(patches, frames, 200, patch_chunk=5)
+    assert 6 <= basis.rank <= len(frames) - 1
+    np.testing.assert_allclose((basis.components @ basis.components.T)[:6, :6], np.eye(6), atol=1e-4)
     recon = basis.inverse_transform(basis.transform(patches, frames))
     np.testing.assert_allclose(recon, patches[frames].astype(np.float32), atol=2e-2)
     coefs = basis.transform(patches, frames[:4])
     np.testing.assert_allclose(basis.pooled(coefs), basis.inverse_transform(coefs).mean(1), atol=1e-4)
+    np.testing.assert_allclose(mean_patch(patches, frames), patches[frames].astype(np.float64).mean(0), atol=1e-3)
 
 
 @pytest.fixture(scope="module")
-def split_problem():
-    ds, patches = synthetic_problem()
-    train = np.array([(r, f) for r in range(5) for f in range(120)])
-    test = np.array([(5, f) for f in range(120)])
-    basis = TargetBasis(n_components=24).fit(patches, np.arange(120))
-    x_train, x_test = window_features(ds, train), window_features(ds, test)
-    return ds, patches, train, test, basis, x_train, x_test
+def task():
+    ds, targets = synthetic_problem()
+    split = make_split("repeats", 6, 120, seed=0, val_fraction=0.2, test_fraction=0.2)
+    return make_task(ds, targets, split, Budget(max_steps=60, validate_every=20, patience=2, batch_size=32),
+                     basis_components=24)
 
 
-def test_regression_and_knn_baselines_beat_chance(split_problem):
-    _ds, patches, train, test, basis, x_train, x_test = split_problem
-    coefs = basis.transform(patches, train[:, 1])
-    results = run_feature_baselines(["ridge", "mlp", "pca_knn"], x_train, train[:, 1], x_test, basis, coefs,
-                                    mlp_epochs=8, mlp_hidden=64, pca_components=16, knn_k=5)
-    pooled_targets = patches.astype(np.float32).mean(1)
-    for r in results:
-        m = embedding_metrics(r.pooled, test[:, 1], pooled_targets, frame_rate=30.0)
-        assert m["r10"] > 5 * m["r10_chance"], r.name
-        assert m["cka"] > 0.5, r.name
-        assert r.n_parameters > 0
-    knn = next(r for r in results if r.name == "PCA + kNN")
-    assert np.mean(np.abs(knn.voted_frames - test[:, 1]) <= 30) > 0.8
+def _r10(task, cell):
+    frames = cell.test_pairs[:, 1]
+    sims = centred_cosine(cell.predicted, task.targets.patches, mean_patch(task.targets.patches, task.split.train_frames))
+    ident = identify(sims, frames, np.arange(task.targets.n_frames))
+    return ident.r10.mean(), ident.r10_chance.mean()
 
 
-def test_knn_baseline_fails_on_shuffled_frame_labels(split_problem):
-    _ds, patches, train, test, basis, x_train, x_test = split_problem
+@pytest.mark.parametrize("method", [RidgeMethod(), MLPMethod(hidden=64), PCAKNNMethod(16, 5)], ids=lambda m: m.name)
+def test_methods_beat_chance_under_one_budget(task, method):
+    budget = Budget(max_steps=60, validate_every=20, patience=2, batch_size=32)
+    assert isinstance(method, BenchmarkMethod)
+    cell = run_cell(method, task, budget, seed=0, test_pairs=task.split.test)
+    r10, chance = _r10(task, cell)
+    assert r10 > 5 * chance, method.name
+    assert cell.predicted.shape == (len(task.split.test), 16, 8) and cell.fit.n_parameters > 0
+    if method.iterative:
+        assert cell.fit.steps <= 60 and [s for s, _ in cell.fit.history] == list(range(20, cell.fit.steps + 1, 20))
+    else:
+        assert cell.fit.steps == 0 and cell.fit.stop_reason == "closed_form"
+    assert math.isfinite(cell.fit.best_val_score)
+
+
+def test_reruns_reproduce_exactly(task):
+    budget = Budget(max_steps=40, validate_every=20, patience=2, batch_size=32)
+    a = run_cell(MLPMethod(hidden=32), task, budget, seed=3, test_pairs=task.split.test[:50])
+    b = run_cell(MLPMethod(hidden=32), task, budget, seed=3, test_pairs=task.split.test[:50])
+    np.testing.assert_array_equal(a.predicted, b.predicted)
+    assert a.fit.history == b.fit.history
+
+
+def test_early_stopping_keeps_the_best_weights_and_stops_on_patience():
+    scores = iter([0.1, 0.5, 0.4, 0.3, 0.9])
+    state = {"w": 0}
+    report = early_stopping_loop(lambda n: state.update(w=state["w"] + n), lambda: next(scores),
+                                 lambda: state["w"], lambda w: state.update(w=w),
+                                 Budget(max_steps=100, validate_every=10, patience=2))
+    assert report.stop_reason == "early_stopping" and report.steps == 40 and report.best_step == 20
+    assert state["w"] == 20 and report.best_val_score == 0.5
+    with pytest.raises(ValueError, match="multiple"):
+        Budget(max_steps=25, validate_every=10)
+
+
+def test_knn_method_fails_on_shuffled_frame_labels(task):
+    from dataclasses import replace
+
     rng = np.random.default_rng(0)
-    shuffled = rng.permutation(train[:, 1])
-    model = PCAKNN(16, 5).fit(x_train, shuffled, basis.transform(patches, shuffled))
-    voted, _ = model.predict(x_test)
-    assert np.mean(voted == test[:, 1]) < 0.05
+    # Every frame's target replaced by another frame's: labels shuffled, spike windows untouched.
+    wrong = replace(task.targets, patches=task.targets.patches[rng.permutation(task.targets.n_frames)])
+    shuffled = replace(task, targets=wrong, basis=fit_pca_basis(wrong.patches, task.split.train_frames, 24))
+    cell = run_cell(PCAKNNMethod(16, 5), shuffled, Budget(), seed=0, test_pairs=task.split.test)
+    r10, chance = _r10(task, cell)
+    assert r10 < 3 * chance
 
 
-def test_cebra_runs_through_the_real_package(split_problem):
-    _ds, patches, train, _test, basis, x_train, x_test = split_problem
-    coefs = basis.transform(patches, train[:, 1])
-    (result,) = run_feature_baselines(["cebra"], x_train, train[:, 1], x_test, basis, coefs, cebra_dims=(8,),
-                                      cebra_iterations=40, cebra_batch_size=128, cebra_hidden=16, knn_k=5)
-    assert result.name == "CEBRA-8 + kNN" and result.pooled.shape == (120, 8)
-    assert result.voted_frames.shape == (120,) and result.notes["iterations"] == 40
-    assert result.n_parameters > 0
+def test_cebra_runs_through_the_real_package_under_the_budget(task):
+    budget = Budget(max_steps=40, validate_every=20, patience=2, batch_size=32)
+    method = CEBRAKNNMethod(8, batch_size=64, hidden=16, input_components=16, k=5)
+    cell = run_cell(method, task, budget, seed=0, test_pairs=task.split.test[:40])
+    assert cell.method == "CEBRA-8 + kNN" and cell.predicted.shape == (40, 16, 8)
+    assert [s for s, _ in cell.fit.history] == [20, 40][: len(cell.fit.history)] and cell.fit.steps <= 40
+    assert cell.fit.notes["contrastive_batch"] == 64 and not cell.answers_unseen_frames
+
+
+def test_registry_builds_every_builtin_method():
+    from neurrator.config import RunConfig
+
+    config = RunConfig()
+    for name in ("neurrator", "neurrator_checkpoint", "ridge", "mlp", "pca_knn", "cebra-128", "cebra-256", "cebra-512"):
+        method = BENCHMARK_METHODS.create(name, config=config)
+        assert isinstance(method, BenchmarkMethod), name
+    assert pool_patches(np.ones((2, 3, 4))).shape == (2, 4)

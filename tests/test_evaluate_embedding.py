@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from neurrator.core.linalg import pool_patches
 from neurrator.evaluate.embedding import (
-    chance_within_tolerance,
-    embedding_metrics,
+    centred_cosine,
+    identify,
     knn_purity,
     linear_cka,
-    pool_patches,
-    retrieval_ranks,
+    same_group,
 )
 
 
@@ -36,13 +36,30 @@ def test_cka_gram_and_feature_forms_agree():
 
 def test_perfect_predictions_retrieve_every_frame():
     rng = np.random.default_rng(3)
-    targets = rng.normal(size=(100, 32)).astype(np.float32)
+    targets = rng.normal(size=(100, 4, 8)).astype(np.float32)
     frames = np.array([5, 17, 99, 0, 42])
-    m = embedding_metrics(targets[frames], frames, targets, frame_rate=30.0)
-    assert m["r1"] == 1.0 and m["r10"] == 1.0 and m["median_rank"] == 1.0
-    assert m["frame_id_within_tol"] == 1.0
-    assert m["cka"] == pytest.approx(1.0)
-    assert m["r1_chance"] == pytest.approx(0.01)
+    sims = centred_cosine(targets[frames], targets, targets.mean(0))
+    m = identify(sims, frames, np.arange(100), tolerance_frames=30).summary()
+    assert m["r1"] == 1.0 and m["r10"] == 1.0 and m["median_rank"] == 1.0 and m["within_tol"] == 1.0
+    assert m["r1_chance"] == pytest.approx(0.01) and m["r10_chance"] == pytest.approx(0.1)
+    assert linear_cka(targets[frames], targets[frames] * 2) == pytest.approx(1.0)
+
+
+def test_centred_cosine_matches_the_flattened_definition_in_chunks():
+    rng = np.random.default_rng(8)
+    a, b, mu = rng.normal(size=(6, 5, 3)), rng.normal(size=(9, 5, 3)), rng.normal(size=(5, 3))
+    fa, fb = (a - mu).reshape(6, -1), (b - mu).reshape(9, -1)
+    expected = (fa / np.linalg.norm(fa, axis=1, keepdims=True)) @ (fb / np.linalg.norm(fb, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(centred_cosine(a, b, mu, patch_chunk=2), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_full_patch_readout_keeps_spatial_layout_that_pooling_loses():
+    # Two frames with the same pooled vector but different layouts: only the full readout tells them apart.
+    targets = np.zeros((2, 2, 3), dtype=np.float32)
+    targets[0, 0, 0] = targets[1, 1, 0] = 1.0
+    full = identify(centred_cosine(targets, targets), np.array([0, 1]), np.arange(2))
+    pooled = identify(centred_cosine(targets.mean(1), targets.mean(1)), np.array([0, 1]), np.arange(2))
+    assert full.r1.mean() == 1.0 and pooled.r1.mean() == 0.0  # ties count against the prediction
 
 
 def test_constant_prediction_is_not_ranked_first():
@@ -50,30 +67,41 @@ def test_constant_prediction_is_not_ranked_first():
     targets = rng.normal(size=(50, 8)).astype(np.float32)
     # The mean target (the "mean training patch" control) is uninformative: all cosines tie.
     predicted = np.tile(targets.mean(0), (10, 1))
-    ranks, _ = retrieval_ranks(predicted, targets, np.arange(10), center=True)
-    assert (ranks == 50).all()
-    ranks, _ = retrieval_ranks(np.zeros((10, 8)), targets, np.arange(10), center=False)
-    assert (ranks == 50).all()
+    ident = identify(centred_cosine(predicted, targets, targets.mean(0)), np.arange(10), np.arange(50))
+    assert (ident.rank == 50).all()
 
 
 def test_random_predictions_rank_near_chance():
     rng = np.random.default_rng(5)
     targets = rng.normal(size=(900, 64)).astype(np.float32)
     frames = rng.integers(0, 900, size=2000)
-    m = embedding_metrics(rng.normal(size=(2000, 64)), frames, targets, frame_rate=30.0)
-    assert m["r1"] < 0.01
-    assert 350 < m["median_rank"] < 550
-    assert abs(m["frame_id_within_tol"] - m["frame_id_within_tol_chance"]) < 0.03
-    assert m["tolerance_frames"] == 30
+    m = identify(centred_cosine(rng.normal(size=(2000, 64)), targets), frames, np.arange(900), tolerance_frames=30)
+    s = m.summary()
+    assert s["r1"] < 0.01 and 350 < s["median_rank"] < 550
+    assert abs(s["within_tol"] - s["within_tol_chance"]) < 0.03
 
 
-def test_frame_identification_tolerance_counts_near_misses():
+def test_frame_identification_tolerance_and_chance_from_the_candidate_set():
     targets = np.eye(100, dtype=np.float32)
     frames = np.array([10, 50])
-    predicted = targets[[35, 90]]  # 25 frames off (hit within 1 s), 40 frames off (miss)
-    m = embedding_metrics(predicted, frames, targets, frame_rate=30.0, tolerance_s=1.0)
-    assert m["r1"] == 0.0 and m["frame_id_within_tol"] == 0.5
-    assert chance_within_tolerance(np.array([0]), 100, 30) == pytest.approx(0.31)
+    sims = centred_cosine(targets[[35, 90]], targets)  # 25 frames off (hit within 1 s), 40 frames off (miss)
+    m = identify(sims, frames, np.arange(100), tolerance_frames=30)
+    assert m.r1.mean() == 0.0 and m.within_tol.mean() == 0.5
+    # Chance of ±30 frames around frame 10 among 100 candidates: frames 0..40 → 41/100.
+    assert m.within_tol_chance[0] == pytest.approx(0.41)
+
+
+def test_within_shot_identification_cannot_be_passed_by_a_shot_lookup():
+    shots = np.repeat(np.arange(4), 25)
+    rng = np.random.default_rng(9)
+    targets = rng.normal(size=(4, 16))[shots] + 0.05 * rng.normal(size=(100, 16))
+    frames = np.arange(0, 100, 3)
+    shot_mean = np.stack([targets[shots == s].mean(0) for s in range(4)])[shots[frames]]  # knows only the shot
+    sims = centred_cosine(shot_mean, targets, targets.mean(0))
+    everywhere = identify(sims, frames, np.arange(100), tolerance_frames=30)
+    within = identify(sims, frames, np.arange(100), allowed=same_group(frames, np.arange(100), shots))
+    assert everywhere.within_tol.mean() > 0.6  # ±1 s is nearly passed by knowing the shot
+    assert within.r1.mean() < 0.2 and within.r1_chance.mean() == pytest.approx(1 / 25)
 
 
 def test_knn_purity_perfect_and_random():

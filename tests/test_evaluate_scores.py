@@ -8,11 +8,14 @@ import pytest
 from neurrator.core.errors import InputError
 from neurrator.evaluate.scores import (
     ReferenceBank,
-    bootstrap_ci,
+    copy_flags,
+    heldout_caption_split,
+    heldout_scores,
+    load_released_pool,
     load_word_salad,
+    released_scores,
     score_windows,
     summarize_scores,
-    wilcoxon_test,
 )
 
 
@@ -69,9 +72,10 @@ def test_correct_narrations_beat_every_control():
         assert scores["matched"].mean() > scores[control].mean() + 0.2
     assert (scores["matched_max"] >= scores["matched"] - 1e-6).all()
     summary = summarize_scores(scores, shot_of_frame=shots, n_bootstrap=200, seed=0)
-    assert summary["tests"]["matched_vs_shuffled"]["frame"]["p_value"] < 1e-6
-    assert summary["tests"]["matched_vs_shuffled"]["frame"]["n"] == 50
-    assert summary["tests"]["matched_vs_shuffled"]["shot"]["n"] == 5
+    test = summary["tests"]["matched_vs_shuffled"]
+    assert test["level"] == "block" and test["n_blocks"] == 5  # shots are the blocks
+    assert test["p_value"] == pytest.approx(0.0625)  # the smallest two-sided p of 5 pairs: honest, not 1e-90
+    assert test["p_holm"] >= test["p_value"] and test["rank_biserial"] == 1.0
     assert summary["unique_sentence_fraction"] == pytest.approx(5 / 150)
     s = summary["scores"]["matched"]
     assert s["ci_low"] <= s["mean"] <= s["ci_high"]
@@ -113,18 +117,7 @@ def test_missing_reference_caption_is_an_error():
         score_windows(["a"], np.array([999]), captions, BagOfWordsScorer(), word_salad=["x y", "z w"])
 
 
-def test_wilcoxon_detects_a_planted_shift_and_not_noise():
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=200)
-    shifted = wilcoxon_test(base + 0.3 + rng.normal(scale=0.5, size=200), base)
-    assert shifted.p_value < 1e-6 and shifted.rank_biserial > 0.3
-    null = wilcoxon_test(base + rng.normal(scale=0.5, size=200), base)
-    assert null.p_value > 0.01
-    flat = wilcoxon_test(base, base)
-    assert np.isnan(flat.p_value) and flat.rank_biserial == 0.0
-
-
-def test_frame_level_test_is_less_confident_than_window_level():
+def test_block_level_test_is_less_confident_than_treating_windows_as_independent():
     # 10 frames × 30 repeats, a per-frame effect that is zero on average across frames.
     rng = np.random.default_rng(1)
     frame_effect = np.linspace(-0.5, 0.6, 10)
@@ -132,18 +125,62 @@ def test_frame_level_test_is_less_confident_than_window_level():
     matched = frame_effect[frames] + rng.normal(scale=0.05, size=300)
     import pandas as pd
 
+    from neurrator.evaluate.stats import paired_test
+
     table = pd.DataFrame({"frame": frames, "matched": matched, "shuffled": np.zeros(300)})
-    summary = summarize_scores(table, n_bootstrap=200)
-    tests = summary["tests"]["matched_vs_shuffled"]
-    assert tests["window"]["p_value"] < tests["frame"]["p_value"]
-    assert tests["frame"]["p_value"] > 0.05
+    summary = summarize_scores(table, n_bootstrap=200)  # no shots, no frame rate: blocks = frames
+    block = summary["tests"]["matched_vs_shuffled"]
+    assert block["n_blocks"] == 10 and block["p_value"] > 0.05
+    assert paired_test(matched, np.zeros(300)).p_value < block["p_value"]
 
 
-def test_bootstrap_ci_covers_the_mean_and_shrinks_with_n():
-    rng = np.random.default_rng(2)
-    small_sample, large_sample = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
-    small = bootstrap_ci(small_sample, n_resamples=500, seed=0)
-    large = bootstrap_ci(large_sample, n_resamples=500, seed=0)
-    assert large[0] < large_sample.mean() < large[1]
-    assert small[0] < small_sample.mean() < small[1]
-    assert (large[1] - large[0]) < (small[1] - small[0])
+def test_released_script_scores_on_a_three_frame_fixture_computed_by_hand():
+    """Three windows, orthogonal one-hot 'embeddings': every cosine is 0 or 1 by hand."""
+
+    vocab = {"a cat": 0, "a dog": 1, "a car": 2, "salad one": 3, "salad two": 4, "cat again": 0}
+
+    class OneHot:
+        def encode(self, sentences):
+            out = np.zeros((len(sentences), 5), dtype=np.float32)
+            for i, s in enumerate(sentences):
+                out[i, vocab[s]] = 1.0
+            return out
+
+    captions = {0: ["a cat", "a dog"], 1: ["a dog"], 2: ["a car"]}
+    narrations = ["cat again", "a car", "a car"]  # right, wrong, right
+    frames = np.array([0, 1, 2])
+    pool = ["salad one", "salad two"]
+    out = released_scores(narrations, frames, captions, OneHot(), pool, seed=0)
+    # matched: first reference only (frame 0's "a cat"; its "a dog" is ignored).
+    np.testing.assert_allclose(out["matched"], [1.0, 0.0, 1.0])
+    # floor: mean over the pool of cos(narration, salad) = 0 for every window here.
+    np.testing.assert_allclose(out["floor"], [0.0, 0.0, 0.0])
+    # shuffled: one global permutation of the references, default_rng(seed).permutation(3).
+    perm = np.random.default_rng(0).permutation(3)
+    first = ["a cat", "a dog", "a car"]
+    expected = [float(narrations[i].replace("cat again", "a cat") == first[perm[i]]) for i in range(3)]
+    np.testing.assert_allclose(out["shuffled"], expected)
+    # A floor pool that shares a narration's word counts, averaged over the 2 pool sentences.
+    out = released_scores(["salad one"] * 3, frames, captions, OneHot(), pool, seed=0)
+    np.testing.assert_allclose(out["floor"], [0.5, 0.5, 0.5])
+
+
+def test_released_pool_is_the_scripts_thirty_sentences():
+    pool = load_released_pool()
+    assert len(pool) == 30 and len(set(pool)) == 30
+    assert pool[0] == "Purple elephant denominator sandwich quintuple."
+
+
+def test_heldout_caption_rule_never_rewards_copying():
+    captions = {0: ["a cat on a sofa", "a tabby cat"], 1: ["a red car"], 2: ["a dog", "a dog in a park", "a ball"]}
+    bank, held = heldout_caption_split(captions)
+    assert bank == {0: ["a cat on a sofa"], 1: ["a red car"], 2: ["a dog", "a dog in a park"]}
+    assert held == {0: "a tabby cat", 2: "a ball"}
+    # Copying every caption the bank may hold never reproduces the held-out caption.
+    scorer = BagOfWordsScorer()
+    frames = np.array([0, 2])
+    copies = [bank[0][0], bank[2][0]]
+    out = heldout_scores(copies, frames, held, scorer, blocks=np.array([0, 1]), seed=0)
+    assert (out["matched"] < 0.99).all()
+    assert heldout_scores(["x"], np.array([1]), held, scorer, blocks=np.array([0])) is None
+    assert copy_flags(["A red car.", "a blue car"], np.array([1, 1]), captions).tolist() == [True, False]

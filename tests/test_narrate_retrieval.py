@@ -102,3 +102,46 @@ def test_registry_builds_retrieval_with_a_bank():
     bank = CaptionBank.from_training_frames(_patches(), _captions(), np.arange(12))
     narrator = build_narrator(NarrateConfig(narrator="retrieval"), bank=bank)
     assert narrator.name == "retrieval" and len(narrator.narrate(torch.randn(2, 6, 8))) == 2
+
+
+@pytest.mark.parametrize("structured", [True, False])
+@pytest.mark.parametrize("exact_floats", [1 << 26, 0])  # exhaustive, and the bounded reduced-space search
+def test_bank_index_ranks_exactly_like_the_exhaustive_similarity(structured, exact_floats):
+    from neurrator.narrate.retrieval import BankIndex
+
+    rng = np.random.default_rng(4)
+    if structured:  # patch vectors near a low-dimensional subspace, as vision features are
+        bank = rng.normal(size=(40, 9, 4)) @ rng.normal(size=(4, 24)) + 0.3 * rng.normal(size=(40, 9, 24))
+    else:  # no structure at all: the reduced space is useless, the bounds must still keep it exact
+        bank = rng.normal(size=(40, 9, 24))
+    bank = bank.astype(np.float16)
+    queries = torch.from_numpy(bank[rng.integers(0, 40, 7)].astype(np.float32)) + 0.5 * torch.randn(7, 9, 24)
+    index = BankIndex(bank, pooled_weight=0.3, exact_floats=exact_floats, rank=6)
+    assert index.exhaustive == bool(exact_floats)
+    reference = similarity(queries, bank.astype(np.float32), pooled_weight=0.3).numpy()
+    ids, scores = index.top(queries, 5)
+    expected = np.argsort(-reference, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(reference, expected, axis=1), atol=1e-5)
+
+
+def test_retrieval_narrator_agrees_with_the_exhaustive_ranking_with_either_index():
+    import neurrator.narrate.retrieval as retrieval
+
+    rng = np.random.default_rng(5)
+    patches = (rng.normal(size=(30, 16, 3)) @ rng.normal(size=(3, 40)) + 0.2 * rng.normal(size=(30, 16, 40)))
+    patches = patches.astype(np.float16)
+    captions = {f: [f"shot {f // 3}"] for f in range(30)}  # repeated texts: distinct captions need depth
+    bank = CaptionBank.from_training_frames(patches, captions, train_frames=np.arange(30))
+    queries = torch.from_numpy(patches[::2].astype(np.float32)) + 0.3 * torch.randn(15, 16, 40)
+    fast = RetrievalNarrator(bank)
+    reference = similarity(queries, patches.astype(np.float32)).numpy()
+    order = np.argsort(-reference, axis=1, kind="stable")
+    retrieved = fast.retrieve(queries, k=3)
+    for i, row in enumerate(order):
+        texts = list(dict.fromkeys(bank.texts[e] for e in row))[:3]
+        assert retrieved.captions[i] == texts
+    assert fast.index.exhaustive
+    reduced = RetrievalNarrator(bank)
+    reduced._index = retrieval.BankIndex(bank.patches, exact_floats=0, rank=2)
+    assert reduced.retrieve(queries, k=3).captions == retrieved.captions

@@ -49,7 +49,8 @@ def _shot_bank():
 
 def test_retrieval_lm_writes_one_sentence_per_window_and_caches_identical_inputs(smollm2):
     patches, bank = _shot_bank()
-    config = NarrateConfig(narrator="retrieval+lm", top_k=2, lm_max_new_tokens=20, batch_size=4)
+    # Every caption agrees (cosine ≥ -1), so the LM fuses every window's two captions.
+    config = NarrateConfig(narrator="retrieval+lm", top_k=2, lm_max_new_tokens=20, batch_size=4, agree_cosine=-1.0)
     narrator = build_narrator(config, bank=bank)
     assert narrator.lm is smollm2, "the LM is loaded once per process"
     assert narrator.is_stand_in and "SmolLM2" in narrator.description
@@ -67,3 +68,40 @@ def test_retrieval_lm_writes_one_sentence_per_window_and_caches_identical_inputs
     generated = narrator.n_generated
     assert narrator.narrate(windows.flip(0)) == sentences[::-1]  # all cached: deterministic, no new generation
     assert narrator.n_generated == generated
+
+
+class _NoLM:
+    """A language model that must never be asked (every window is verbatim)."""
+
+    name = "none"
+
+    @property
+    def tokenizer(self):
+        raise AssertionError("the LM was used")
+
+
+def test_captions_that_disagree_are_never_fused():
+    from neurrator.narrate.retrieval import RetrievalNarrator
+    from neurrator.narrate.retrieval_lm import RetrievalLMNarrator
+
+    patches, bank = _shot_bank()
+    words = {"car": 0, "dog": 1, "man": 2}
+    def encode(texts):  # one axis per subject: captions of different shots are orthogonal
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, next(v for w, v in words.items() if w in t)] = 1.0
+        return out
+
+    narrator = RetrievalLMNarrator(RetrievalNarrator(bank), _NoLM(), top_k=2, encode=encode, agree_cosine=0.6)
+    windows = torch.from_numpy(patches[[0, 5, 9]].astype(np.float32))
+    retrieved = narrator.retriever.retrieve(windows, k=2)
+    assert all(len(c) == 2 for c in retrieved.captions)  # two distinct captions were retrieved ...
+    assert [len(i) for i in narrator.lm_inputs(retrieved)] == [1, 1, 1]  # ... but they disagree
+    plain = RetrievalNarrator(bank).narrate(windows)
+    assert narrator.narrate(windows) == plain == [SHOTS[0], SHOTS[1], SHOTS[2]]  # exactly the retrieval narrator
+    assert narrator.n_generated == 0 and narrator.n_verbatim == 3
+
+    # Same shot (group) agrees even when the embeddings do not.
+    grouped = RetrievalLMNarrator(RetrievalNarrator(bank), _NoLM(), top_k=2, encode=encode,
+                                  groups=np.zeros(len(bank), dtype=int))
+    assert [len(i) for i in grouped.lm_inputs(retrieved)] == [2, 2, 2]

@@ -112,3 +112,28 @@ def test_registered_in_the_one_factory_and_needs_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # as on a machine without the extra
     with pytest.raises(NeurratorError, match=r"neurrator\[vllm\]"):
         build_narrator(NarrateConfig(narrator="vllm"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batches_are_sharded_over_engines_and_come_back_in_order(workers):
+    from neurrator.narrate.vllm import VLLMNarrator
+
+    class EchoEngine:  # defined here so that Ray ships it by value to its workers
+        """Stands in for a vLLM engine: one sentence per window, naming the window's first value."""
+
+        def __init__(self, model, **kwargs):
+            self.kwargs = kwargs
+
+        def narrate(self, patches):
+            return [f"window {int(p[0, 0])}" for p in patches]
+
+    if workers > 1:
+        ray = pytest.importorskip("ray")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        narrator = VLLMNarrator("any", batch_size=3, workers=workers, gpus_per_worker=0, engine=EchoEngine)
+        patches = torch.arange(10, dtype=torch.float32)[:, None, None].expand(10, 4, 2)
+        assert narrator.narrate(patches) == [f"window {i}" for i in range(10)]
+    finally:
+        if workers > 1:
+            ray.shutdown()

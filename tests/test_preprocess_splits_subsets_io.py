@@ -10,7 +10,7 @@ from neurrator.core.errors import InputError
 from neurrator.data.toy import toy_session
 from neurrator.preprocess.dataset import build_dataset
 from neurrator.preprocess.io import load_dataset, load_split, save_dataset, save_split
-from neurrator.preprocess.splits import SPLIT_NAMES, make_split
+from neurrator.preprocess.splits import SPLIT_NAMES, make_split, measure_overlap
 from neurrator.preprocess.subsets import subset_mask
 
 
@@ -33,7 +33,11 @@ def test_paper_frame_ranges():
     middle = make_split("contiguous_middle", 20, 900)
     assert set(middle.test[:, 1]) == set(range(250, 450))
     front = make_split("front_only", 20, 900)
-    assert set(front.train[:, 1]) == set(range(200)) and set(front.test[:, 1]) == set(range(200, 900))
+    # Frames 195-199 are purged: their jittered windows share bins with frame 200's window.
+    assert set(front.train[:, 1]) == set(range(195)) and set(front.test[:, 1]) == set(range(200, 900))
+    assert front.purged_frames.tolist() == [195, 196, 197, 198, 199] and front.guard_frames == 5
+    paper = make_split("front_only_paper", 20, 900)
+    assert set(paper.train[:, 1]) == set(range(200)) and paper.leaky and paper.description.startswith("LEAKY")
     reps = make_split("repeats", 20, 900)
     assert len(np.unique(reps.test[:, 0])) == 2 and len(np.unique(reps.val[:, 0])) == 2
     scenes = make_split("scene_identity", 50, 118, seed=0)
@@ -107,3 +111,49 @@ def test_missing_or_corrupt_dataset_files_are_named(tmp_path):
     (tmp_path / "s.json").write_text("{bad")
     with pytest.raises(InputError, match="s.json"):
         load_split(tmp_path / "s.json")
+
+
+@pytest.mark.parametrize("name", ["repeats", "sparse_random", "contiguous_middle", "front_only", "scene_identity"])
+def test_no_test_window_shares_a_bin_with_training_for_any_geometry(name):
+    """Overlap is 0 for every regime, seed, window length, bins per frame and jitter (counted bin by bin)."""
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        window, bpf, jitter = int(rng.integers(2, 41)), int(rng.choice([1, 2, 4, 30])), int(rng.integers(0, 6))
+        test_jitter = int(rng.integers(0, 3))
+        n_frames = int(rng.integers(60, 300))
+        try:
+            split = make_split(name, 12, n_frames, seed=trial, heldout_fraction=0.05, window=window, bins_per_frame=bpf,
+                               jitter=jitter, test_jitter=test_jitter)
+        except InputError:  # a geometry that leaves no training frame is refused, never leaky
+            continue
+        assert split.overlap == 0.0 and not split.leaky
+        assert split.guard_frames == (window - 1 + jitter + test_jitter) // bpf
+        measured = measure_overlap(np.concatenate([split.train, split.val]), split.test, window=window,
+                                   bins_per_frame=bpf, jitter=jitter, test_jitter=test_jitter)
+        assert measured == 0.0
+        if split.guard_frames and name not in ("repeats",):
+            # The guard is tight: putting back one purged frame creates overlap.
+            purged = split.purged_frames
+            if len(purged):
+                extra = np.array([[split.train[0, 0], purged[0]]])
+                assert measure_overlap(np.concatenate([split.train, extra]), split.test, window=window,
+                                       bins_per_frame=bpf, jitter=jitter, test_jitter=test_jitter) > 0
+
+
+def test_paper_definitions_are_leaky_as_measured_in_the_issue():
+    """The paper's definitions at 20-bin windows, 4 bins/frame, ±2 bins (seeds 0-2)."""
+    for seed in range(3):
+        assert make_split("sparse_random_paper", 20, 900, seed).overlap == 1.0
+        assert make_split("contiguous_middle_paper", 20, 900, seed).overlap == pytest.approx(0.05)
+        assert make_split("front_only_paper", 20, 900, seed).overlap == pytest.approx(5 / 700)
+        assert make_split("sparse_random", 20, 900, seed).overlap == 0.0
+
+
+def test_split_round_trips_with_its_guard_record(tmp_path):
+    from neurrator.preprocess.io import load_split, save_split
+
+    split = make_split("contiguous_middle", 20, 900, seed=1)
+    save_split(split, tmp_path / "s.json")
+    back = load_split(tmp_path / "s.json")
+    assert back.leakage() == split.leakage() and back.overlap == 0.0 and back.guard_frames == 5
+    np.testing.assert_array_equal(back.purged_frames, split.purged_frames)

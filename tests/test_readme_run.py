@@ -165,3 +165,40 @@ def test_your_own_allen_session_runs_end_to_end_on_real_model_code(allen_session
     assert (run_b / "report" / "report.html").is_file()
     status = out.stdout[out.stdout.rindex("\nstage "):]  # `neurrator status`, the block's last command
     assert "STALE" not in status and status.count("fresh") == 8
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.slow
+def test_python_api_block_runs(tmp_path, monkeypatch):
+    """The README's Python block, executed as written in a fresh folder holding the session file
+    it names. As for the shell blocks, two calls get scale-down settings: ``run_pipeline``'s config
+    is merged with the tiny-demo overrides, and ``Neurrator`` gets a short step budget."""
+    import functools
+
+    from neurrator import api
+    from neurrator.cli import _parse_overrides
+    from neurrator.data.nwb_write import write_allen_nwb
+    from neurrator.data.simulate import simulate_session
+    from neurrator.data.stimulus import load_stimulus
+
+    stimuli = {"natural_movie_one": load_stimulus("natural_movie_one", cache_dir=tmp_path / "cache")}
+    write_allen_nwb(simulate_session(stimuli, n_units=60, movie_repeats=5, scene_repeats=0, opto_trials=10, seed=2),
+                    tmp_path / "session_715093703.nwb")
+    monkeypatch.chdir(tmp_path)
+
+    run_pipeline = api.run_pipeline
+
+    def tiny_pipeline(config, *args, **kwargs):
+        config = api.RunConfig.validated(config).with_overrides(_parse_overrides([*TINY, f"cache_dir={tmp_path / 'cache'}"]))
+        return run_pipeline(config, *args, **kwargs)
+
+    monkeypatch.setattr(api, "run_pipeline", tiny_pipeline)
+    monkeypatch.setattr(api, "Neurrator", functools.partial(api.Neurrator, max_steps=20, val_every=10, batch_size=16))
+    namespace: dict = {}
+    exec(compile(python_blocks(README.read_text())[0], "README.md (Python API)", "exec"), namespace)
+    assert namespace["patches"].shape[0] == len(namespace["split"].test)
+    assert len(namespace["narrations"]) > 0 and namespace["sae"].name == "sae"
+    assert (tmp_path / "runs" / "mine" / "report" / "report.html").is_file()

@@ -14,12 +14,14 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
+from neurrator import runio
+from neurrator.analysis.result import AnalysisResult
 from neurrator.core.errors import InputError
 from neurrator.report import Estimate, format_estimate
 from neurrator.report.html import json_for_html
 from neurrator.rundir import RunDir
 from neurrator.stages import report as report_stage
-from neurrator.stages import run_stage
+from neurrator.stages import PIPELINE, run_stage
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & </pre></script><!-- \u2028'
 
@@ -93,6 +95,13 @@ def test_result_tables_have_methods_as_rows_and_reference_rows(demo_page):
     assert 'class="ci"' in narration  # intervals are shown
 
 
+def test_demo_ends_with_the_results_summary(tiny_demo_run):
+    _, out = tiny_demo_run
+    after = out.stdout.split("Report: ")[-1]
+    assert "**Narration fidelity" in after
+    assert after.count("| method") >= 2
+
+
 def test_raw_json_only_in_the_collapsed_appendix(demo_page):
     appendix = demo_page.index('id="appendix"')
     assert "<pre>" not in demo_page[:appendix]
@@ -133,9 +142,7 @@ def test_every_text_is_escaped(tiny_run_copy):
     narrations.to_parquet(path)
     run.mark_stand_in("narrator", HOSTILE)
     (run.root / "config.yaml").write_text((run.root / "config.yaml").read_text() + f"# {HOSTILE}\n")
-    odd = run.stage_dir("analyze") / "<b>odd"
-    odd.mkdir()
-    (odd / "summary.json").write_text(json.dumps({HOSTILE: HOSTILE}))
+    runio.write_analysis(run, AnalysisResult("<b>odd", summary={HOSTILE: HOSTILE}, results={}, inputs={}, line=HOSTILE))
     html, _ = _render(run.root)
     page = _Page(html)
     assert "<script>alert" not in html and "<img src=x" not in html
@@ -181,7 +188,7 @@ def test_a_corrupt_artifact_is_a_note_naming_the_file(tiny_run_copy):
 
 def test_failed_and_stale_stages_are_flagged(tiny_run_copy):
     run = RunDir.open(tiny_run_copy)
-    with pytest.raises(RuntimeError), run.stage("benchmark", ("ingest", "embed", "benchmark", "analyze")):
+    with pytest.raises(RuntimeError), run.stage("benchmark", PIPELINE):
         raise RuntimeError("CEBRA <exploded>")
     html, _ = _render(tiny_run_copy)
     visible = _Page(html).visible

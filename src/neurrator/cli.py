@@ -19,7 +19,7 @@ import yaml
 from neurrator.config import RunConfig
 from neurrator.core.errors import NeurratorError
 from neurrator.rundir import CONFIG_FILE, RunDir, default_run_name, status_table
-from neurrator.stages import DEMO_ORDER, STAGES, StageResult, run_stage
+from neurrator.stages import DEMO_ORDER, PIPELINE, STAGES, StageResult, run_stage
 
 app = typer.Typer(
     name="neurrator",
@@ -78,11 +78,11 @@ def _resolve(run_dir: Path | None, config_file: Path | None, sets: list[str] | N
     return RunDir.create(root, config), config
 
 
-def _print_result(stage: str, result: StageResult, seconds: float) -> None:
+def _print_result(stage: str, result: StageResult, seconds: float, *, table: bool = True) -> None:
     typer.secho(f"[{stage}] done in {seconds:.1f} s", fg=typer.colors.GREEN, err=True)
     if result.summary:
         typer.echo(result.summary)
-    if result.table:
+    if result.table and table:
         typer.echo(result.table)
 
 
@@ -178,7 +178,7 @@ def status(run: Annotated[Path, typer.Option("--run", help="Run directory.")]) -
     A stage is stale when an earlier stage failed or re-ran after it; stages refuse stale
     inputs and name the stage to re-run.
     """
-    typer.echo(status_table(RunDir.open(run).statuses(tuple(STAGES))))
+    typer.echo(status_table(RunDir.open(run).statuses(PIPELINE)))
 
 
 @app.command()
@@ -197,14 +197,17 @@ def demo(
     run_dir, cfg = _resolve(run, config, sets, fresh=True)
     typer.secho(f"neurrator demo → {run_dir.root}", bold=True, err=True)
     t_start = time.perf_counter()
+    last = None
     for stage in DEMO_ORDER:
         typer.secho(f"[{stage}] {STAGES[stage][1]}", fg=typer.colors.CYAN, err=True)
         t0 = time.perf_counter()
-        result = run_stage(stage, run_dir, cfg)
-        _print_result(stage, result, time.perf_counter() - t0)
+        last = run_stage(stage, run_dir, cfg)
+        _print_result(stage, last, time.perf_counter() - t0, table=stage != DEMO_ORDER[-1])
     report = run_dir.stage_dir("report") / "report.html"
     typer.secho(f"demo finished in {time.perf_counter() - t_start:.0f} s", bold=True, err=True)
     typer.echo(f"Report: {report.resolve()}")
+    if last is not None and last.table:  # the results summary, last thing on screen
+        typer.echo("\n" + last.table)
 
 
 def main() -> None:

@@ -7,10 +7,10 @@ Status and staleness (``neurrator status --run R``)
 ---------------------------------------------------
 The manifest records, per stage: ``status`` (``running`` / ``done`` / ``failed``), ``started``,
 ``finished``, ``seconds``, ``error``, a run-wide sequence number ``seq`` given when the stage
-finished, and ``inputs``: the ``seq`` of every earlier stage (in pipeline order) at the time
-it ran. A stage is **stale** when an earlier stage has since failed, not finished, or
-finished again (its ``seq`` differs from the one recorded), so a failed or re-run stage marks
-every later stage stale. :meth:`RunDir.stage` refuses to start a stage whose earlier stages
+finished, and ``inputs``: the ``seq`` of every input stage at the time it ran (every earlier
+stage in pipeline order but the report, whose outputs no stage reads). A stage is **stale**
+when an input stage has since failed, not finished, or finished again (its ``seq`` differs from
+the one recorded), so a failed or re-run stage marks every later stage stale. :meth:`RunDir.stage` refuses to start a stage whose input stages
 are failed, unfinished or stale, naming the first one to re-run; the report stage alone
 reads partial runs (it shows what is stale).
 
@@ -26,7 +26,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -38,6 +38,8 @@ from neurrator.core.errors import InputError, StageUnavailableError, StaleInputE
 from neurrator.core.io import atomic_write_json, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
+#: Every stage, in pipeline order, with the stages whose outputs it reads (:func:`linear_pipeline`).
+Pipeline = Mapping[str, Sequence[str]]
 MANIFEST_FILE = "manifest.json"
 
 _VERSIONED_PACKAGES = (
@@ -175,38 +177,37 @@ class RunDir:
         return path
 
     # ---- stages: status and staleness -----------------------------------------------------
-    def statuses(self, order: Sequence[str]) -> list[StageStatus]:
-        """Every stage of ``order`` (then any other recorded stage) with its status and staleness."""
-        return stage_statuses(self.manifest(), order)
+    def statuses(self, pipeline: Pipeline) -> list[StageStatus]:
+        """Every stage of ``pipeline`` (then any other recorded stage) with its status and staleness."""
+        return stage_statuses(self.manifest(), pipeline)
 
-    def check_inputs(self, name: str, order: Sequence[str]) -> None:
-        """Raise :class:`StaleInputError` if a stage before ``name`` in ``order`` failed, did not
-        finish or is stale; the message names the first such stage, the one to re-run."""
-        if name not in order:
-            return
-        earlier = order[: list(order).index(name)]
-        for status in stage_statuses(self.manifest(), earlier)[: len(earlier)]:
-            if status.status in ("failed", "running") or status.stale_because:
-                why = status.problem
+    def check_inputs(self, name: str, pipeline: Pipeline) -> None:
+        """Raise :class:`StaleInputError` if an input stage of ``name`` failed, did not finish or
+        is stale; the message names the first such stage, the one to re-run."""
+        inputs = set(pipeline.get(name, ()))
+        for status in stage_statuses(self.manifest(), pipeline):
+            if status.stage in inputs and (status.status in ("failed", "running") or status.stale_because):
                 raise StaleInputError(
-                    f"{self.root}: cannot run {name}: its input stage {status.stage} {why}; "
+                    f"{self.root}: cannot run {name}: its input stage {status.stage} {status.problem}; "
                     f"re-run `neurrator {status.stage} --run {self.root}` first"
                 )
 
     @contextlib.contextmanager
-    def stage(self, name: str, order: Sequence[str] = (), *, check_inputs: bool = True) -> Iterator[Path]:
+    def stage(self, name: str, pipeline: Pipeline | None = None, *, check_inputs: bool = True) -> Iterator[Path]:
         """Run stage ``name``: check its inputs, time it and record it in the manifest.
 
         Parameters
         ----------
-        order : all stages in pipeline order; the ones before ``name`` are its inputs.
-        check_inputs : refuse to start on failed, unfinished or stale earlier stages.
+        pipeline : every stage in pipeline order → the stages whose outputs it reads
+            (:func:`linear_pipeline`); ``None``: a stage without inputs.
+        check_inputs : refuse to start on failed, unfinished or stale input stages.
 
         Yields the stage's folder. A failure is recorded (and re-raised); the stage's earlier
         outputs then count as stale for every later stage, which refuses to use them.
         """
+        pipeline = pipeline or {}
         if check_inputs:
-            self.check_inputs(name, order)
+            self.check_inputs(name, pipeline)
         folder = self.stage_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = self.manifest()
@@ -215,8 +216,7 @@ class RunDir:
         stand_ins = manifest.get("stand_ins") if isinstance(manifest.get("stand_ins"), dict) else {}
         for component in previous.get("stand_ins", []):  # this run of the stage sets its own
             stand_ins.pop(component, None)
-        earlier = list(order)[: list(order).index(name)] if name in order else []
-        inputs = {s: stages[s]["seq"] for s in earlier
+        inputs = {s: stages[s]["seq"] for s in pipeline.get(name, ())
                   if isinstance(stages.get(s), dict) and stages[s].get("status") == "done" and "seq" in stages[s]}
         stages[name] = {"status": "running", "started": _now(), "inputs": inputs}
         manifest["stand_ins"] = stand_ins
@@ -275,31 +275,39 @@ class StageStatus:
         return f"is stale ({self.stale_because})"
 
 
-def stage_statuses(manifest: dict[str, Any], order: Sequence[str]) -> list[StageStatus]:
-    """Status and staleness of each stage in ``order``, then of any other recorded stage.
+def linear_pipeline(order: Sequence[str], *, unread: Collection[str] = ()) -> Pipeline:
+    """Each stage of ``order`` reads every earlier stage's outputs, except those of ``unread``
+    stages (whose outputs no stage reads, e.g. the report).
 
-    A done stage is stale when an earlier stage (in ``order``) failed, did not finish, or
-    finished again after it (its ``seq`` differs from the one this stage recorded as input).
+    >>> linear_pipeline(["ingest", "embed", "report", "sweep"], unread={"report"})
+    {'ingest': (), 'embed': ('ingest',), 'report': ('ingest', 'embed'), 'sweep': ('ingest', 'embed')}
+    """
+    return {name: tuple(s for s in order[:i] if s not in unread) for i, name in enumerate(order)}
+
+
+def stage_statuses(manifest: dict[str, Any], pipeline: Pipeline) -> list[StageStatus]:
+    """Status and staleness of each stage of ``pipeline``, then of any other recorded stage.
+
+    A done stage is stale when one of its input stages failed, did not finish, or finished again
+    after it (its ``seq`` differs from the one this stage recorded as input).
     """
     recorded = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
-    names = [*order, *(s for s in recorded if s not in order)]
+    names = [*pipeline, *(s for s in recorded if s not in pipeline)]
     out: list[StageStatus] = []
-    for i, name in enumerate(names):
+    for name in names:
         rec = recorded.get(name)
         if not isinstance(rec, dict):
             out.append(StageStatus(name, "not run"))
             continue
         status = str(rec.get("status", "unknown"))
-        stale = None
-        if status == "done" and name in order:
-            stale = _stale_because(rec, names[:i], recorded)
+        stale = _stale_because(rec, pipeline.get(name, ()), recorded) if status == "done" else None
         out.append(StageStatus(name, status, rec.get("seconds"), rec.get("finished"), rec.get("error"), stale))
     return out
 
 
-def _stale_because(rec: dict[str, Any], earlier: Sequence[str], recorded: dict[str, Any]) -> str | None:
+def _stale_because(rec: dict[str, Any], inputs_of: Sequence[str], recorded: dict[str, Any]) -> str | None:
     inputs = rec.get("inputs")
-    for name in earlier:
+    for name in inputs_of:
         other = recorded.get(name)
         if not isinstance(other, dict):
             continue

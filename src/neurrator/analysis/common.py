@@ -19,7 +19,6 @@ matplotlib.use("Agg")  # headless; analyses only ever write PNG files
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from neurrator.core.threads import thread_limit
@@ -94,35 +93,6 @@ class CachedEncoder:
         if not sentences:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._cache[s] for s in sentences])
-
-
-def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of a 1-D sample (zero width for one value)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2 or np.allclose(values, values[0]):
-        return mean, mean, mean
-    half = stats.sem(values) * stats.t.ppf(0.5 + level / 2, len(values) - 1)
-    return mean, mean - float(half), mean + float(half)
-
-
-def bootstrap_ci(
-    values: np.ndarray, level: float = 0.95, n_resamples: int = 1000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap CI of a 1-D sample (``scipy.stats.bootstrap``)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2 or np.allclose(values, values[0]):
-        return mean, mean, mean
-    res = stats.bootstrap(
-        (values,),
-        np.mean,
-        confidence_level=level,
-        n_resamples=n_resamples,
-        method="percentile",
-        random_state=seed,
-    )
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")

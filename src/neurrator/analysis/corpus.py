@@ -45,7 +45,7 @@ class Corpus:
 
     def pooled(self) -> np.ndarray:
         """(n_images, dim) patch-mean feature (read in chunks: the patches may be a memmap)."""
-        from neurrator.evaluate.embedding import pool_patches
+        from neurrator.core.linalg import pool_patches
 
         return pool_patches(self.patches)
 

@@ -78,6 +78,8 @@ class AnalysisInputs:
     grid: tuple[int, int]
     concepts: ConceptDictionary | None = None
     shot_of_frame: np.ndarray | None = None
+    #: Hz of the movie (``None`` for an image set); with no shots, statistics use 1 s blocks.
+    frame_rate: float | None = None
     batch_size: int = 256
     narrate_batch_windows: int = 768
     seed: int = 0
@@ -224,6 +226,7 @@ def build_inputs(
         concepts=dictionary,
         grid=tuple(targets.info.grid),
         shot_of_frame=stimulus.shot_of_frame,
+        frame_rate=stimulus.frame_rate,
         batch_size=cfg.batch_size,
         narrate_batch_windows=cfg.narrate_batch_windows,
         seed=config.seed,

@@ -27,8 +27,8 @@ import torch
 
 from neurrator.analysis.common import NarrateFn, figure_png
 from neurrator.analysis.result import AnalysisResult
+from neurrator.core.linalg import pool_patches
 from neurrator.core.sampling import evenly_spaced
-from neurrator.evaluate.embedding import pool_patches
 from neurrator.narrate.bank import CaptionBank
 
 if TYPE_CHECKING:

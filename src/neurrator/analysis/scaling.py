@@ -3,8 +3,9 @@
 One trained encoder answers every point through subset queries (absent units masked); nothing
 is retrained. For each pool and size N, ``n_draws`` random N-unit subsets are drawn; each draw's
 fidelity is the mean over test windows of the SBERT score of its narration and of its R@10.
-The crossing point of a pool is the smallest N whose confidence interval lies wholly above the
-random-caption floor.
+The crossing point of a pool is the smallest N whose confidence interval of the SBERT gain over
+the other-shot pairing (matched − shuffled) lies wholly above 0, the other-shot floor; a
+zero-width interval never counts. The random-caption floor is drawn for reference only.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from neurrator.analysis.common import NarrateFn, PredictFn, bootstrap_ci, figure_png, mean_ci
+from neurrator.analysis.common import NarrateFn, PredictFn, figure_png
 from neurrator.analysis.result import AnalysisResult
+from neurrator.core.linalg import pool_patches
 from neurrator.core.sampling import evenly_spaced
-from neurrator.evaluate.embedding import pool_patches, retrieval_ranks
+from neurrator.evaluate.embedding import centred_cosine, identify
+from neurrator.evaluate.stats import block_bootstrap_ci, block_ids, bootstrap_ci, t_interval
 
 if TYPE_CHECKING:
     from neurrator.analysis.config import AnalysisConfig
@@ -82,12 +85,14 @@ def _draw_masks(
 
 
 def crossing_point(points: Sequence[ScalingPoint], metric: str, floor: float, *, tolerance: float = 1e-6) -> int | None:
-    """Smallest population size whose CI lower bound is above ``floor`` (``None`` if never).
+    """Smallest population size whose CI lies wholly above ``floor`` (``None`` if never).
 
-    ``tolerance`` keeps float round-off (a constant narration's gain comes out as ~1e-9, not 0)
-    from counting as a crossing.
+    A zero-width interval (every draw identical, e.g. a constant narration) carries no
+    uncertainty estimate and never counts. ``tolerance`` keeps float round-off (a constant
+    narration's gain comes out as ~1e-9, not 0) from counting as a crossing.
     """
-    above = [p.size for p in points if p.metrics[metric].lo > floor + tolerance]
+    above = [p.size for p in points
+             if p.metrics[metric].hi - p.metrics[metric].lo > tolerance and p.metrics[metric].lo > floor + tolerance]
     return min(above) if above else None
 
 
@@ -105,6 +110,8 @@ def scaling_curves(
     narrator_name: str = "",
     max_masks_per_call: int = 8,
     predict_many: Callable[[np.ndarray], torch.Tensor] | None = None,
+    blocks: np.ndarray | None = None,
+    crossing_metrics: Sequence[str] | None = None,
 ) -> ScalingResult:
     """Fidelity against population size for every pool.
 
@@ -126,6 +133,9 @@ def scaling_curves(
         this many × n_windows predicted patch tensors are held at once).
     predict_many : optional masks (m, n_units) → (m, n_windows, n_patches, dim); when given,
         each chunk of subsets is one encoder batch instead of one call per subset.
+    blocks : (n_windows,) block id per test window (:func:`neurrator.evaluate.stats.block_ids`);
+        a single-subset point's interval then resamples whole blocks.
+    crossing_metrics : metrics whose crossing point is reported (default: every floor's).
 
     Returns
     -------
@@ -175,14 +185,16 @@ def scaling_curves(
                 values = [scores[k][metric] for k in mask_keys]
                 draw_means = [float(v.mean()) for v in values]
                 if n_distinct > 1:
-                    mean, lo, hi = mean_ci(np.array(draw_means), ci_level)
+                    ci = t_interval(draw_means, level=ci_level)
+                elif blocks is not None:
+                    ci = block_bootstrap_ci(values[0], blocks, level=ci_level, seed=seed)
                 else:
-                    mean, lo, hi = bootstrap_ci(values[0], ci_level, seed=seed)
-                summaries[metric] = MetricSummary(mean, lo, hi, draw_means)
+                    ci = bootstrap_ci(values[0], level=ci_level, seed=seed)
+                summaries[metric] = MetricSummary(ci.mean, ci.low, ci.high, draw_means)
             ci_method = (
                 f"student-t over {len(masks)} draws"
                 if n_distinct > 1
-                else "bootstrap over test windows (single distinct subset)"
+                else f"{'block ' if blocks is not None else ''}bootstrap over test windows (single distinct subset)"
             )
             label = "all" if size == n_pool else str(size)
             points.append(ScalingPoint(pool_name, size, label, n_distinct, ci_method, summaries))
@@ -190,6 +202,7 @@ def scaling_curves(
         pool_name: {
             m: crossing_point([p for p in points if p.pool == pool_name], m, f)
             for m, f in floors.items()
+            if crossing_metrics is None or m in crossing_metrics
         }
         for pool_name in pools
         if any(p.pool == pool_name for p in points)
@@ -288,11 +301,13 @@ def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
     masks, skipped = sub.pools(cfg.pools)
     pooled_targets = pool_patches(inputs.frame_targets)
     n_candidates = len(pooled_targets)
+    candidates = np.arange(n_candidates)
     # Several cross-shot permutations, averaged, so the null's own pairing noise stays small.
     partners = [shuffled_partners(sub.frames, inputs.shot_of_frame, seed=inputs.seed + i) for i in range(cfg.n_shuffles)]
 
     def fidelity(patches: torch.Tensor, sentences: list[str]) -> dict[str, np.ndarray]:
-        ranks, _ = retrieval_ranks(patches.float().mean(1).numpy(), pooled_targets, sub.frames)
+        sims = centred_cosine(patches.float().mean(1).numpy(), pooled_targets, pooled_targets.mean(0))
+        ranks = identify(sims, sub.frames, candidates).rank
         matched = sub.reference_score(sentences, sub.frames)
         shuffled = np.mean([sub.reference_score(sentences, sub.frames[p]) for p in partners], axis=0)
         return {"sbert": matched, "r_at_10": (ranks <= 10).astype(np.float64), "sbert_gain": matched - shuffled}
@@ -304,6 +319,10 @@ def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
                 "sbert_gain": 0.0},
         seed=inputs.seed, narrator_name=narrate.name, predict_many=sub.predict_many,
         max_masks_per_call=max(1, inputs.narrate_batch_windows // max(len(sub.frames), 1)),
+        blocks=block_ids(sub.frames, shot_of_frame=inputs.shot_of_frame, frame_rate=inputs.frame_rate),
+        # A crossing is counted against the other-shot floor (SBERT gain over the shuffled pairing
+        # > 0) and R@10 chance; the random-caption floor is drawn for reference only.
+        crossing_metrics=("sbert_gain", "r_at_10"),
     )
     result.cache.update({"narrations": narrate.calls, "narration_cache_hits": narrate.hits})
 
@@ -324,10 +343,10 @@ def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
                    for p in result.points],
         "skipped_pools": skipped,
     }
-    crossings = ", ".join(f"{p} {c['sbert'] or '—'}/{c['sbert_gain'] or '—'}" for p, c in result.crossings.items())
+    crossings = ", ".join(f"{p} {c['sbert_gain'] or '—'}" for p, c in result.crossings.items())
     return AnalysisResult(
         "scaling", summary, {**result.to_dict(), "skipped_pools": skipped},
         inputs.used(cfg, narrator=narrate.name, n_windows=len(sub.frames)),
         figures={"scaling.png": plot_scaling(result)},
-        line=f"crossing N (SBERT > floor / > shuffled): {crossings}",
+        line=f"crossing N (SBERT above the other-shot floor): {crossings}",
     )

@@ -18,6 +18,8 @@ _EXPORTS = {
     "EncoderConfig": "neurrator.encoder.config",
     "Neurrator": "neurrator.encoder.estimator",
     "NeurratorRetriever": "neurrator.encoder.estimator",
+    "NeurratorDINA": "neurrator.encoder.estimator",
+    "NeurratorDualTower": "neurrator.encoder.model",
     "mean_patch_baseline": "neurrator.encoder.estimator",
     "EncoderModelConfig": "neurrator.encoder.model",
     "NeurratorPatches": "neurrator.encoder.model",
@@ -30,4 +32,4 @@ _EXPORTS = {
     "train_encoder": "neurrator.encoder.train",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["PRESETS", "CheckpointMeta", "EncoderConfig", "EncoderModelConfig", "Neurrator", "NeurratorPatches", "NeurratorRetrieval", "NeurratorRetriever", "TrainResult", "info_nce", "load_checkpoint", "load_released_checkpoint", "mean_patch_baseline", "patch_cosine", "patch_loss", "save_checkpoint", "train_encoder"]
+__all__ = ["PRESETS", "CheckpointMeta", "EncoderConfig", "EncoderModelConfig", "Neurrator", "NeurratorDINA", "NeurratorDualTower", "NeurratorPatches", "NeurratorRetrieval", "NeurratorRetriever", "TrainResult", "info_nce", "load_checkpoint", "load_released_checkpoint", "mean_patch_baseline", "patch_cosine", "patch_loss", "save_checkpoint", "train_encoder"]

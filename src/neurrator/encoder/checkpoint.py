@@ -21,7 +21,7 @@ from safetensors.torch import save as save_safetensors
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json
-from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, NeurratorRetrieval
+from neurrator.encoder.model import EncoderModelConfig, NeurratorDualTower, NeurratorPatches, NeurratorRetrieval
 from neurrator.vision.base import SpaceInfo
 
 WEIGHTS_FILE = "checkpoint.safetensors"
@@ -45,7 +45,7 @@ class CheckpointMeta:
 
     Attributes
     ----------
-    kind : ``"patches"`` or ``"retrieval"``.
+    kind : ``"patches"``, ``"retrieval"`` or ``"dina"``.
     model_config : :class:`EncoderModelConfig` as a dict.
     encoder_config : the resolved ``EncoderConfig`` the model was trained with.
     unit_ids : unit ids in input-column order.
@@ -55,7 +55,7 @@ class CheckpointMeta:
     seed, split : seed and split name (with sample counts).
     metrics : best validation metric, epochs, seconds, stop reason, mean-patch baseline, ...
     history : per-epoch log.
-    vocabulary : training frames, in class order (retrieval only).
+    vocabulary : training frames, in class order (retrieval; DINA: its validation bank).
     """
 
     kind: str
@@ -157,7 +157,7 @@ def load_checkpoint(
         check_units(meta, expect_units, source=meta_path)
     if expect_space is not None:
         check_space(meta, expect_space, source=meta_path)
-    model = NeurratorRetrieval(model_config) if meta.kind == "retrieval" else NeurratorPatches(model_config)
+    model = {"retrieval": NeurratorRetrieval, "dina": NeurratorDualTower}.get(meta.kind, NeurratorPatches)(model_config)
     try:
         tensors = load_safetensors(weights_path.read_bytes())
         model.load_state_dict(tensors)

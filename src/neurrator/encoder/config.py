@@ -125,10 +125,29 @@ class EncoderConfig(BaseModel):
     basis_hidden: int | None = Field(None, ge=1)
 
     # ---- loss --------------------------------------------------------------------------------
+    loss_space: Literal["patches", "whitened"] = Field(
+        "patches", description="'patches': mse_weight · MSE + cosine_weight · (1 − cosine) on the patch tensors "
+        "(paper); 'whitened': MSE of the basis head's whitened coefficients (each principal component weighs the "
+        "same; basis head only)",
+    )
     mse_weight: float = 0.5
     cosine_weight: float = 0.5
     infonce_weight: float = Field(0.0, ge=0.0, description="optional InfoNCE on patch-averaged embeddings")
     infonce_tau: float = Field(0.07, gt=0.0)
+
+    # ---- receptive-field-aware local readout ---------------------------------------------------
+    rf_units: int = Field(0, ge=0, description="add a local linear readout in which each patch reads only the units "
+                          "whose receptive fields cover it (retinotopy estimated on training frames); this many units "
+                          "per patch, 0 = off")
+    rf_chunks: int = Field(2, ge=1, description="time chunks of the window the local readout reads (must divide it)")
+
+    # ---- contrastive dual towers (DINA) -----------------------------------------------------------
+    contrastive_dim: int = Field(128, ge=1, description="joint-space size of the DINA towers (NeurratorDINA, and the "
+                                 "patch encoder's auxiliary loss)")
+    contrastive_tau: float = Field(0.07, gt=0.0, description="initial temperature of the joint space (learnable)")
+    contrastive_channels: int = Field(8, ge=1, description="image-tower channels per patch")
+    contrastive_weight: float = Field(0.0, ge=0.0, description="weight of the DINA InfoNCE as an auxiliary loss of "
+                                      "the patch encoder; 0 = off (the towers are not built)")
 
     # ---- optimisation and budget ------------------------------------------------------------------
     lr: float | None = Field(None, gt=0.0, description="peak learning rate (paper 3e-4; demo 1e-3: fewer steps)")
@@ -160,12 +179,17 @@ class EncoderConfig(BaseModel):
     )
     jitter_bins: int = Field(2, ge=0, description="± shift of each training window around its centre bin")
     unit_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of units zeroed per window")
+    mixup: float = Field(0.0, ge=0.0, description="mixup of windows and their targets, λ ~ Beta(a, a); 0 = off")
     subset_robust: bool | None = Field(
         None, description="also train on random unit subsets (1 unit … all, log-uniform keep fraction), so a "
         "query with one area is in distribution (benchmarks/bench_subset_robust.py). Demo on, paper off",
     )
     subset_fraction: float = Field(
         0.25, ge=0.0, le=1.0, description="share of windows given a random subset (0.5 cost ~0.012 at all units)"
+    )
+    subset_groups: bool = Field(
+        False, description="half of the subset windows keep the units of one random area (as a query with one "
+        "area does) instead of random units",
     )
 
     # ---- execution --------------------------------------------------------------------------------
@@ -174,6 +198,10 @@ class EncoderConfig(BaseModel):
     num_threads: int | None = Field(
         None, ge=0, description="torch CPU threads; 0 = torch default. The demo uses 1: on a shared 2-core "
         "machine two spinning thread pools were several times slower (bench_encoder_throughput.py)",
+    )
+    inference_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="precision of batch inference: bfloat16 matrix products (float32 accumulation) are "
+        "2-4x faster on CPUs with AVX-512 BF16 and change outputs by ~1e-2 relative; training is always float32",
     )
     progress: bool = True
 

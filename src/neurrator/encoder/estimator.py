@@ -22,9 +22,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from neurrator.core.errors import InputError
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import (
     CheckpointMeta,
     check_session,
@@ -33,17 +33,22 @@ from neurrator.encoder.checkpoint import (
     save_checkpoint,
 )
 from neurrator.encoder.config import EncoderConfig
+from neurrator.encoder.inference import predict_windows
+from neurrator.encoder.retinotopy import estimate_retinotopy
 from neurrator.encoder.model import (
     EncoderModelConfig,
+    NeurratorDualTower,
     NeurratorPatches,
     NeurratorRetrieval,
     patch_cosine,
 )
 from neurrator.encoder.train import (
+    ContrastiveTask,
     PatchTask,
     RetrievalTask,
     TrainResult,
-    WindowSampler,
+    _device_of,
+    soft_retrieve,
     train_encoder,
 )
 from neurrator.preprocess.types import NeuralDataset, Split
@@ -54,14 +59,17 @@ UnitsArg = str | np.ndarray | list | None
 
 def _model_config(config: EncoderConfig, n_units: int, n_patches: int, patch_dim: int, **extra) -> EncoderModelConfig:
     c = config.resolved()
-    return EncoderModelConfig(
+    fields = dict(
         n_units=n_units, n_patches=n_patches, patch_dim=patch_dim,
         conv_kernels=tuple(c.conv_kernels), conv_channels=c.conv_channels,
         unit_bottleneck=c.unit_bottleneck or None, d_model=c.d_model, n_heads=c.n_heads,
         ff_dim=c.ff_dim, temporal_layers=c.temporal_layers, patch_layers=c.patch_layers,
         dropout=c.dropout, head=c.head, memory=c.memory, basis_rank=c.basis_rank,
-        basis_hidden=c.basis_hidden, **extra,
+        basis_hidden=c.basis_hidden, contrastive_dim=c.contrastive_dim if c.contrastive_weight else 0,
+        contrastive_tau=c.contrastive_tau, contrastive_channels=c.contrastive_channels,
+        rf_units=c.rf_units, rf_chunks=c.rf_chunks,
     )
+    return EncoderModelConfig(**{**fields, **extra})
 
 
 def mean_patch_baseline(targets: PatchTargets, train_frames: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> float:
@@ -110,12 +118,17 @@ class _EncoderEstimator(BaseEstimator):
         self, *, seed: int = 0, preset: str = "demo", head=None, memory: str = "sequence", unit_bottleneck=None,
         conv_kernels=(3, 7, 15), conv_channels=None, d_model=None, n_heads=None, ff_dim=None,
         temporal_layers: int = 2, patch_layers: int = 2, dropout: float = 0.2, basis_rank=None, basis_hidden=None,
-        mse_weight: float = 0.5, cosine_weight: float = 0.5, infonce_weight: float = 0.0, infonce_tau: float = 0.07,
+        loss_space: str = "patches", mse_weight: float = 0.5, cosine_weight: float = 0.5,
+        infonce_weight: float = 0.0, infonce_tau: float = 0.07,
+        rf_units: int = 0, rf_chunks: int = 2, contrastive_dim: int = 128, contrastive_tau: float = 0.07,
+        contrastive_channels: int = 8, contrastive_weight: float = 0.0,
         lr=None, weight_decay: float = 1e-3, grad_clip: float = 1.0, batch_size: int = 64, max_epochs=None,
         max_steps=None, val_every=None, patience=None, lr_schedule=None, windows_per_epoch=None, validation=None,
         max_minutes: float = 0.0, sampling: str = "bin", jitter_bins: int = 2, unit_dropout: float = 0.1,
-        subset_robust=None, subset_fraction: float = 0.25, eval_batch_size: int = 256, device: str = "cpu",
-        num_threads=None, progress: bool = True,
+        mixup: float = 0.0,
+        subset_robust=None, subset_fraction: float = 0.25, subset_groups: bool = False,
+        eval_batch_size: int = 256, device: str = "cpu",
+        num_threads=None, inference_dtype: str = "float32", progress: bool = True,
     ):
         self.seed = seed
         self.preset = preset
@@ -132,10 +145,17 @@ class _EncoderEstimator(BaseEstimator):
         self.dropout = dropout
         self.basis_rank = basis_rank
         self.basis_hidden = basis_hidden
+        self.loss_space = loss_space
         self.mse_weight = mse_weight
         self.cosine_weight = cosine_weight
         self.infonce_weight = infonce_weight
         self.infonce_tau = infonce_tau
+        self.rf_units = rf_units
+        self.rf_chunks = rf_chunks
+        self.contrastive_dim = contrastive_dim
+        self.contrastive_tau = contrastive_tau
+        self.contrastive_channels = contrastive_channels
+        self.contrastive_weight = contrastive_weight
         self.lr = lr
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
@@ -151,11 +171,14 @@ class _EncoderEstimator(BaseEstimator):
         self.sampling = sampling
         self.jitter_bins = jitter_bins
         self.unit_dropout = unit_dropout
+        self.mixup = mixup
         self.subset_robust = subset_robust
         self.subset_fraction = subset_fraction
+        self.subset_groups = subset_groups
         self.eval_batch_size = eval_batch_size
         self.device = device
         self.num_threads = num_threads
+        self.inference_dtype = inference_dtype
         self.progress = progress
 
     @property
@@ -206,23 +229,18 @@ class _EncoderEstimator(BaseEstimator):
     @torch.no_grad()
     def _forward(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg, batch_size: int,
                  shifts: tuple[int, ...] = (0,)):
-        """Yield (lo, hi, model output) over batches of ``pairs``; with several ``shifts`` (bins)
+        """Yield (indices, model output) over batches of ``pairs`` (each bin projected once for all
+        windows sharing it, :mod:`neurrator.encoder.inference`); with several ``shifts`` (bins)
         the output is the mean over the windows shifted by each (temporal ensembling)."""
         self._check_fitted()
         self._check_session(dataset)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         mask = self.unit_mask(dataset, units)
-        sampler = WindowSampler(dataset)
         config = self.config.resolved()
-        device = torch.device(config.device)
-        self.model_.to(device).eval()
-        mask = None if mask is None else mask.to(device)
+        self.model_.to(torch.device(config.device)).eval()
         with thread_limit(config.num_threads):
-            for lo in range(0, len(pairs), batch_size):
-                chunk = pairs[lo : lo + batch_size]
-                out = sum(self.model_(sampler.gather(chunk, np.full(len(chunk), s)).to(device), mask).float().cpu()
-                          for s in shifts)
-                yield lo, lo + len(chunk), out / len(shifts)
+            yield from predict_windows(self.model_, dataset, pairs, unit_mask=mask, shifts=shifts,
+                                       batch_size=batch_size, dtype=config.inference_dtype)
 
     def _fit_model(self, model, task, dataset, split, config, *, resume_dir, log_path, on_validation) -> TrainResult:
         train, val = self._train_val(config, split)
@@ -306,14 +324,17 @@ class Neurrator(_EncoderEstimator):
         model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim)
         basis = None
         if c.head == "basis":  # fitted to the training frames only
-            basis = fit_patch_basis(targets.patches, split.train_frames, c.basis_rank)
+            basis = fit_pca_basis(targets.patches, split.train_frames, c.basis_rank)
             model_config.basis_rank = basis.rank
         torch.manual_seed(self.seed)
         model = NeurratorPatches(model_config)
         metrics = {"mean_patch_baseline": mean_patch_baseline(targets, split.train_frames, split.val)}
         if basis is not None:
-            model.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
             metrics["basis_explained_variance"] = basis.explained
+        if model.local is not None:  # retinotopy from the training windows only
+            support, weight, _ = estimate_retinotopy(dataset, targets, self._train_val(c, split)[0], c.rf_units)
+            model.local.set_support(support, weight)
         result = self._fit_model(model, PatchTask(targets, c), dataset, split, c,
                                  resume_dir=resume_dir, log_path=log_path, on_validation=on_validation)
         self.model_, self.history_ = model, result.history
@@ -336,8 +357,8 @@ class Neurrator(_EncoderEstimator):
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         shape = self.meta_.target_shape
         out = torch.empty((len(pairs), *shape), dtype=dtype)
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
-            out[lo:hi] = pred.to(dtype)
+        for index, pred in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
+            out[torch.from_numpy(index)] = pred.to(dtype)
         return out
 
     def score(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets, units: UnitsArg = None,
@@ -346,8 +367,8 @@ class Neurrator(_EncoderEstimator):
         self.check_space(targets.info)
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         total = 0.0
-        for lo, hi, pred in self._forward(dataset, pairs, units, batch_size):
-            total += patch_cosine(pred, targets.batch(pairs[lo:hi, 1])).mean(dim=1).sum().item()
+        for index, pred in self._forward(dataset, pairs, units, batch_size):
+            total += patch_cosine(pred, targets.batch(pairs[index, 1])).mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
 
 
@@ -385,8 +406,12 @@ class NeurratorRetriever(_EncoderEstimator):
     def predict_logits(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None,
                        batch_size: int = 256) -> torch.Tensor:
         """(n, n_classes) logits over ``meta_.vocabulary``."""
-        parts = [logits for _, _, logits in self._forward(dataset, pairs, units, batch_size)]
-        return torch.cat(parts) if parts else torch.empty(0, len(self.meta_.vocabulary))
+        self._check_fitted()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = torch.empty(len(pairs), len(self.meta_.vocabulary))
+        for index, logits in self._forward(dataset, pairs, units, batch_size):
+            out[torch.from_numpy(index)] = logits
+        return out
 
     def predict(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None,
                 batch_size: int = 256) -> np.ndarray:
@@ -405,3 +430,85 @@ class NeurratorRetriever(_EncoderEstimator):
             cos = patch_cosine(targets.batch(retrieved[lo : lo + batch_size]), targets.batch(pairs[lo : lo + batch_size, 1]))
             total += cos.mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
+
+
+class NeurratorDINA(_EncoderEstimator):
+    """Contrastive dual towers (DINA, Wang et al. 2026): spike windows and vision-space frames
+    embedded in one joint space by symmetric InfoNCE with a learnable temperature; identification
+    by cosine in that space (:class:`~neurrator.encoder.model.NeurratorDualTower`).
+
+    Same parameters as :class:`Neurrator` (``contrastive_dim``, ``contrastive_tau`` and
+    ``contrastive_channels`` shape the towers). The image tower reads any frame's patches, so
+    frames never trained on can be candidates (zero-shot identification).
+
+    Validation (early stopping) scores the mean per-patch cosine of the joint-space soft retrieval
+    over the training frames (:class:`~neurrator.encoder.train.ContrastiveTask`), the quantity
+    every patch method is early-stopped on.
+    """
+
+    kind = "dina"
+
+    def fit(
+        self, dataset: NeuralDataset, targets: PatchTargets, split: Split, *,
+        resume_dir: str | Path | None = None, log_path: str | Path | None = None, on_validation=None,
+    ) -> NeurratorDINA:
+        c = self.config.resolved()
+        self._check_inputs(dataset, targets, split)
+        seed_everything(self.seed)
+        model_config = _model_config(c, dataset.n_units, targets.info.n_patches, targets.info.dim,
+                                     contrastive_dim=c.contrastive_dim)
+        torch.manual_seed(self.seed)
+        model = NeurratorDualTower(model_config)
+        metrics = {"mean_patch_baseline": mean_patch_baseline(targets, split.train_frames, split.val)}
+        result = self._fit_model(model, ContrastiveTask(targets, split.train_frames), dataset, split, c,
+                                 resume_dir=resume_dir, log_path=log_path, on_validation=on_validation)
+        self.model_, self.history_ = model, result.history
+        metrics["temperature"] = float(1.0 / model.towers.scale().item())
+        self.meta_ = self._make_meta(model, dataset, targets, split, result, metrics,
+                                     vocabulary=[int(f) for f in split.train_frames])
+        return self
+
+    def embed(self, dataset: NeuralDataset, pairs: np.ndarray, units: UnitsArg = None, batch_size: int = 256,
+              shifts: tuple[int, ...] = (0,)) -> torch.Tensor:
+        """Neural-tower embeddings of ``(repeat, frame)`` pairs: (n, contrastive_dim), unit norm
+        (the mean over ``shifts`` is re-normalised)."""
+        self._check_fitted()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = torch.empty(len(pairs), self.model_.config.contrastive_dim)
+        for index, emb in self._forward(dataset, pairs, units, batch_size, tuple(shifts)):
+            out[torch.from_numpy(index)] = emb
+        return torch.nn.functional.normalize(out, dim=-1)
+
+    @torch.no_grad()
+    def embed_frames(self, targets: PatchTargets, frames: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+        """Image-tower embeddings of ``frames``: (m, contrastive_dim), unit norm."""
+        self._check_fitted()
+        self.check_space(targets.info)
+        frames = np.asarray(frames, dtype=np.int64)
+        self.model_.eval()
+        device = _device_of(self.model_)
+        return torch.cat([self.model_.embed_frames(targets.batch(frames[lo : lo + batch_size]).to(device)).cpu()
+                          for lo in range(0, len(frames), batch_size)]) if len(frames) else torch.empty(0)
+
+    def similarity(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets, candidates: np.ndarray,
+                   units: UnitsArg = None, shifts: tuple[int, ...] = (0,)) -> torch.Tensor:
+        """Joint-space cosine between each pair's window and each candidate frame: (n, m)."""
+        return self.embed(dataset, pairs, units, shifts=shifts) @ self.embed_frames(targets, candidates).T
+
+    def predict(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets | None = None,
+                candidates: np.ndarray | None = None, units: UnitsArg = None,
+                shifts: tuple[int, ...] = (0,)) -> torch.Tensor:
+        """Patch tensors by joint-space soft retrieval: (n, n_patches, dim), each the
+        ``softmax(cos / τ)``-weighted mean of the ``candidates``' real patches (default: every
+        frame of ``targets``; this reads the candidates' patches, as identification does)."""
+        self._check_fitted()
+        if targets is None:
+            raise InputError(None, "NeurratorDINA.predict needs the targets whose frames it retrieves among")
+        candidates = np.arange(targets.n_frames) if candidates is None else np.asarray(candidates, dtype=np.int64)
+        bank = (self.embed_frames(targets, candidates), targets.batch(candidates).reshape(len(candidates), -1))
+        return soft_retrieve(self.model_, self.embed(dataset, pairs, units, shifts=shifts), bank)
+
+    def score(self, dataset: NeuralDataset, pairs: np.ndarray, targets: PatchTargets, units: UnitsArg = None) -> float:
+        """Mean per-patch cosine of the soft retrieval over the training frames (the validation metric)."""
+        pred = self.predict(dataset, pairs, targets, np.asarray(self.meta_.vocabulary), units)
+        return float(patch_cosine(pred, targets.batch(np.asarray(pairs)[:, 1])).mean())

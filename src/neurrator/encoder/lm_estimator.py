@@ -34,8 +34,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import check_session, check_units, code_version
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.lm_decoder import (
@@ -256,10 +256,10 @@ class LMDecoder(BaseEstimator):
             if y.patches.shape[1:] != (y.info.n_patches, y.info.dim) or train[:, 1].max() >= y.n_frames:
                 raise InputError(None, f"targets of space {y.info.space_id!r} do not fit the split or their space")
             config = self.model_config(dataset, "basis", n_patches=y.info.n_patches, patch_dim=y.info.dim)
-            basis = fit_patch_basis(y.patches, np.unique(train[:, 1]), config.basis_rank)
+            basis = fit_pca_basis(y.patches, np.unique(train[:, 1]), config.basis_rank)
             config.basis_rank = basis.rank
             model = self.build_model(config, backbone)
-            model.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
             task = PatchTask(y, self.training_config().resolved())
             target = {"kind": "vision", "space": y.info.to_dict(), "target_shape": [y.info.n_patches, y.info.dim]}
             metrics = {"basis_explained_variance": basis.explained}

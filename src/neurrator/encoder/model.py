@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +61,11 @@ class EncoderModelConfig:
     basis_rank : number of PCA components of the basis head.
     basis_hidden : hidden width of the basis head's MLP.
     n_classes : vocabulary size of the retrieval model (0 for patch models).
+    contrastive_dim : joint-space size of the DINA towers (0: none). A patch model with it
+        carries the towers for the auxiliary contrastive loss.
+    contrastive_tau, contrastive_channels : initial temperature; image-tower channels per patch.
+    rf_units : units per patch of the receptive-field-aware local readout added to the head's
+        output (0: none); rf_chunks : time chunks of each window it reads.
     """
 
     n_units: int
@@ -79,6 +86,11 @@ class EncoderModelConfig:
     basis_rank: int = 128
     basis_hidden: int = 512
     n_classes: int = 0
+    contrastive_dim: int = 0
+    contrastive_tau: float = 0.07
+    contrastive_channels: int = 8
+    rf_units: int = 0
+    rf_chunks: int = 2
     extra: dict = field(default_factory=dict)
 
     @property
@@ -165,6 +177,7 @@ class SpikeWindowEncoder(nn.Module):
         else:
             self.unit_bottleneck = None
         self.conv = MultiScaleConv(conv_in, cfg.conv_channels, cfg.conv_kernels)
+        self.conv_channels_out = cfg.conv_channels * len(cfg.conv_kernels)
         self.input_proj = nn.Sequential(
             nn.Linear(cfg.conv_channels * len(cfg.conv_kernels), cfg.d_model),
             nn.GELU(),
@@ -175,11 +188,21 @@ class SpikeWindowEncoder(nn.Module):
         self.pool = AttentionPooling(cfg.d_model) if cfg.attention_pool else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.trunk(self.front(x))
+
+    def front(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout, bottleneck and multi-scale convolutions: (B, T, n_units) → (B, T, channels).
+
+        :mod:`neurrator.encoder.inference` computes the same thing with each 120 Hz bin
+        projected once for all the windows that share it."""
         x = self.input_dropout(x)
         if self.unit_bottleneck is not None:
             x = self.unit_bottleneck(x)
-        x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T, channels)
-        sequence = self.temporal(self.input_proj(x))
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+    def trunk(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projection, temporal transformer and pooling: (B, T, channels) → (sequence, pooled)."""
+        sequence = self.temporal(self.input_proj(features))
         return sequence, self.pool(sequence) if self.pool is not None else sequence.mean(dim=1)
 
 
@@ -227,7 +250,7 @@ class PatchBasis(nn.Module):
         self.scale.copy_(scale)
 
     def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
-        return self.mean + (z * self.scale) @ self.components
+        return torch.addmm(self.mean, z * self.scale, self.components)  # one pass over the output
 
     def project(self, flat: torch.Tensor) -> torch.Tensor:
         """Whitened coefficients of flattened targets (B, n_features) → (B, rank)."""
@@ -254,8 +277,103 @@ class BasisHead(nn.Module):
         self.basis = PatchBasis(cfg.basis_rank, cfg.n_patches * cfg.patch_dim)
 
     def forward(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        flat = self.basis.reconstruct(self.mlp(pooled))
+        flat = self.basis.reconstruct(self.coefficients(sequence, pooled))
         return flat.view(-1, self.n_patches, self.patch_dim)
+
+    def coefficients(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """Whitened basis coefficients (B, rank)."""
+        return self.mlp(pooled)
+
+
+class LocalReadout(nn.Module):
+    """Receptive-field-aware linear readout, added to the head's patches.
+
+    Each patch listens only to the ``rf_units`` units whose receptive fields cover it (estimated
+    on training frames, :func:`neurrator.encoder.retinotopy.estimate_retinotopy`), and each unit
+    says the same thing wherever it is heard::
+
+        patch_p = Σ_{u ∈ support(p)} a_pu · M_u r_u        r_u : (rf_chunks,) mean response per time chunk
+
+    Parameters: ``unit_maps`` M (n_units, rf_chunks, patch_dim), starting at 0 (the readout
+    starts silent), and ``weight`` a (n_patches, rf_units), starting at the retinotopy
+    estimate. Buffer ``support`` (n_patches, rf_units) holds the unit indices.
+    """
+
+    def __init__(self, cfg: EncoderModelConfig):
+        super().__init__()
+        self.n_units, self.chunks = cfg.n_units, cfg.rf_chunks
+        self.unit_maps = nn.Parameter(torch.zeros(cfg.n_units, cfg.rf_chunks, cfg.patch_dim))
+        self.weight = nn.Parameter(torch.full((cfg.n_patches, cfg.rf_units), 1.0 / cfg.rf_units))
+        self.register_buffer("support", torch.zeros(cfg.n_patches, cfg.rf_units, dtype=torch.long))
+
+    def set_support(self, support: torch.Tensor, weight: torch.Tensor) -> None:
+        self.support.copy_(support)
+        with torch.no_grad():
+            self.weight.copy_(weight)
+
+    def chunk_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows (B, T, n_units) → (B, rf_chunks, n_units) mean response per time chunk."""
+        b, t, u = x.shape
+        return x.reshape(b, self.chunks, t // self.chunks, u).mean(dim=2)
+
+    def forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(B, rf_chunks, n_units) → (B, n_patches, patch_dim)."""
+        b = chunks.shape[0]
+        said = torch.einsum("bcu,ucd->ubd", chunks, self.unit_maps)  # (U, B, D): what each unit says
+        n_patches, k = self.support.shape
+        rows = torch.arange(n_patches, device=chunks.device).repeat_interleave(k)
+        listen = torch.sparse_coo_tensor(torch.stack([rows, self.support.flatten()]), self.weight.flatten(),
+                                         (n_patches, self.n_units), check_invariants=False)
+        heard = torch.sparse.mm(listen, said.reshape(self.n_units, -1))  # (P, B·D)
+        return heard.view(n_patches, b, -1).transpose(0, 1)
+
+
+class ImageTower(nn.Module):
+    """Patches (B, n_patches, dim) → (B, out_dim) L2-normalised image embeddings."""
+
+    def __init__(self, n_patches: int, dim: int, out_dim: int, channels: int = 8, dropout: float = 0.1):
+        super().__init__()
+        self.per_patch = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, channels), nn.GELU())
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(n_patches * channels, out_dim)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        grid = self.per_patch(patches.float())  # (B, n_patches, channels): the layout is kept
+        return F.normalize(self.project(self.dropout(grid.flatten(1))), dim=-1)
+
+
+class ContrastiveHeads(nn.Module):
+    """DINA's two projections into the joint space and its learnable temperature.
+
+    ``neural(pooled)`` (B, d_model) → (B, contrastive_dim); ``image(patches)`` → (B,
+    contrastive_dim); both L2-normalised. ``logit_scale`` starts at log(1/τ₀).
+    """
+
+    def __init__(self, cfg: EncoderModelConfig):
+        super().__init__()
+        out_dim = cfg.contrastive_dim
+        self.neural_proj = nn.Sequential(nn.LayerNorm(cfg.d_model), nn.Linear(cfg.d_model, out_dim))
+        self.image = ImageTower(cfg.n_patches, cfg.patch_dim, out_dim, channels=cfg.contrastive_channels,
+                                dropout=cfg.dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.contrastive_tau)))
+
+    def neural(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.neural_proj(pooled), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(max=math.log(100.0)).exp()
+
+    def loss(self, pooled: torch.Tensor, patches: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE between windows and the distinct frames of the batch.
+
+        pooled : (B, d_model) body outputs; patches : (B, n_patches, dim) targets of the
+        windows' frames; frames : (B,) frame ids (equal ids are the same frame).
+        """
+        unique, inverse = torch.unique(frames, return_inverse=True)
+        first = torch.zeros(len(unique), dtype=torch.long, device=frames.device)
+        first.scatter_(0, inverse, torch.arange(len(frames), device=frames.device))  # one window per frame
+        return symmetric_info_nce(self.neural(pooled), self.image(patches[first]), inverse, self.scale())
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,10 +402,18 @@ class NeurratorPatches(nn.Module):
         self.config = config
         self.body = SpikeWindowEncoder(config)
         self.head = BasisHead(config) if config.head == "basis" else PatchQueryHead(config)
+        self.contrastive = ContrastiveHeads(config) if config.contrastive_dim else None
+        self.local = LocalReadout(config) if config.rf_units else None
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
-        sequence, pooled = self.body(_apply_unit_mask(x, unit_mask))
-        return self.head(sequence, pooled)
+        x = _apply_unit_mask(x, unit_mask)
+        return self.decode(*self.body(x), chunks=self.local.chunk_means(x) if self.local is not None else None)
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor, chunks: torch.Tensor | None = None) -> torch.Tensor:
+        """The head on the body's outputs → (B, n_patches, patch_dim), plus the local readout of
+        the windows' chunk means ``chunks`` (B, rf_chunks, n_units) when the model has one."""
+        out = self.head(sequence, pooled)
+        return out if self.local is None else out + self.local(chunks)
 
     def num_parameters(self) -> int:
         """Trainable parameters (the frozen basis buffers are not counted)."""
@@ -311,8 +437,56 @@ class NeurratorRetrieval(nn.Module):
         self.classifier = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.n_classes))
 
     def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
-        _, pooled = self.body(_apply_unit_mask(x, unit_mask))
+        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The classifier on the body's pooled output → (B, n_classes) logits."""
         return self.classifier(pooled)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class NeurratorDualTower(nn.Module):
+    """DINA-style dual towers (Wang et al. 2026, arXiv 2605.04309), adapted to spike windows and
+    a frozen vision space:
+
+    - neural tower: the body → pooled vector → LayerNorm + Linear → ``contrastive_dim``;
+    - image tower: the frame's vision-space patches → per-patch LayerNorm + Linear + GELU
+      (spatial layout kept) → flattened grid → Linear → ``contrastive_dim``. DINA trains a
+      shallow CNN on pixels; reading the vision space instead lets any frame with targets,
+      including frames never trained on, be embedded;
+    - objective: symmetric InfoNCE with a learnable temperature (:func:`symmetric_info_nce`).
+
+    :meth:`embed_windows` (B, T, n_units) → (B, d) and :meth:`embed_frames`
+    (B, n_patches, dim) → (B, d), both L2-normalised; retrieval is their cosine.
+    """
+
+    def __init__(self, config: EncoderModelConfig):
+        super().__init__()
+        if config.contrastive_dim < 1:
+            raise ValueError("the dual-tower model needs contrastive_dim >= 1")
+        self.config = config
+        self.body = SpikeWindowEncoder(config)
+        self.towers = ContrastiveHeads(config)
+
+    def forward(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(*self.body(_apply_unit_mask(x, unit_mask)))
+
+    def decode(self, sequence: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The neural tower's projection of the body's pooled output → (B, d)."""
+        return self.towers.neural(pooled)
+
+    def embed_windows(self, x: torch.Tensor, unit_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward(x, unit_mask)
+
+    def embed_frames(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.towers.image(patches)
+
+    @property
+    def config_shape(self) -> tuple[int, int]:
+        """(n_patches, patch_dim) of the frames the image tower reads."""
+        return self.config.n_patches, self.config.patch_dim
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -355,3 +529,16 @@ def patch_loss(
     if infonce_weight:
         loss = loss + infonce_weight * info_nce(pred, target, infonce_tau)
     return loss
+
+
+def symmetric_info_nce(neural: torch.Tensor, image: torch.Tensor, labels: torch.Tensor,
+                       scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE of windows (B, d) against frames (F, d); ``labels`` (B,) the frame of each
+    window. Window → frame: cross-entropy over the F frames. Frame → window: each frame's
+    positives are all its windows (mean log-likelihood over them)."""
+    logits = scale * neural @ image.T  # (B, F)
+    to_frame = F.cross_entropy(logits, labels)
+    log_prob = logits.T.log_softmax(dim=1)  # (F, B): frame → windows
+    positive = F.one_hot(labels, num_classes=image.shape[0]).T.to(log_prob.dtype)  # (F, B)
+    to_window = -((log_prob * positive).sum(1) / positive.sum(1)).mean()
+    return 0.5 * (to_frame + to_window)

@@ -41,7 +41,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,7 +50,6 @@ import pandas as pd
 import pydantic
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import load_file, save_file
 from safetensors.torch import save as save_safetensors
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -58,14 +57,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neurrator.core.errors import InputError
-from neurrator.core.io import atomic_dir, atomic_write_bytes, atomic_write_json, sha256_array
+from neurrator.core.io import atomic_write_bytes, atomic_write_json, sha256_array
+from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.seed import seed_everything
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.basis import fit_patch_basis
 from neurrator.encoder.checkpoint import check_session, check_space, code_version
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.model import EncoderModelConfig, NeurratorPatches, patch_cosine, patch_loss
-from neurrator.encoder.train import WindowSampler, augmentation_mask
+from neurrator.encoder.train import (
+    RESUME_JSON,
+    WindowSampler,
+    augmentation_mask,
+    load_resume,
+    save_resume,
+)
 from neurrator.preprocess.subsets import subset_mask
 from neurrator.preprocess.types import NeuralDataset, Split
 from neurrator.vision.base import PatchTargets
@@ -73,8 +78,8 @@ from neurrator.vision.base import PatchTargets
 KIND = "multisession"
 WEIGHTS_FILE = "checkpoint.safetensors"
 META_FILE = "checkpoint.json"
-RESUME_TENSORS = "state.safetensors"
-RESUME_JSON = "state.json"
+#: Batches are drawn with replacement, so there is no epoch order to resume (train.py's field).
+NO_ORDER = torch.zeros(0, dtype=torch.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +369,7 @@ def _run_loop(
     data_rng = torch.Generator().manual_seed(seed + 1)
     state, best = LoopState(), _state_tensors(model, tracked)
     if resume_dir is not None and (resume_dir / RESUME_JSON).is_file():
-        state, best = _load_resume(resume_dir, model, optimizer, data_rng, fingerprint)
+        state, best, _ = load_resume(resume_dir, model, optimizer, data_rng, fingerprint, state_type=LoopState)
 
     sizes = np.array([len(s.train) for s in sessions])
     owner = np.repeat(np.arange(len(sessions)), sizes)  # every training window, by session
@@ -421,7 +426,7 @@ def _run_loop(
         elif budget.max_seconds and state.seconds >= budget.max_seconds:
             state.stopped = "time_budget"
         if resume_dir is not None:
-            _save_resume(resume_dir, model, optimizer, best, data_rng, state, fingerprint)
+            save_resume(resume_dir, model, optimizer, best, data_rng, NO_ORDER, state, fingerprint)
         t0, windows, loss_sum, loss_count = time.perf_counter(), 0, 0.0, 0
     bar.close()
     model.load_state_dict(best, strict=False)
@@ -430,43 +435,6 @@ def _run_loop(
     model.eval()
     return LoopResult(state.step, state.stopped, state.best_metric, state.best_step, state.seconds,
                       sum(p.numel() for p in chosen), state.history)
-
-
-def _save_resume(folder: Path, model, optimizer, best, data_rng, state: LoopState, fingerprint: dict) -> None:
-    """Model, best weights, AdamW moments and both RNG states → safetensors; the rest → JSON."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items() if ".basis." not in k}
-    tensors.update({f"best.{k}": v for k, v in best.items()})
-    optim = optimizer.state_dict()
-    for index, slots in optim["state"].items():
-        tensors.update({f"optim.{index}.{name}": t for name, t in slots.items()})
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.data"] = data_rng.get_state()
-    meta = {"fingerprint": fingerprint, "state": asdict(state), "param_groups": optim["param_groups"]}
-    with atomic_dir(folder) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / RESUME_TENSORS))
-        atomic_write_json(tmp / RESUME_JSON, meta)
-
-
-def _load_resume(folder: Path, model, optimizer, data_rng, fingerprint: dict) -> tuple[LoopState, dict]:
-    try:
-        meta = json.loads((folder / RESUME_JSON).read_text())
-        tensors = load_file(str(folder / RESUME_TENSORS))
-    except (OSError, ValueError) as exc:
-        raise InputError(folder, f"unreadable resume checkpoint ({exc}); delete the folder to start over") from None
-    if meta["fingerprint"] != fingerprint:
-        changed = sorted(k for k in fingerprint if meta["fingerprint"].get(k) != fingerprint[k])
-        raise InputError(folder, f"resume checkpoint was written by a different run (differs in: {', '.join(changed)}); "
-                                 "delete the folder to start over")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            slots.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    data_rng.set_state(tensors["rng.data"])
-    return LoopState(**meta["state"]), {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,7 +576,7 @@ class MultiSessionNeurrator(BaseEstimator):
         train_frames = np.unique(np.concatenate([s.split.train_frames for s in sessions]))
         basis = None
         if core.head == "basis":
-            basis = fit_patch_basis(targets.patches, train_frames, core.basis_rank)
+            basis = fit_pca_basis(targets.patches, train_frames, core.basis_rank)
             core.basis_rank = basis.rank
         torch.manual_seed(self.seed)
         model = MultiSessionPatches(core)
@@ -618,7 +586,7 @@ class MultiSessionNeurrator(BaseEstimator):
             slots[s.key] = f"s{k}"
             model.read_in.add_session(f"s{k}", s.dataset.n_units, gen)
         if basis is not None:
-            model.core.head.basis.set(basis.mean, basis.components, basis.scale)
+            model.core.head.basis.set(*(torch.from_numpy(a) for a in (basis.mean, basis.components, basis.scale)))
         budget = Budget(self.max_steps, self.val_every, self.patience, self.max_minutes * 60, self.lr or c.lr)
         run = [_Session(slots[s.key], s) for s in sessions]
         trainable = [n for n, _ in model.named_parameters()]

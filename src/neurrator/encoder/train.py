@@ -40,7 +40,7 @@ from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_array
 from neurrator.core.threads import thread_limit
 from neurrator.encoder.config import EncoderConfig
-from neurrator.encoder.model import patch_cosine, patch_loss
+from neurrator.encoder.model import _apply_unit_mask, patch_cosine, patch_loss
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.vision.base import PatchTargets
 
@@ -81,13 +81,16 @@ class WindowSampler:
 
 
 def augmentation_mask(
-    batch: int, n_units: int, *, unit_dropout: float, subset_fraction: float, generator: torch.Generator
+    batch: int, n_units: int, *, unit_dropout: float, subset_fraction: float, generator: torch.Generator,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-window unit masks (batch, n_units) bool.
 
     Every window loses ``unit_dropout`` of its units at random. With subset-robust training a
     ``subset_fraction`` share of the windows instead keeps only k random units, k log-uniform
     between 1 and all, so that querying the model with a small population is in-distribution.
+    With ``groups`` ((n_units,) int codes, e.g. the area of each unit), half of those windows keep
+    the units of one random group instead, as a query with one area does.
     """
     mask = torch.rand(batch, n_units, generator=generator) >= unit_dropout
     if subset_fraction > 0:
@@ -96,6 +99,10 @@ def augmentation_mask(
         # Each unit kept with probability keep / n (cheaper than an exact-size draw), plus one sure unit.
         subset = torch.rand(batch, n_units, generator=generator) < (keep / n_units)[:, None]
         subset[torch.arange(batch), torch.randint(0, n_units, (batch,), generator=generator)] = True
+        if groups is not None:
+            by_group = torch.rand(batch, generator=generator) < 0.5
+            pick = groups[torch.randint(0, n_units, (batch,), generator=generator)]  # a group, by its units' share
+            subset = torch.where(by_group[:, None], groups[None, :] == pick[:, None], subset)
         mask = torch.where(chosen[:, None], subset, mask)
     return mask
 
@@ -119,9 +126,11 @@ def expand_to_bins(pairs: np.ndarray, bins_per_frame: int) -> tuple[np.ndarray, 
 
 class Task(Protocol):
     """What the loop needs from a task. ``pairs`` are the batch's ``(repeat, frame)`` pairs (n, 2):
-    patch targets depend on the frame only, behaviour targets (``encoder.lm_estimator``) on both."""
+    patch targets depend on the frame only, behaviour targets (``encoder.lm_estimator``) on both.
+    ``mix``: the batch was mixed up (:class:`Mix`); mix the targets alike or refuse."""
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, pairs: np.ndarray) -> torch.Tensor: ...
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, pairs: np.ndarray,
+             mix: Mix | None = None) -> torch.Tensor: ...
 
     def validate(self, model: torch.nn.Module, sampler: WindowSampler, pairs: np.ndarray, shifts: np.ndarray | None,
                  batch_size: int) -> float: ...
@@ -131,8 +140,24 @@ class Task(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Mixup of a batch: window i is ``lam[i] · x[i] + (1 − lam[i]) · x[partner[i]]`` and so is its
+    target. ``partner`` (B,) int64 and ``lam`` (B,) float tensors."""
+
+    partner: torch.Tensor
+    lam: torch.Tensor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        lam = self.lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        return lam * x + (1 - lam) * x[self.partner]
+
+
 class PatchTask:
-    """Regress patch tensors. Loss: ``patch_loss``; validation: mean per-patch cosine."""
+    """Regress patch tensors. Loss: ``patch_loss`` on the patches (``loss_space="patches"``) or
+    the MSE of the basis head's whitened coefficients (``"whitened"``: every principal component
+    weighs the same), + ``contrastive_weight`` × the DINA towers' InfoNCE when the model carries
+    them (not on mixed-up batches); validation: mean per-patch cosine."""
 
     def __init__(self, targets: PatchTargets, config: EncoderConfig):
         self.targets = targets
@@ -141,13 +166,31 @@ class PatchTask:
     def fingerprint(self) -> str:
         return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
 
-    def loss(self, model, x, mask, pairs):
+    def loss(self, model, x, mask, pairs, mix=None):
         c = self.config
-        return patch_loss(
-            model(x, mask), self.targets.batch(pairs[:, 1]).to(x.device),
-            mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
-            infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
-        )
+        frames = pairs[:, 1]
+        target = self.targets.batch(frames).to(x.device)
+        if mix is not None:
+            target = mix.apply(target)
+        if not hasattr(model, "body"):  # another model predicting patches (e.g. the LM decoder's vision head)
+            return patch_loss(model(x, mask), target, mse_weight=c.mse_weight, cosine_weight=c.cosine_weight,
+                              infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau)
+        x = _apply_unit_mask(x, mask)
+        sequence, pooled = model.body(x)
+        local = getattr(model, "local", None)
+        if c.loss_space == "whitened" and hasattr(model.head, "coefficients") and local is None:
+            coefficients = model.head.basis.project(target.flatten(1))
+            loss = F.mse_loss(model.head.coefficients(sequence, pooled), coefficients)
+        else:
+            chunks = None if local is None else local.chunk_means(x)
+            loss = patch_loss(
+                model.decode(sequence, pooled, chunks), target, mse_weight=c.mse_weight,
+                cosine_weight=c.cosine_weight, infonce_weight=c.infonce_weight, infonce_tau=c.infonce_tau,
+            )
+        if c.contrastive_weight and mix is None and getattr(model, "contrastive", None) is not None:
+            frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
+            loss = loss + c.contrastive_weight * model.contrastive.loss(pooled, target, frame_ids)
+        return loss
 
     @torch.no_grad()
     def validate(self, model, sampler, pairs, shifts, batch_size):
@@ -177,9 +220,14 @@ class RetrievalTask:
     def fingerprint(self) -> str:
         return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}"
 
-    def loss(self, model, x, mask, pairs):
+    def loss(self, model, x, mask, pairs, mix=None):
         labels = torch.from_numpy(self.class_of_frame[pairs[:, 1]]).to(x.device)
-        return F.cross_entropy(model(x, mask), labels)
+        logits = model(x, mask)
+        if mix is None:
+            return F.cross_entropy(logits, labels)
+        lam = mix.lam.to(logits.dtype)
+        return (lam * F.cross_entropy(logits, labels, reduction="none")
+                + (1 - lam) * F.cross_entropy(logits, labels[mix.partner], reduction="none")).mean()
 
     @torch.no_grad()
     def validate(self, model, sampler, pairs, shifts, batch_size):
@@ -192,6 +240,60 @@ class RetrievalTask:
             cos = patch_cosine(self.targets.batch(retrieved), self.targets.batch(chunk[:, 1]))
             total += cos.mean(dim=1).sum().item()
         return total / max(len(pairs), 1)
+
+
+class ContrastiveTask:
+    """Align windows and frames in the DINA joint space (symmetric InfoNCE, learnable temperature).
+
+    Validation scores the same thing as :class:`PatchTask`, so the budget rule's early stopping
+    compares like with like: the mean per-patch cosine between the true patches and the
+    *joint-space soft retrieval* over the training frames, ``Σ_f softmax(s · cos(n, i_f)) · patches_f``.
+    """
+
+    def __init__(self, targets: PatchTargets, vocabulary: np.ndarray):
+        self.targets = targets
+        self.vocabulary = np.asarray(vocabulary, dtype=np.int64)
+
+    def fingerprint(self) -> str:
+        return f"{self.targets.info.space_id}:{self.targets.stimulus_hash}:contrastive"
+
+    def loss(self, model, x, mask, pairs, mix=None):
+        if mix is not None:
+            raise ValueError("mixup does not apply to the contrastive objective (a mixed window has no one frame)")
+        frames = pairs[:, 1]
+        _, pooled = model.body(_apply_unit_mask(x, mask))
+        frame_ids = torch.from_numpy(np.asarray(frames)).to(x.device)
+        return model.towers.loss(pooled, self.targets.batch(frames).to(x.device), frame_ids)
+
+    @torch.no_grad()
+    def validate(self, model, sampler, pairs, shifts, batch_size):
+        device = _device_of(model)
+        vocab = soft_retrieval_bank(model, self.targets, self.vocabulary, batch_size)
+        total = 0.0
+        for lo in range(0, len(pairs), batch_size):
+            chunk = pairs[lo : lo + batch_size]
+            x = sampler.gather(chunk, None if shifts is None else shifts[lo : lo + batch_size])
+            pred = soft_retrieve(model, model(x.to(device)).cpu(), vocab)
+            total += patch_cosine(pred, self.targets.batch(chunk[:, 1])).mean(dim=1).sum().item()
+        return total / max(len(pairs), 1)
+
+
+@torch.no_grad()
+def soft_retrieval_bank(model, targets: PatchTargets, frames: np.ndarray, batch_size: int = 256):
+    """(image embeddings (F, d), flattened patches (F, P·D)) of ``frames`` for :func:`soft_retrieve`."""
+    device = _device_of(model)
+    patches = targets.batch(frames)
+    embeddings = torch.cat([model.embed_frames(patches[lo : lo + batch_size].to(device)).cpu()
+                            for lo in range(0, len(frames), batch_size)])
+    return embeddings, patches.reshape(len(frames), -1)
+
+
+def soft_retrieve(model, neural: torch.Tensor, bank) -> torch.Tensor:
+    """Joint-space soft retrieval: (B, d) neural embeddings → (B, P, D) similarity-weighted mix of
+    the bank frames' patches, with the model's learned temperature."""
+    embeddings, flat = bank
+    weights = (model.towers.scale().cpu() * neural @ embeddings.T).softmax(dim=1)
+    return (weights @ flat).view(len(neural), *model.config_shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,14 +404,15 @@ def save_resume(
 
 
 def load_resume(
-    folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict
+    folder: Path, model, optimizer, data_rng: torch.Generator, fingerprint: dict, *, state_type: type = TrainState,
 ) -> tuple[TrainState, dict[str, torch.Tensor], torch.Tensor]:
-    """Restore model, optimizer and RNGs from ``folder``; return the state, the best weights and
-    the current epoch's window order."""
+    """Restore model, optimizer and RNGs from ``folder``; return the state (a ``state_type``, the
+    dataclass that was saved: :class:`TrainState` here, the multi-session loop's own there), the
+    best weights and the current epoch's window order."""
     try:
         meta = json.loads((folder / RESUME_JSON).read_text())
         tensors = load_file(str(folder / RESUME_TENSORS))
-        state = TrainState(**meta["state"])
+        state = state_type(**meta["state"])
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise InputError(folder, f"unreadable resume checkpoint ({exc}); delete the folder to start over") from None
     if meta["fingerprint"] != fingerprint:
@@ -395,6 +498,9 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
     subset_fraction = c.subset_fraction if c.subset_robust else 0.0
+    groups = None
+    if c.subset_groups and "area" in dataset.units:
+        groups = torch.from_numpy(np.unique(dataset.units["area"].astype(str).to_numpy(), return_inverse=True)[1])
 
     fingerprint = {
         "seed": seed, "n_units": n_units, "n_train": len(train_pairs), "n_val": len(val_pairs),
@@ -423,9 +529,15 @@ def _train(model, task, dataset, train_pairs, val_pairs, c: EncoderConfig, seed,
         batch = train_pairs[index // plan.per_pair]
         jitter = torch.randint(-c.jitter_bins, c.jitter_bins + 1, (len(batch),), generator=data_rng).numpy()
         mask = augmentation_mask(len(batch), n_units, unit_dropout=c.unit_dropout,
-                                 subset_fraction=subset_fraction, generator=data_rng)
+                                 subset_fraction=subset_fraction, generator=data_rng, groups=groups)
         x = sampler.gather(batch, offsets[index % plan.per_pair] + jitter).to(device, non_blocking=True)
-        loss = task.loss(model, x, mask.to(device), batch)
+        mix = None
+        if c.mixup:  # mix windows (absent units already zeroed) and their targets
+            lam = torch.distributions.Beta(c.mixup, c.mixup).sample((len(batch),))
+            mix = Mix(torch.randperm(len(batch), generator=data_rng), lam.to(device))
+            x, mask = mix.apply(_apply_unit_mask(x, mask.to(device))), None
+        mask = None if mask is None else mask.to(device)
+        loss = task.loss(model, x, mask, batch) if mix is None else task.loss(model, x, mask, batch, mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, c.grad_clip)

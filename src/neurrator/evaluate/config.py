@@ -15,22 +15,42 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The paper's three frame hold-out regimes (Table A1), as split names under ``ingest/splits/``.
 HOLDOUT_REGIMES = ("sparse_random", "contiguous_middle", "front_only")
 
-#: Baselines the benchmark can run, in table order.
-BASELINES = ("neurrator", "ridge", "mlp", "pca_knn", "cebra")
+#: Methods run on every regime, in table order (names of ``evaluate.methods.BENCHMARK_METHODS``).
+#: ``neurrator_checkpoint`` is the train stage's model as is, an extra row not under the budget rule.
+DEFAULT_METHODS = ("neurrator", "neurrator_checkpoint", "ridge", "mlp", "pca_knn", "cebra-512")
+#: Extra methods on the active split only (Table A3's CEBRA dimensionality sweep).
+DEFAULT_ACTIVE_ONLY = ("cebra-128", "cebra-256")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BenchmarkConfig(_Section):
-    """Baselines side by side (``neurrator benchmark``; paper Tables A1–A3)."""
+class BudgetConfig(_Section):
+    """The one budget rule of a benchmark run (see :class:`neurrator.evaluate.methods.Budget`)."""
 
-    #: ``True``: the demo-budget variant (fewer epochs, subsampled windows, few CEBRA
-    #: iterations). ``False``: the full sizes below.
+    #: Cap of optimizer steps of every iterative method (a multiple of ``validate_every``).
+    max_steps: int = Field(3000, ge=1)
+    validate_every: int = Field(100, ge=1)
+    #: Validations without improvement before an iterative method stops.
+    patience: int = Field(5, ge=1)
+    batch_size: int = Field(64, ge=2)
+    #: Validation windows, evenly spaced over the split's (0 = all).
+    max_val_windows: int = Field(1024, ge=0)
+
+
+class BenchmarkConfig(_Section):
+    """Methods side by side under one budget (``neurrator benchmark``; paper Tables A1–A3)."""
+
+    #: ``True``: the reduced demo budget (``quick_budget``) and fewer test windows; every table
+    #: says "quick". ``False``: ``budget`` (runs to convergence or the step cap).
     quick: bool = True
-    baselines: list[Literal["neurrator", "ridge", "mlp", "pca_knn", "cebra"]] = list(BASELINES)
-    #: Hold-out regimes of Table A1 (split names written by ``neurrator ingest``).
+    budget: BudgetConfig = BudgetConfig()
+    quick_budget: BudgetConfig = BudgetConfig(max_steps=300, validate_every=50, patience=3, max_val_windows=256)
+    methods: list[str] = list(DEFAULT_METHODS)
+    active_only_methods: list[str] = list(DEFAULT_ACTIVE_ONLY)
+    #: Hold-out regimes (split names written by ``neurrator ingest``; a leaky ``*_paper`` name
+    #: is built on the fly and labelled leaky).
     regimes: list[str] = list(HOLDOUT_REGIMES)
     #: Spike features of the non-Neurrator baselines: the window's mean z-score in this many
     #: equal chunks of bins per unit, so (n_chunks × n_units) features.
@@ -42,34 +62,29 @@ class BenchmarkConfig(_Section):
     pca_components: int = Field(64, ge=2)
     knn_k: int = Field(10, ge=1)
     mlp_hidden: int = Field(256, ge=8)
-    mlp_epochs: int = Field(60, ge=1)
-    mlp_epochs_quick: int = Field(5, ge=1)
-    #: CEBRA output dimensions (paper A3: 128/256/512). Table A1/A2 use the largest.
-    cebra_dims: list[int] = [128, 256, 512]
-    #: ``"targets"``: continuous labels = PCA of the pooled vision-space targets (CEBRA's own
-    #: Allen protocol uses DINO features of the frames); ``"frame_labels"``: discrete frame ids
-    #: (positives are the same frame on another repeat); ``"time"``: time-contrastive only.
+    #: ``"targets"``: continuous labels = PCA of the vision-space targets (CEBRA's own Allen
+    #: protocol uses DINO features of the frames); ``"frame_labels"``: discrete frame ids;
+    #: ``"time"``: time-contrastive only.
     cebra_mode: Literal["targets", "frame_labels", "time"] = "targets"
-    cebra_iterations: int = Field(2000, ge=1)
-    cebra_iterations_quick: int = Field(100, ge=1)
+    #: CEBRA's contrastive batch (its own; stated in the tables).
     cebra_batch_size: int = Field(512, ge=8)
     cebra_hidden: int = Field(128, ge=8)
     #: PCA components of the spike features fed to CEBRA's ``offset1-model`` (an MLP).
     cebra_input_components: int = Field(128, ge=2)
-    #: Encoder epochs when the Neurrator encoder is trained for a regime (the run's trained
-    #: checkpoint is reused for the regime it was trained on).
-    neurrator_epochs: int | None = None
-    neurrator_epochs_quick: int = Field(3, ge=1)
-    #: Wall-time cap (minutes) of each quick-mode encoder fit.
-    neurrator_minutes_quick: float = Field(0.25, gt=0)
-    #: Training windows used per regime (evenly subsampled); 0 = all.
-    max_train_windows: int = Field(0, ge=0)
-    max_train_windows_quick: int = Field(3000, ge=0)
-    #: Test windows scored per regime (evenly subsampled); 0 = all.
-    max_test_windows: int = Field(2000, ge=0)
+    #: Test windows scored per regime (evenly spaced, the same for every method); 0 = all.
+    max_test_windows: int = Field(1000, ge=0)
     max_test_windows_quick: int = Field(240, ge=0)
-    #: Narrator for the baselines' predicted patches; ``None`` uses the run's narrator.
+    #: Pairing permutations behind the chance levels of CKA and kNN purity.
+    n_permutations: int = Field(200, ge=100)
+    #: Narrator for every method's predicted patches; ``None`` uses the run's narrator.
     narrator: str | None = "retrieval"
+
+    def active_budget(self):
+        """The :class:`~neurrator.evaluate.methods.Budget` this invocation uses."""
+        from neurrator.evaluate.methods import Budget
+
+        b = self.quick_budget if self.quick else self.budget
+        return Budget(**b.model_dump(), quick=self.quick)
 
 
 class EvaluateConfig(_Section):
@@ -90,9 +105,6 @@ class EvaluateConfig(_Section):
     knn_k: int = Field(10, ge=1)
     #: Frame identification counts a hit within this many seconds (CEBRA: 1 s).
     frame_id_tolerance_s: float = Field(1.0, ge=0)
-    #: Subtract the mean candidate-frame target before the pooled cosine of retrieval, so a
-    #: shared offset of the vision space does not dominate every similarity.
-    center_retrieval: bool = True
     #: Run the controls: time-shifted spikes, shuffled frame labels, the mean training patch,
     #: hippocampus-only units.
     controls: bool = True

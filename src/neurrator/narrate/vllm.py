@@ -178,13 +178,16 @@ class VLLMNarrator:
     batch_size : windows per ``generate`` call (and per actor task).
     workers : engines; ``> 1`` starts a Ray actor pool (``ray.init()`` unless Ray is already
         connected), one engine per actor, each on ``gpus_per_worker`` GPUs.
+    engine : the engine class (:class:`VLLMEngine`; tests pass a stand-in with the same
+        constructor and ``narrate``).
     """
 
     name = "vllm"
     is_stand_in = False
 
     def __init__(self, model: str, *, prompt: str = DEFAULT_PROMPT, max_new_tokens: int = 60, dtype: str = "float16",
-                 batch_size: int = 64, workers: int = 1, gpus_per_worker: int = 1, max_model_len: int = 2048):
+                 batch_size: int = 64, workers: int = 1, gpus_per_worker: int = 1, max_model_len: int = 2048,
+                 engine: type = VLLMEngine):
         self.model_id, self.batch_size, self.workers = str(model), batch_size, workers
         kwargs = {"prompt": prompt, "max_new_tokens": max_new_tokens, "dtype": dtype,
                   "tensor_parallel_size": gpus_per_worker, "max_model_len": max_model_len}
@@ -193,11 +196,11 @@ class VLLMNarrator:
 
             if not ray.is_initialized():
                 ray.init(include_dashboard=False)
-            actor = ray.remote(num_gpus=gpus_per_worker)(VLLMEngine)
+            actor = ray.remote(num_gpus=gpus_per_worker)(engine)
             self.pool = ray.util.ActorPool([actor.remote(self.model_id, **kwargs) for _ in range(workers)])
             self.engine = None
         else:
-            self.pool, self.engine = None, VLLMEngine(self.model_id, **kwargs)
+            self.pool, self.engine = None, engine(self.model_id, **kwargs)
         self.description = (f"{self.model_id} served by vLLM with predicted patches projected by its own multimodal "
                             f"projector and passed as image embeddings (greedy; {workers} engine(s))")
 

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SplitName = Literal["repeats", "sparse_random", "contiguous_middle", "front_only", "scene_identity"]
+#: Leakage-free splits, plus the paper's leaky definitions under explicit ``*_paper`` names
+#: (see :mod:`neurrator.preprocess.splits`; never the default).
+SplitName = Literal["repeats", "sparse_random", "contiguous_middle", "front_only", "scene_identity",
+                    "sparse_random_paper", "contiguous_middle_paper", "front_only_paper"]
 
 
 class PreprocessConfig(BaseModel):

@@ -191,10 +191,10 @@ def build_dataset(
     grid = align_sessions(
         sessions, stimulus_name, n_frames, bin_rate=bin_rate, max_alignment_error_bins=max_alignment_error_bins
     )
-    if isinstance(split, str):
-        split = make_split(split, grid.n_repeats, grid.n_frames, split_seed)
-    _check_split_fits(split, grid)
     bpf = bins_per_frame_for(stimulus_name, bin_rate, scene_bins)
+    if isinstance(split, str):
+        split = make_split(split, grid.n_repeats, grid.n_frames, split_seed, window=window, bins_per_frame=bpf)
+    _check_split_fits(split, grid)
     units = pooled_units(sessions)
     pad = window
     n_time = grid.n_frames * bpf + 2 * pad

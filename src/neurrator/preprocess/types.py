@@ -6,7 +6,7 @@ repeat ``repeat`` to stimulus frame ``frame``. Targets are indexed by ``frame`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,18 @@ class Split:
 
     Attributes
     ----------
-    name : ``"repeats"``, ``"sparse_random"``, ``"contiguous_middle"``, ``"front_only"`` or
-        ``"scene_identity"``.
+    name : a name of :data:`neurrator.preprocess.splits.SPLIT_NAMES` (``"repeats"``,
+        ``"sparse_random"``, ..., or a leaky ``"*_paper"`` definition).
     train, val, test : (n, 2) int64 arrays of ``(repeat, frame)`` pairs.
     seed : seed the partition was drawn with.
-    description : one line saying what is held out.
+    description : one line saying what is held out (starts with ``LEAKY`` for a leaky split).
+    window, bins_per_frame, jitter, test_jitter : the window geometry the split was built for.
+    guard_frames : training/validation frames within this many frames of a test frame (same
+        repeat) were purged.
+    purged_frames : (k,) int64 frames removed from training and validation by the guard.
+    overlap : measured fraction of test windows sharing a time bin with a training or
+        validation window (0 for leakage-free splits; ``None``: not measured, an old file).
+    leaky : True for the paper's leaky definitions.
     """
 
     name: str
@@ -46,6 +53,14 @@ class Split:
     test: np.ndarray
     seed: int
     description: str = ""
+    window: int = 20
+    bins_per_frame: int = 4
+    jitter: int = 2
+    test_jitter: int = 0
+    guard_frames: int = 0
+    purged_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    overlap: float | None = None
+    leaky: bool = False
 
     @property
     def train_repeats(self) -> np.ndarray:
@@ -57,11 +72,31 @@ class Split:
         """Frames (stimulus indices) seen in training; the retrieval caption bank draws only these."""
         return np.unique(self.train[:, 1])
 
+    @property
+    def test_frames(self) -> np.ndarray:
+        """Frames (stimulus indices) of the test windows."""
+        return np.unique(self.test[:, 1])
+
+    def with_overlap(self, overlap: float) -> Split:
+        return replace(self, overlap=float(overlap))
+
+    def with_description(self, description: str) -> Split:
+        return replace(self, description=description)
+
+    def leakage(self) -> dict:
+        """The guard record written into ``split.json`` and every benchmark table."""
+        return {
+            "leaky": self.leaky, "overlap": self.overlap, "guard_frames": self.guard_frames,
+            "purged_frames": [int(f) for f in self.purged_frames], "window": self.window,
+            "bins_per_frame": self.bins_per_frame, "jitter": self.jitter, "test_jitter": self.test_jitter,
+        }
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "seed": self.seed,
             "description": self.description,
+            **self.leakage(),
             "train": self.train.tolist(),
             "val": self.val.tolist(),
             "test": self.test.tolist(),
@@ -70,6 +105,7 @@ class Split:
     @classmethod
     def from_dict(cls, d: dict) -> Split:
         as_pairs = lambda x: np.asarray(x, dtype=np.int64).reshape(-1, 2)
+        geometry = {k: int(d[k]) for k in ("window", "bins_per_frame", "jitter", "test_jitter", "guard_frames") if k in d}
         return cls(
             name=d["name"],
             train=as_pairs(d["train"]),
@@ -77,6 +113,10 @@ class Split:
             test=as_pairs(d["test"]),
             seed=int(d["seed"]),
             description=d.get("description", ""),
+            purged_frames=np.asarray(d.get("purged_frames", []), dtype=np.int64),
+            overlap=None if d.get("overlap") is None else float(d["overlap"]),
+            leaky=bool(d.get("leaky", False)),
+            **geometry,
         )
 
 

@@ -29,7 +29,6 @@ _EXPORTS = {
     "Table": "neurrator.report.content",
     "Timeline": "neurrator.report.content",
     "TimelineWindow": "neurrator.report.content",
-    "AnalysisOutput": "neurrator.report.build",
     "ReportInputs": "neurrator.report.build",
     "build_report": "neurrator.report.build",
     "raw_json": "neurrator.report.build",

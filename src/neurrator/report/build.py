@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurrator.analysis.result import AnalysisResult
 from neurrator.config import RunConfig
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.report.content import (
@@ -29,7 +31,7 @@ from neurrator.report.content import (
     StageLine,
     Timeline,
 )
-from neurrator.report.figures import score_distribution_png, training_curve_png
+from neurrator.report.figures import is_png, score_distribution_png, training_curve_png
 from neurrator.report.results import evaluation_tables
 from neurrator.report.tables import json_tables
 from neurrator.report.timeline import build_timeline, timeline_rows
@@ -55,15 +57,6 @@ DISTRIBUTION_COLUMNS = {
 }
 
 
-@dataclass(frozen=True)
-class AnalysisOutput:
-    """One analysis folder: its figures, its table-shaped ``summary.json`` (or ``None``)."""
-
-    name: str
-    figures: tuple[Figure, ...]
-    summary: Any = None
-
-
 @dataclass
 class ReportInputs:
     """What the report shows, loaded from a run; ``None`` marks an absent artefact.
@@ -80,7 +73,7 @@ class ReportInputs:
     narrations : one row per narrated window (``repeat``, ``frame``, ``narration``, ``references``).
     per_window : one row per scored window (``repeat``, ``frame``, score columns).
     evaluation : ``evaluate/summary.json``.
-    analyses : the analyze stage's folders, in display order.
+    analyses : the analyze stage's results (``analysis.result.AnalysisResult``), in display order.
     raw : artefacts shown verbatim in the appendix.
     notes : why parts are absent ("missing" / "warning" notes), keyed by part:
         ``"run"``, ``"results"``, ``"figures"``, ``"timeline"``, ``"analyses"``.
@@ -100,7 +93,7 @@ class ReportInputs:
     narrations: pd.DataFrame | None = None
     per_window: pd.DataFrame | None = None
     evaluation: dict[str, Any] | None = None
-    analyses: list[AnalysisOutput] = field(default_factory=list)
+    analyses: list[AnalysisResult] = field(default_factory=list)
     raw: list[RawFile] = field(default_factory=list)
     notes: dict[str, list[Note]] = field(default_factory=dict)
 
@@ -172,10 +165,16 @@ def key_figures(inputs: ReportInputs) -> list[Figure]:
         figures.append(Figure("Per-window score distributions", png,
                               caption=f"one dot per test window, boxes span the quartiles. {meaning}",
                               source="evaluate/per_window.parquet"))
-    for output in inputs.analyses:
-        if output.name in KEY_ANALYSIS_FIGURES:
-            figures.extend(output.figures)
+    for result in inputs.analyses:
+        if result.name in KEY_ANALYSIS_FIGURES:
+            figures.extend(analysis_figures(result))
     return figures
+
+
+def analysis_figures(result: AnalysisResult) -> list[Figure]:
+    """An analysis's PNG figures, titled from their file names."""
+    return [Figure(Path(name).stem.replace("_", " ").capitalize(), png, source=f"analyze/{result.name}/{name}")
+            for name, png in sorted(result.figures.items()) if is_png(png)]
 
 
 def timeline(inputs: ReportInputs) -> Timeline:
@@ -199,16 +198,16 @@ def timeline(inputs: ReportInputs) -> Timeline:
 def analysis_sections(inputs: ReportInputs) -> list[Section]:
     max_rows = inputs.config.report.max_table_rows
     sections = []
-    for output in inputs.analyses:
-        section = Section(ANALYSIS_TITLES.get(output.name, _pretty(output.name)), _anchor("analysis", output.name))
-        if output.name not in KEY_ANALYSIS_FIGURES:
-            section.figures = list(output.figures)
+    for result in inputs.analyses:
+        section = Section(ANALYSIS_TITLES.get(result.name, _pretty(result.name)), _anchor("analysis", result.name),
+                          subtitle=result.line)
+        if result.name not in KEY_ANALYSIS_FIGURES:
+            section.figures = analysis_figures(result)
         else:
             section.notes.append(Note("Its figure is among the key figures above.", "info"))
-        if output.summary is not None:
-            section.tables = json_tables(output.summary, f"analyze/{output.name}/summary.json", max_rows=max_rows)
+        section.tables = json_tables(result.summary, f"analyze/{result.name}/summary.json", max_rows=max_rows)
         if section.is_empty:
-            section.notes.append(Note(f"analyze/{output.name}: no figures or summary.", "warning"))
+            section.notes.append(Note(f"analyze/{result.name}: no figures or summary.", "warning"))
         sections.append(section)
     return sections
 

@@ -145,6 +145,8 @@ class Section:
 
     title: str
     anchor: str
+    #: One line under the title (e.g. an analysis's headline result).
+    subtitle: str = ""
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)

@@ -17,15 +17,22 @@ _FLOORS = {
     "random_caption": "random caption of another shot",
     "word_salad": "word salad",
 }
-#: Embedding metrics of the evaluate stage: (summary key, chance key, column, unit).
+#: Embedding metrics of the evaluate stage (``evaluate.results.Metric`` dicts, each with its
+#: computed chance level): (summary key, column, unit).
 _EMBEDDING = (
-    ("cka", None, "CKA", "score"),
-    ("knn_purity", "knn_purity_chance", "kNN purity", "score"),
-    ("r1", "r1_chance", "R@1", "percent"),
-    ("r10", "r10_chance", "R@10", "percent"),
-    ("median_rank", "median_rank_chance", "median rank", "rank"),
-    ("frame_id_within_tol", "frame_id_within_tol_chance", "within ±1 s", "percent"),
+    ("cka", "CKA", "score"),
+    ("knn_purity", "kNN purity", "score"),
+    ("r1", "R@1", "percent"),
+    ("r10", "R@10", "percent"),
+    ("median_rank", "median rank", "rank"),
+    ("within_1s", "within ±1 s", "percent"),
+    ("within_shot_r1", "within-shot R@1", "percent"),
 )
+
+
+def _metric(m: Mapping[str, Any], unit: str) -> Estimate:
+    ci = m.get("ci") or {}
+    return Estimate(m.get("value"), ci.get("low"), ci.get("high"), unit=unit)
 
 
 def _interval(score: Mapping[str, Any]) -> Estimate:
@@ -58,19 +65,18 @@ def evaluation_tables(summary: Mapping[str, Any], *, method: str) -> list[Result
     embedding = summary.get("embedding")
     if embedding:
         present = [m for m in _EMBEDDING if m[0] in embedding]
-        columns = ColumnGroup(f"{split} split", tuple(m[2] for m in present))
-        cells = tuple(Estimate(float(embedding[k]), unit=u) for k, _, _, u in present)
-        chance = tuple(Estimate(float(embedding[c]), unit=u) if c and c in embedding else Estimate(None)
-                       for _, c, _, u in present)
+        columns = ColumnGroup(f"{split} split", tuple(m[1] for m in present))
+        cells = tuple(_metric(embedding[k], u) for k, _, u in present)
+        chance = tuple(Estimate(embedding[k].get("chance"), unit=u) for k, _, u in present)
         tables.append(ResultTable(
             key="embedding",
-            title=f"Embedding level · predicted patches against the true frames' "
-                  f"({embedding['n_windows']} test windows, {embedding['n_candidates']} candidate frames)",
+            title=f"Embedding level · predicted patches against every stimulus frame ({summary['embedding_windows']} "
+                  "test windows)" if "embedding_windows" in summary else "Embedding level · predicted patches "
+                  "against every stimulus frame",
             groups=(columns,),
             rows=(ResultRow(method, cells), ResultRow("chance", chance, kind="reference")),
-            notes=tuple(n for n in (f"Representation: {embedding.get('representation', '')}.",
-                                    f"kNN purity: {embedding.get('knn_purity_definition', '')}." if "knn_purity" in embedding else "",
-                                    f"Within ±1 s: the best candidate lies within {embedding['tolerance_frames']} frames "
-                                    "of the true frame." if "tolerance_frames" in embedding else "") if n),
+            notes=(("Readout: cosine between full patch tensors centred on the mean training-frame target "
+                    "(docs/evaluation.md). Chance: computed from the candidate sets; CKA and kNN purity: 95th "
+                    "percentile of permuted pairings."),),
         ))
     return tables

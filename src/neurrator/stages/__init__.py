@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import StageUnavailableError
-from neurrator.rundir import RunDir
+from neurrator.rundir import RunDir, linear_pipeline
 
 #: Stages in pipeline order, with the module implementing each and a one-line summary.
 STAGES: dict[str, tuple[str, str]] = {
@@ -34,8 +34,13 @@ STAGES: dict[str, tuple[str, str]] = {
 DEMO_ORDER = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "benchmark", "analyze", "report")
 
 #: Stages that read whatever a run holds (partial, failed or stale parts become notes) instead
-#: of refusing stale inputs.
+#: of refusing stale inputs; their own outputs are no stage's input.
 READS_PARTIAL_RUNS = frozenset({"report"})
+#: Each stage and the stages whose outputs it reads: every earlier stage but the report.
+PIPELINE = linear_pipeline(tuple(STAGES), unread=READS_PARTIAL_RUNS)
+#: lm_decode reads only the ingested data and embed's targets, and only the report reads it.
+PIPELINE["lm_decode"] = ("simulate", "ingest", "embed")
+PIPELINE["sweep"] = tuple(s for s in PIPELINE["sweep"] if s != "lm_decode")
 
 
 @dataclass
@@ -58,5 +63,5 @@ def run_stage(name: str, run: RunDir, config: RunConfig) -> StageResult:
     """Run one stage on ``run``: refuses failed or stale inputs (:meth:`RunDir.stage`), records
     status, timing and the input versions it used in the manifest."""
     fn = load_stage(name)
-    with run.stage(name, tuple(STAGES), check_inputs=name not in READS_PARTIAL_RUNS):
+    with run.stage(name, PIPELINE, check_inputs=name not in READS_PARTIAL_RUNS):
         return fn(run, config)

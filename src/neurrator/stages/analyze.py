@@ -13,7 +13,8 @@ documents every file.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
 
 from neurrator import runio
 from neurrator.analysis.suite import needed_inputs, select
@@ -23,26 +24,6 @@ from neurrator.core.threads import thread_limit
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 
-if TYPE_CHECKING:
-    from neurrator.analysis.inputs import AnalysisInputs
-
-
-def read_inputs(run: RunDir, config: RunConfig, needs: frozenset[str]) -> AnalysisInputs:
-    """The analyses' inputs from the run; the corpus and the concept dictionary only if ``needs`` them."""
-    from neurrator.analysis.corpus import build_corpus
-    from neurrator.analysis.inputs import build_inputs
-
-    dataset, split, stimulus = runio.read_dataset(run), runio.read_split(run), runio.read_stimulus(run)
-    targets = runio.read_targets(run)
-    corpus = None
-    if needs:
-        corpus = build_corpus(config.analysis.sae, config.vision, stimulus, targets, cache_dir=config.cache_dir)
-    return build_inputs(
-        config, dataset=dataset, split=split, stimulus=stimulus, targets=targets,
-        estimator=runio.read_encoder(run, dataset, targets), references=runio.read_references(run, stimulus),
-        corpus=corpus, concepts="concepts" in needs, stand_ins=runio.stand_ins(run),
-    )
-
 
 def run(run: RunDir, config: RunConfig) -> StageResult:
     """Run the selected analyses; one folder per analysis, ``timings.json`` beside them."""
@@ -50,10 +31,12 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     t0 = time.perf_counter()
     with thread_limit(config.analysis.num_threads):
         analyses = select(config.analysis.analyses)
-        inputs = read_inputs(run, config, needed_inputs(analyses, config.analysis))
+        inputs = runio.read_analysis_inputs(run, config, needed_inputs(analyses, config.analysis))
         timings = {"load_inputs": round(time.perf_counter() - t0, 3)}
         rows, outputs = [], []
-        for analysis in analyses:
+        bar = tqdm(analyses, desc="analyses", unit="analysis")
+        for analysis in bar:
+            bar.set_postfix_str(analysis.name)
             t = time.perf_counter()
             result = analysis.run(inputs, config.analysis)
             outputs.append(str(runio.write_analysis(run, result)))

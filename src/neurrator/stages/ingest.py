@@ -34,6 +34,7 @@ from neurrator.data.optotag import OptotagRule
 from neurrator.data.stimulus import check_stimulus_matches, choose_stimulus_dir, load_stimulus
 from neurrator.data.stimulus_record import save_stimulus_record
 from neurrator.data.types import SCENE_STIMULI
+from neurrator.preprocess.dataset import bins_per_frame_for
 from neurrator.preprocess.io import save_split, save_units
 from neurrator.preprocess.session_cache import (
     assemble_pseudo_mouse,
@@ -41,7 +42,7 @@ from neurrator.preprocess.session_cache import (
     ingest_sessions,
     write_index,
 )
-from neurrator.preprocess.splits import MOVIE_SPLITS, SCENE_SPLITS
+from neurrator.preprocess.splits import LEAKY_SPLITS, MOVIE_SPLITS, SCENE_SPLITS
 from neurrator.rundir import RunDir
 from neurrator.stages import StageResult
 
@@ -49,8 +50,10 @@ from neurrator.stages import StageResult
 def run(run: RunDir, config: RunConfig) -> StageResult:
     data, pp = config.data, config.preprocess
     names = SCENE_SPLITS if data.stimulus in SCENE_STIMULI else MOVIE_SPLITS
-    if pp.split not in names:
-        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(names)}")
+    allowed = names if data.stimulus in SCENE_STIMULI else (*names, *LEAKY_SPLITS)
+    if pp.split not in allowed:
+        raise InputError(None, f"split {pp.split!r} does not apply to {data.stimulus}; choose one of {', '.join(allowed)}")
+    names = tuple(dict.fromkeys((*names, pp.split)))  # a leaky split is written only when asked for
     stimulus_dir = choose_stimulus_dir(data.stimulus_dir, recorded=data.source == "nwb",
                                        allow_demo=data.allow_demo_stimulus)
     index = None if data.source == "nwb" else run.require("simulate", "sessions.json")
@@ -66,8 +69,11 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         baseline_offset_hz=opt.baseline_offset_hz, min_reliability=opt.min_reliability,
         max_median_latency=opt.max_median_latency,
     )
+    # The splits' guard against shared time bins follows the window geometry and the training jitter.
     split_kwargs = {"val_fraction": pp.val_fraction, "test_fraction": pp.test_fraction,
-                    "heldout_fraction": pp.heldout_frame_fraction}
+                    "heldout_fraction": pp.heldout_frame_fraction, "window": pp.window,
+                    "bins_per_frame": bins_per_frame_for(data.stimulus, pp.bin_rate, pp.scene_bins),
+                    "jitter": config.encoder.jitter_bins}
     binning = {"bin_rate": pp.bin_rate, "max_alignment_error_bins": pp.max_alignment_error_bins}
     settings = {"stimulus": data.stimulus, "stimulus_hash": stimulus.content_hash, "simulated": simulated,
                 "unit_filter": data.unit_filter.model_dump(mode="json"), "optotag": opt.model_dump(mode="json"),

@@ -21,10 +21,10 @@ from neurrator import runio
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
-from neurrator.report import Figure, Note, ReportInputs, Section, build_report, is_png, raw_json, render_report
-from neurrator.report.build import AnalysisOutput
+from neurrator.report import Note, ReportInputs, Section, build_report, raw_json, render_report
+from neurrator.report.text import results_text
 from neurrator.rundir import CONFIG_FILE, RunDir
-from neurrator.stages import STAGES, StageResult
+from neurrator.stages import PIPELINE, StageResult
 
 T = TypeVar("T")
 #: A missing or unusable input: the artefact is absent (:class:`StageUnavailableError`) or
@@ -92,7 +92,7 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
         manifest, notes = {}, [Note(f"Provenance incomplete: {exc}", "warning")]
     config_path = run.root / CONFIG_FILE
     inputs = ReportInputs(config=config, manifest=manifest, config_yaml=config_path.read_text() if config_path.is_file() else None,
-                          statuses=run.statuses(tuple(STAGES)) if manifest else [], notes={"run": notes})
+                          statuses=run.statuses(PIPELINE) if manifest else [], notes={"run": notes})
     r = _Reader(run, inputs)
     inputs.dataset = r.load("timeline", "ingest", "ingest/dataset", runio.read_dataset)
     stimulus = r.load("timeline", "ingest", "ingest/stimulus.json", runio.read_stimulus)
@@ -114,16 +114,13 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
     analyze = run.stage_dir("analyze")
     if not analyze.is_dir():
         r.absent("analyses", "analyze", "analyses")
-    folders = [p for p in analyze.glob("*") if p.is_dir() and not p.name.startswith(".")]
-    for folder in sorted(folders, key=lambda p: (ANALYSES.index(p.name) if p.name in ANALYSES else len(ANALYSES), p.name)):
-        name = folder.name
-        pngs = [(p, p.read_bytes()) for p in sorted(folder.glob("*.png"))]
-        figures = tuple(Figure(p.stem.replace("_", " ").capitalize(), data, source=f"analyze/{name}/{p.name}")
-                        for p, data in pngs if is_png(data))
-        summary = r.get("analyses", "analyze", f"{name}/summary.json", _json) if (folder / "summary.json").is_file() else None
-        if (folder / "results.json").is_file():
-            r.raw(f"analyze/{name}/results.json", r.get("analyses", "analyze", f"{name}/results.json", _json))
-        inputs.analyses.append(AnalysisOutput(name, figures, summary))
+    names = sorted((p.parent.name for p in analyze.glob("*/summary.json") if not p.parent.name.startswith(".")),
+                   key=lambda n: (ANALYSES.index(n) if n in ANALYSES else len(ANALYSES), n))
+    for name in names:
+        result = r.load("analyses", "analyze", f"analyze/{name}", lambda run, n=name: runio.read_analysis(run, n))
+        if result is not None:
+            inputs.analyses.append(result)
+            r.raw(f"analyze/{name}/results.json", result.results)
     return inputs
 
 
@@ -151,4 +148,5 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     summary = (f"report: {out} ({out.stat().st_size / 1e6:.2f} MB; {len(content.results)} result tables, "
                f"{content.n_figures} figures, {len(content.timeline.windows)} narrated windows on the timeline, "
                f"{len(content.summary.stand_ins)} stand-ins flagged)")
-    return StageResult(summary="\n".join([summary, *(f"  note: {p}" for p in problems)]), outputs=[str(out)])
+    return StageResult(summary="\n".join([summary, *(f"  note: {p}" for p in problems)]), outputs=[str(out)],
+                       table=results_text(content.results) or None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from tqdm.auto import tqdm
+
 from neurrator.config import RunConfig
 from neurrator.core.io import atomic_dir, atomic_write_json
 from neurrator.data.nwb_write import write_allen_nwb
@@ -34,7 +36,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     }
     written, lines = [], []
     with atomic_dir(folder) as tmp:  # replaces simulate/ whole, only if every session succeeds
-        for k, genotype in enumerate(sim.session_genotypes()):
+        for k, genotype in enumerate(tqdm(sim.session_genotypes(), desc="simulate sessions", unit="session")):
             session = simulate_session(
                 stimuli, n_units=sim.n_units, areas=sim.areas, genotype=genotype, seed=sim.seed, session_index=k,
                 movie_repeats=sim.movie_repeats, scene_repeats=sim.scene_repeats,
