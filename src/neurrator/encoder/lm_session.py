@@ -217,7 +217,8 @@ def decode_session(
 
     # ---- behaviour: one session's units, a split of its repeats ----------------------------------
     behaviour_split = make_split("repeats", dataset.n_repeats, dataset.n_frames, seed,
-                                 val_fraction=c.val_fraction, test_fraction=c.test_fraction)
+                                 val_fraction=c.val_fraction, test_fraction=c.test_fraction,
+                                 window=dataset.window, bins_per_frame=dataset.bins_per_frame)
     session_data = rezscore(select_units(dataset, mask), behaviour_split)
     comparisons, models, salience = {}, {}, None
     for name in c.behaviours:
