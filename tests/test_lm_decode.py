@@ -34,12 +34,7 @@ N_FRAMES, N_REPEATS = 120, 20
 DECODER = {"seq_bins": 8, "max_steps": 60, "val_every": 20, "lr": 3e-3, "batch_size": 32, "num_threads": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

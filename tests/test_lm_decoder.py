@@ -29,12 +29,7 @@ TINY = {"gpt2": GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=64, n_posi
 FAST = {"n_layers": 2, "seq_bins": 6, "max_steps": 18, "val_every": 6, "batch_size": 16, "lr": 3e-3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +185,7 @@ def test_bad_parameters_and_targets_are_one_line_errors(folders, problem):
 
 
 def test_vision_head_is_a_benchmark_method_under_the_budget(folders, problem):
+    from neurrator.config import RunConfig
     from neurrator.evaluate.methods import (
         BENCHMARK_METHODS,
         BenchmarkMethod,
@@ -197,8 +193,6 @@ def test_vision_head_is_a_benchmark_method_under_the_budget(folders, problem):
         make_task,
         run_cell,
     )
-
-    from neurrator.config import RunConfig
 
     dataset, targets, split, _ = problem
     config = RunConfig().with_overrides({"lm_decode.backbone": folders["gpt2"], "lm_decode.seq_bins": 6})
