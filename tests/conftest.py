@@ -80,3 +80,15 @@ def tiny_run_copy(tiny_demo_run, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.nwb", "predictions.npy"))
     return copy
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """CPU results are bit-reproducible for a fixed thread count, so fix it for the module
+    (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -29,12 +29,7 @@ TINY = {"gpt2": GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=64, n_posi
 FAST = {"n_layers": 2, "seq_bins": 6, "max_steps": 18, "val_every": 6, "batch_size": 16, "lr": 3e-3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +182,37 @@ def test_bad_parameters_and_targets_are_one_line_errors(folders, problem):
         LMDecoder(backbone=folders["gpt2"]).fit(dataset, silent, split)
     with pytest.raises(InputError, match="8-bit"):
         LMDecoder(backbone=folders["gpt2"], load_in_8bit=True).fit(dataset, speed, split)
+
+
+def test_vision_head_is_a_benchmark_method_under_the_budget(folders, problem):
+    from neurrator.config import RunConfig
+    from neurrator.evaluate.methods import (
+        BENCHMARK_METHODS,
+        BenchmarkMethod,
+        Budget,
+        make_task,
+        run_cell,
+    )
+
+    dataset, targets, split, _ = problem
+    config = RunConfig().with_overrides({"lm_decode.backbone": folders["gpt2"], "lm_decode.seq_bins": 6})
+    budget = Budget(max_steps=12, validate_every=6, patience=2, batch_size=16)
+    task = make_task(dataset, targets, split, budget, basis_components=6)
+    for name, init in (("lm_decoder", "pretrained"), ("lm_decoder_random", "random")):
+        method = BENCHMARK_METHODS.create(name, config=config)
+        assert isinstance(method, BenchmarkMethod) and method.iterative and method.answers_unseen_frames
+        cell = run_cell(method, task, budget, seed=0, test_pairs=split.test[:20])
+        assert cell.predicted.shape == (20, targets.info.n_patches, targets.info.dim)
+        assert cell.fit.steps <= 12 and [s for s, _ in cell.fit.history] == list(range(6, cell.fit.steps + 1, 6))
+        assert init in cell.fit.notes["model"] and cell.fit.n_parameters > 0
+
+
+def test_bfloat16_autocast_trains_every_architecture(folders, problem):
+    dataset, _, split, speed = problem
+    for name, mode in (("gpt2", "frozen"), ("bert", "lora"), ("llama", "full")):
+        est = LMDecoder(backbone=folders[name], mode=mode, precision="bfloat16", seed=0, **FAST).fit(dataset, speed, split)
+        pred = est.predict(dataset, split.test)
+        assert pred.dtype == np.float64 and np.isfinite(pred).all()
+        assert all(p.dtype == torch.float32 for p in est.model_.parameters())
+    scratch = LMDecoder(backbone=folders["gpt2"], init="scratch", scratch_width=16, precision="bfloat16", seed=0, **FAST)
+    assert np.isfinite(scratch.fit(dataset, speed, split).predict(dataset, split.test)).all()

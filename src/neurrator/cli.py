@@ -107,6 +107,7 @@ STAGE_EXAMPLES = {
     "evaluate": "neurrator evaluate --run runs/demo --set evaluate.n_bootstrap=1000",
     "analyze": "neurrator analyze --run runs/demo --only sae --set analysis.max_windows=24",
     "report": "neurrator report --run runs/demo --set report.raster_units=64",
+    "lm_decode": "neurrator lm-decode --run runs/demo --set lm_decode.mode=lora",
 }
 
 
@@ -126,7 +127,7 @@ def _make_stage_command(stage: str, help_text: str, *, fresh: bool) -> None:
         "" if fresh else "\n\nNeeds an existing run directory (--run) holding the earlier stages' outputs; "
         "refuses outputs of a stage that failed or re-ran since (see `neurrator status`)."
     ) + (f"\n\nExample: {STAGE_EXAMPLES[stage]}" if stage in STAGE_EXAMPLES else "")
-    app.command(name=stage, help=command.__doc__)(command)
+    app.command(name=stage.replace("_", "-"), help=command.__doc__)(command)  # lm_decode → lm-decode
 
 
 for _stage, (_module, _help) in STAGES.items():

@@ -16,6 +16,7 @@ from neurrator.analysis.config import AnalysisConfig
 from neurrator.core.errors import InputError
 from neurrator.data.config import DataConfig
 from neurrator.encoder.config import EncoderConfig
+from neurrator.encoder.lm_config import LMDecodeConfig
 from neurrator.evaluate.config import EvaluateConfig
 from neurrator.narrate.config import NarrateConfig
 from neurrator.preprocess.config import PreprocessConfig
@@ -36,6 +37,7 @@ class RunConfig(BaseModel):
     preprocess: PreprocessConfig = PreprocessConfig()
     vision: VisionConfig = VisionConfig()
     encoder: EncoderConfig = EncoderConfig()
+    lm_decode: LMDecodeConfig = LMDecodeConfig()
     narrate: NarrateConfig = NarrateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     analysis: AnalysisConfig = AnalysisConfig()

@@ -19,6 +19,7 @@ path                           object                                      write
 ``narrate/predictions.*``      ``encoder.predictions.Predictions``         narrate
 ``narrate/narrations.*``       ``narrate.narrations.Narrations``           narrate
 ``analyze/<analysis>/``        ``analysis.result.AnalysisResult``          analyze
+``lm_decode/``                 ``encoder.lm_session.LMDecodeResult``       lm_decode
 =============================  ==========================================  =========
 """
 
@@ -220,6 +221,36 @@ def write_analysis_timings(run: RunDir, record: dict) -> Path:
 
 
 # ---- manifest ----------------------------------------------------------------------------------
+# ---- lm_decode ---------------------------------------------------------------------------------
+def session_behaviour(run: RunDir, dataset: NeuralDataset, session_id: str):
+    """The :class:`~neurrator.data.types.Behaviour` of ``session_id``, read (without spikes) from
+    the NWB file ingest recorded for it in the dataset's metadata."""
+    from neurrator.data.allen import read_behaviour
+
+    for record in dataset.meta.get("sessions", []):
+        if str(record.get("session_id")) == str(session_id):
+            if not record.get("source"):
+                raise InputError(None, f"the dataset does not record the file of session {session_id}; re-run ingest")
+            return read_behaviour(record["source"], (dataset.stimulus,))
+    raise InputError(None, f"session {session_id} is not in the ingested dataset")
+
+
+def write_lm_decode(run: RunDir, result) -> list[Path]:
+    """Save an :class:`~neurrator.encoder.lm_session.LMDecodeResult` into ``lm_decode/``."""
+    return result.save(run.stage_dir("lm_decode"))
+
+
+def read_lm_decode(run: RunDir) -> dict:
+    """``lm_decode/`` as ``{"summary": dict, "tables": name → DataFrame}``, and the salience
+    result (``"salience"``: :class:`AnalysisResult` or ``None``)."""
+    from neurrator.encoder.lm_session import SALIENCE_DIR, load_outputs
+
+    outputs = load_outputs(run.require("lm_decode", "summary.json").parent)
+    folder = run.stage_dir("lm_decode") / SALIENCE_DIR
+    outputs["salience"] = AnalysisResult.load(folder) if (folder / "summary.json").is_file() else None
+    return outputs
+
+
 def stand_ins(run: RunDir) -> dict[str, str]:
     """Components of this run that are offline stand-ins (from the manifest)."""
     return dict(run.manifest().get("stand_ins", {}))

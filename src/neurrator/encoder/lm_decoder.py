@@ -71,6 +71,9 @@ class LMDecoderConfig:
     lora_rank, lora_alpha, lora_dropout, lora_targets : peft LoRA options (targets ``None`` =
         peft's default for the architecture).
     load_in_8bit : bitsandbytes 8-bit backbone (CUDA only; frozen or LoRA).
+    precision : ``"bfloat16"`` runs the backbone under ``torch.autocast`` (adapter, head and
+        weights stay float32): 1.5–2.5× faster fwd+bwd on a CPU with AVX512-BF16 (2 SmolLM2
+        blocks, 32 windows × 8 tokens), slower where bf16 is emulated.
     head : ``"behaviour"`` or ``"basis"``; ``n_outputs`` : behaviour outputs.
     n_patches, patch_dim, basis_rank, basis_hidden, dropout : the basis head (vision).
     scratch_width, scratch_layers, scratch_heads : the from-scratch transformer.
@@ -91,6 +94,7 @@ class LMDecoderConfig:
     lora_dropout: float = 0.0
     lora_targets: list[str] | None = None
     load_in_8bit: bool = False
+    precision: Literal["float32", "bfloat16"] = "float32"
     head: Literal["behaviour", "basis"] = "behaviour"
     n_outputs: int = 1
     n_patches: int = 0
@@ -312,12 +316,15 @@ def smollm2_base(cache_dir: str | Path | None = None, *, n_layers: int | None = 
 def _quiet_transformers():
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _smollm2_cache(cache_dir: str | Path | None) -> Path | None:
@@ -417,6 +424,15 @@ class LMDecoderModel(nn.Module):
             for name, p in self.backbone.named_parameters():
                 p.requires_grad_("lora_" in name)
 
+    def to(self, *args, **kwargs) -> LMDecoderModel:
+        """An 8-bit backbone stays where ``device_map`` put it (bitsandbytes refuses ``.to``);
+        only the adapter and the head move. Untested here (no GPU)."""
+        if self.config.load_in_8bit:
+            self.adapter.to(*args, **kwargs)
+            self.head.to(*args, **kwargs)
+            return self
+        return super().to(*args, **kwargs)
+
     def train(self, mode: bool = True) -> LMDecoderModel:
         """A frozen backbone stays in eval mode (no dropout), as is usual for frozen features."""
         super().train(mode)
@@ -428,11 +444,12 @@ class LMDecoderModel(nn.Module):
         c = self.config
         lo = (x.shape[1] - c.seq_bins) // 2
         tokens = self.adapter(_apply_unit_mask(x, unit_mask)[:, lo : lo + c.seq_bins])
-        if c.init == "scratch":
-            hidden = self.backbone(tokens)
-        else:
-            dtype = next(self.backbone.parameters()).dtype
-            hidden = self.backbone(inputs_embeds=tokens.to(dtype)).last_hidden_state.float()
+        with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=c.precision == "bfloat16"):
+            if c.init == "scratch":
+                hidden = self.backbone(tokens).float()
+            else:
+                dtype = next(self.backbone.parameters()).dtype
+                hidden = self.backbone(inputs_embeds=tokens.to(dtype)).last_hidden_state.float()
         last = c.pooling == "last" or (c.pooling == "auto" and c.is_causal)
         pooled = hidden[:, -1] if last else hidden.mean(dim=1)
         if c.head == "basis":

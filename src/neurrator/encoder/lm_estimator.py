@@ -120,7 +120,7 @@ class LMDecoder(BaseEstimator):
     mode : ``"frozen"``, ``"lora"`` or ``"full"`` backbone training.
     n_layers : keep the first ``n_layers`` blocks of the backbone (``None`` = all).
     seq_bins : tokens per window (its centre 120 Hz bins).
-    pooling, lora_rank, lora_alpha, lora_targets, load_in_8bit, scratch_width, scratch_layers,
+    pooling, lora_rank, lora_alpha, lora_targets, load_in_8bit, precision, scratch_width, scratch_layers,
     scratch_heads, basis_rank, basis_hidden, dropout : see :class:`LMDecoderConfig`.
     lr, weight_decay, batch_size, max_steps, val_every, patience, jitter_bins, unit_dropout,
     subset_robust : the training loop's options (see :class:`~neurrator.encoder.config.EncoderConfig`):
@@ -139,7 +139,8 @@ class LMDecoder(BaseEstimator):
     def __init__(
         self, backbone: str = SMOLLM2, gguf_file: str | None = None, init: str = "pretrained", mode: str = "frozen",
         n_layers: int | None = 2, seq_bins: int = 8, pooling: str = "mean", lora_rank: int = 8, lora_alpha: int = 16,
-        lora_targets: list[str] | None = None, load_in_8bit: bool = False, scratch_width: int = 64,
+        lora_targets: list[str] | None = None, load_in_8bit: bool = False, precision: str = "float32",
+        scratch_width: int = 64,
         scratch_layers: int = 2, scratch_heads: int = 4, basis_rank: int = 64, basis_hidden: int = 256,
         dropout: float = 0.1, lr: float = 1e-3, weight_decay: float = 1e-2, batch_size: int = 32,
         max_steps: int = 48, val_every: int = 12, patience: int = 3, jitter_bins: int = 2, unit_dropout: float = 0.1, subset_robust: bool = True, num_threads: int = 1,
@@ -156,6 +157,7 @@ class LMDecoder(BaseEstimator):
         self.lora_alpha = lora_alpha
         self.lora_targets = lora_targets
         self.load_in_8bit = load_in_8bit
+        self.precision = precision
         self.scratch_width = scratch_width
         self.scratch_layers = scratch_layers
         self.scratch_heads = scratch_heads
@@ -181,7 +183,7 @@ class LMDecoder(BaseEstimator):
     def model_config(self, dataset: NeuralDataset, head: str, **shape) -> LMDecoderConfig:
         """The :class:`LMDecoderConfig` this estimator builds for ``dataset`` (validates params)."""
         choices = {"init": ("pretrained", "random", "scratch"), "mode": ("frozen", "lora", "full"),
-                   "pooling": ("auto", "last", "mean")}
+                   "pooling": ("auto", "last", "mean"), "precision": ("float32", "bfloat16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(None, f"LMDecoder {name}={getattr(self, name)!r}; choose one of {', '.join(allowed)}")
@@ -195,7 +197,7 @@ class LMDecoder(BaseEstimator):
             n_units=dataset.n_units, window=dataset.window, seq_bins=self.seq_bins, backbone=self.backbone,
             gguf_file=self.gguf_file, init=self.init, mode="full" if self.init == "scratch" else self.mode,
             n_layers=self.n_layers, pooling=self.pooling, lora_rank=self.lora_rank, lora_alpha=self.lora_alpha,
-            lora_targets=self.lora_targets, load_in_8bit=self.load_in_8bit, head=head,
+            lora_targets=self.lora_targets, load_in_8bit=self.load_in_8bit, precision=self.precision, head=head,
             basis_rank=self.basis_rank, basis_hidden=self.basis_hidden, dropout=self.dropout,
             scratch_width=self.scratch_width, scratch_layers=self.scratch_layers, scratch_heads=self.scratch_heads,
             **shape,

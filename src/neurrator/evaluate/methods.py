@@ -70,7 +70,7 @@ from neurrator.vision.base import PatchTargets
 
 #: Method name → factory ``f(config: RunConfig) -> BenchmarkMethod``. Other layers register their
 #: methods in their own modules; list those modules here so lookups import them.
-BENCHMARK_METHODS: Registry = Registry("benchmark method", builtin_modules=())
+BENCHMARK_METHODS: Registry = Registry("benchmark method", builtin_modules=("neurrator.encoder.lm_method",))
 
 
 # ---- the budget, the task, the fit report ----------------------------------------------------

@@ -173,6 +173,28 @@ class PseudoMouse:
     units: pd.DataFrame
     chosen: list[CachedSession]
 
+    def describe(self, caches: str = "") -> str:
+        """A few lines for the terminal: sessions, units, areas, cell types, split, alignment."""
+        from collections import Counter
+
+        dataset, split = self.dataset, self.splits[self.dataset.meta["split"]]
+        units = dataset.units
+        areas = ", ".join(f"{a} {n}" for a, n in units["area"].value_counts().items())
+        tagged = ", ".join(f"{t} {n}" for t, n in sorted(Counter(t for t in units["cell_type"] if t is not None).items()))
+        kind = "pseudo-mouse of" if len(self.chosen) > 1 else "single session,"
+        lines = [
+            (f"{dataset.stimulus}: {kind} {len(self.chosen)} session(s), {dataset.n_units} units in the dataset "
+             f"({len(self.units)} pass QC; subset '{dataset.meta['subset']}'), {dataset.n_repeats} repeats × "
+             f"{dataset.n_frames} frames, {dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz"),
+            *([f"  {caches}"] if caches else []),
+            f"  areas: {areas}",
+            f"  optotagged cell types: {tagged or 'none'}",
+            (f"  split {split.name}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test samples "
+             f"({split.description})"),
+            f"  cross-session alignment error: max {dataset.meta['alignment']['max_error_ms']:.2f} ms",
+        ]
+        return "\n".join(lines)
+
 
 def assemble_pseudo_mouse(
     cached: Sequence[CachedSession], folder: Path, *, stimulus_name: str, split_names: Sequence[str], active: str,

@@ -24,6 +24,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("neurrator.stages.evaluate", "Score narrations (SBERT + controls) and embeddings."),
     "benchmark": ("neurrator.stages.benchmark", "Baselines side by side (Ridge, PCA+kNN, CEBRA, MLP)."),
     "analyze": ("neurrator.stages.analyze", "Scaling curves, area/cell-type probes, SAE concepts."),
+    "lm_decode": ("neurrator.stages.lm_decode", "Language-model backbones as decoders of behaviour and vision "
+                  "(pretrained vs random, controls, salience)."),
     "report": ("neurrator.stages.report", "Write the self-contained HTML report."),
     "sweep": ("neurrator.stages.sweep", "Fan the cells of a grid file out as Ray tasks; one Parquet table."),
 }
@@ -36,6 +38,9 @@ DEMO_ORDER = ("simulate", "ingest", "embed", "train", "narrate", "evaluate", "be
 READS_PARTIAL_RUNS = frozenset({"report"})
 #: Each stage and the stages whose outputs it reads: every earlier stage but the report.
 PIPELINE = linear_pipeline(tuple(STAGES), unread=READS_PARTIAL_RUNS)
+#: lm_decode reads only the ingested data and embed's targets, and only the report reads it.
+PIPELINE["lm_decode"] = ("simulate", "ingest", "embed")
+PIPELINE["sweep"] = tuple(s for s in PIPELINE["sweep"] if s != "lm_decode")
 
 
 @dataclass

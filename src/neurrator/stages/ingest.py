@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections import Counter
 
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
@@ -120,7 +119,7 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     dataset = pm.dataset
     alignment = dataset.meta["alignment"]
     run.update_manifest(pseudo_mouse_alignment=alignment)
-    summary = _summary(pm, caches)
+    summary = pm.describe(caches)
     if stimulus.is_stand_in and not simulated:
         summary = (f"WARNING: recorded sessions paired with the embedded demo stimulus "
                    f"(data.allow_demo_stimulus=true): its frames are a stand-in, not what the mouse saw\n{summary}")
@@ -128,21 +127,3 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
         "ingest/dataset/", "ingest/split.json", "ingest/splits/", "ingest/stimulus.json", "ingest/units.parquet",
         "ingest/sessions/", "ingest/sessions.json"])
 
-
-def _summary(pm, caches: str) -> str:
-    dataset, split = pm.dataset, pm.splits[pm.dataset.meta["split"]]
-    units = dataset.units
-    areas = ", ".join(f"{a} {n}" for a, n in units["area"].value_counts().items())
-    tagged = ", ".join(f"{t} {n}" for t, n in sorted(Counter(t for t in units["cell_type"] if t is not None).items()))
-    kind = "pseudo-mouse of" if len(pm.chosen) > 1 else "single session,"
-    return "\n".join([
-        (f"{dataset.stimulus}: {kind} {len(pm.chosen)} session(s), {dataset.n_units} units in the dataset "
-         f"({len(pm.units)} pass QC; subset '{dataset.meta['subset']}'), {dataset.n_repeats} repeats × "
-         f"{dataset.n_frames} frames, {dataset.bins_per_frame} bins/frame at {dataset.bin_rate:g} Hz"),
-        f"  {caches}",
-        f"  areas: {areas}",
-        f"  optotagged cell types: {tagged or 'none'}",
-        (f"  split {split.name}: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test samples "
-         f"({split.description})"),
-        f"  cross-session alignment error: max {dataset.meta['alignment']['max_error_ms']:.2f} ms",
-    ])

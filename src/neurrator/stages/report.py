@@ -23,7 +23,7 @@ from neurrator.core.errors import InputError, StageUnavailableError
 from neurrator.core.io import atomic_write_text
 from neurrator.evaluate.evaluation import Scores
 from neurrator.evaluate.results import BenchmarkTable
-from neurrator.report import Note, ReportInputs, build_report, raw_json, render_report
+from neurrator.report import Note, ReportInputs, Section, build_report, raw_json, render_report
 from neurrator.report.text import results_text
 from neurrator.rundir import CONFIG_FILE, RunDir
 from neurrator.stages import PIPELINE, StageResult
@@ -129,8 +129,24 @@ def read_inputs(run: RunDir, config: RunConfig) -> ReportInputs:
     return inputs
 
 
+def _lm_decode(run: RunDir, content) -> None:
+    """The lm-decode section (:mod:`neurrator.report.lm_decode`), after the analyses, if it ran."""
+    from neurrator.report.lm_decode import ANCHOR, TITLE, lm_decode_section
+
+    if not (run.stage_dir("lm_decode") / "summary.json").is_file():
+        return
+    try:
+        outputs = runio.read_lm_decode(run)
+    except MISSING as exc:
+        content.analyses.append(Section(TITLE, ANCHOR, notes=[Note(f"lm_decode could not be read: {exc}", "warning")]))
+        return
+    salience = outputs["salience"]
+    content.analyses.append(lm_decode_section(outputs, salience.figures.get("salience.png") if salience else None))
+
+
 def run(run: RunDir, config: RunConfig) -> StageResult:
     content = build_report(read_inputs(run, config))
+    _lm_decode(run, content)
     page = render_report(content, context_bins=config.report.raster_context_bins)
     out = atomic_write_text(run.stage_dir("report") / "report.html", page)
     problems = [n.text for n in content.all_notes if n.level != "info"]
