@@ -129,3 +129,62 @@ def test_best_variant_is_chosen_by_validation_not_test():
             row("rf elsewhere", "neurrator-rf", 0.99, 0.99, regime="front_only")]
     assert best_variant(rows, "repeats").method == "rf"
     assert best_variant(rows, "none") is None
+
+
+def test_rows_that_differ_only_in_prediction_share_one_fit(problem, config):
+    task = _task(problem, "repeats")
+    budget = Budget(max_steps=50, validate_every=50, patience=1, batch_size=32)
+    plain = run_cell(BENCHMARK_METHODS.create("neurrator", config=config), task, budget, seed=0,
+                     test_pairs=task.split.test[:30])
+    ensemble_method = BENCHMARK_METHODS.create("neurrator_ensemble", config=config)
+    ensemble = run_cell(ensemble_method, task, budget, seed=0, test_pairs=task.split.test[:30])
+    assert "shared" in ensemble.fit.notes["weights"] and ensemble.fit.history == plain.fit.history
+    assert not np.allclose(ensemble.predicted, plain.predicted)
+    # a fresh fit of the same weights predicts exactly what the shared one does
+    fresh = BENCHMARK_METHODS.create("neurrator_ensemble", config=config)
+    again = run_cell(fresh, _task(problem, "repeats"), budget, seed=0, test_pairs=task.split.test[:30])
+    assert "weights" not in again.fit.notes
+    np.testing.assert_allclose(again.predicted, ensemble.predicted, atol=1e-6)
+    # another seed is another fit
+    other = run_cell(BENCHMARK_METHODS.create("neurrator_ensemble", config=config), task, budget, seed=1,
+                     test_pairs=task.split.test[:30])
+    assert "weights" not in other.fit.notes
+
+
+def test_benchmark_stage_runs_dina_and_variants_and_the_goal_script_reads_them(tmp_path, capsys):
+    """The stage with the encoder's methods in its list: one row each, DINA answering unseen frames
+    through the one readout, and the goal check choosing the variant by validation."""
+    import importlib.util
+    from pathlib import Path
+
+    from neurrator.evaluate.results import BenchmarkTable
+    from neurrator.stages import run_stage
+    from test_evaluate_stage import SMALL_BENCHMARK, build_run
+
+    small = {**SMALL_BENCHMARK, "methods": ["ridge", "neurrator", "neurrator_ensemble", "dina"],
+             "active_only_methods": [], "regimes": ["front_only"]}
+    encoder = {k.removeprefix("encoder."): v for k, v in TINY.items()}
+    run, config, _ = build_run(tmp_path, config_overrides={"evaluate": {"benchmark": small, "n_bootstrap": 200},
+                                                           "encoder": {**encoder, "progress": False}})
+    run_stage("benchmark", run, config)
+    table = BenchmarkTable.load(run.stage_dir("benchmark"))
+    for regime in ("front_only", "sparse_random"):
+        assert set(table.methods(regime)) == {"Ridge", "Neurrator (encoder)", "Neurrator (temporal ensemble −1, 0 bins)",
+                                              "DINA (contrastive dual towers)"}
+    dina = table.row("front_only", "DINA (contrastive dual towers)")
+    assert dina.metrics["zero_shot_r10"].applicable and dina.fit.steps <= 20
+    assert "soft retrieval" in dina.fit.notes["output"]
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_encoder_goal", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_encoder_goal.py")
+    goal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(goal)
+    checks = goal.report([table], "synthetic")
+    out = capsys.readouterr().out
+    best = max((r for r in table.rows if r.regime == "sparse_random" and r.family.startswith("neurrator")),
+               key=lambda r: r.fit.best_val_score)
+    assert f"→ {best.method}" in out
+    assert set(checks) == {"sparse_random: R@10 ahead of every baseline", "sparse_random: ±1 s ahead of every baseline",
+                           "sparse_random: within-shot R@1 ahead of every baseline",
+                           "front_only: zero-shot R@10 ahead of Ridge", "front_only: zero-shot R@10 ≥ 3 × chance",
+                           "sparse_random: zero-shot R@10 ahead of Ridge", "sparse_random: zero-shot R@10 ≥ 3 × chance"}
