@@ -151,6 +151,7 @@ def test_rows_that_differ_only_in_prediction_share_one_fit(problem, config):
     assert "weights" not in other.fit.notes
 
 
+@pytest.mark.slow
 def test_benchmark_stage_runs_dina_and_variants_and_the_goal_script_reads_them(tmp_path, capsys):
     """The stage with the encoder's methods in its list: one row each, DINA answering unseen frames
     through the one readout, and the goal check choosing the variant by validation."""
