@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
-
-from dataclasses import replace
-
 from test_analysis_fakes import toy_inputs
 
 from neurrator.analysis.config import AnalysisConfig, DinaConfig
 from neurrator.analysis.dina import analyse, responsiveness, run
 from neurrator.analysis.inputs import SessionInputs
-from neurrator.core.errors import InputError
 from neurrator.analysis.result import AnalysisResult
+from neurrator.core.errors import InputError
 from neurrator.encoder import NeurratorDINA
 from neurrator.encoder.synthetic import synthetic_problem
 
@@ -62,8 +61,8 @@ def test_the_suite_runner_fits_dual_towers_on_the_runs_split_and_analyses_its_te
     torch.set_num_threads(1)
     dataset, targets, split = synthetic_problem(n_units=40, n_frames=64, n_repeats=5, n_patches=16, dim=8, seed=1)
     _, inputs = toy_inputs()
-    encoder = dict(d_model=32, n_heads=2, ff_dim=64, conv_channels=16, unit_bottleneck=16, batch_size=32, lr=2e-3,
-                   contrastive_dim=16)
+    encoder = {"d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "batch_size": 32, "lr": 2e-3,
+                   "contrastive_dim": 16}
     config = AnalysisConfig(dina=DinaConfig(max_steps=80, val_every=40, k_units=[4, 16], n_random=2, max_windows=16))
     with pytest.raises(InputError, match="session"):
         run(inputs, config)

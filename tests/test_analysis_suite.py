@@ -26,8 +26,8 @@ SMALL = {
     "dina": {"max_steps": 40, "val_every": 20, "k_units": [4, 16], "n_random": 2, "max_windows": 16},
 }
 #: The toy session's encoder architecture (the dina analysis fits its towers with it).
-TINY_ENCODER = dict(d_model=32, n_heads=2, ff_dim=64, conv_channels=16, unit_bottleneck=16, batch_size=32, lr=2e-3,
-                    contrastive_dim=16)
+TINY_ENCODER = {"d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "batch_size": 32, "lr": 2e-3,
+                    "contrastive_dim": 16}
 
 
 def test_predict_many_equals_one_mask_at_a_time():

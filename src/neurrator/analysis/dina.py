@@ -86,7 +86,7 @@ def _probe(embeddings: np.ndarray, labels: np.ndarray, repeats: np.ndarray, seed
     accuracy = float((probe.predict(embeddings[test]) == labels[test]).mean())
     values, counts = np.unique(labels[~test], return_counts=True)
     chance = float((labels[test] == values[counts.argmax()]).mean())  # majority class of the probe's training set
-    return {"accuracy": accuracy, "chance": chance, "n_test": int(test.sum()), "n_classes": int(len(values))}
+    return {"accuracy": accuracy, "chance": chance, "n_test": int(test.sum()), "n_classes": len(values)}
 
 
 def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
@@ -101,7 +101,7 @@ def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
     params = {**s.encoder_params, "max_steps": cfg.max_steps, "val_every": cfg.val_every, "patience": cfg.patience,
               "max_epochs": cfg.max_steps, "max_minutes": 0.0, "progress": False}
     model = NeurratorDINA(seed=inputs.seed, **params).fit(s.dataset, s.targets, s.split)
-    tolerance = int(round(cfg.tolerance_s * inputs.frame_rate)) if inputs.frame_rate else 0
+    tolerance = round(cfg.tolerance_s * inputs.frame_rate) if inputs.frame_rate else 0
     labels = {"shot": inputs.shot_of_frame} if inputs.shot_of_frame is not None else None
     result = analyse(model, s.dataset, s.targets, by_frame(s.split.test), s.split.train, labels=labels,
                      config=cfg, tolerance=tolerance, seed=inputs.seed)
@@ -124,7 +124,7 @@ def analyse(
     *,
     candidates: np.ndarray | None = None,
     labels: dict[str, np.ndarray] | None = None,
-    config: DinaConfig = DinaConfig(),
+    config: DinaConfig | None = None,
     tolerance: int = 30,
     seed: int = 0,
 ) -> AnalysisResult:
@@ -143,6 +143,7 @@ def analyse(
     tolerance : frames within which an identification counts as correct (30 = 1 s at 30 Hz).
     seed : random unit draws and probe fits.
     """
+    config = DinaConfig() if config is None else config
     test_pairs = np.asarray(test_pairs, dtype=np.int64).reshape(-1, 2)
     candidates = np.arange(targets.n_frames) if candidates is None else np.asarray(candidates, dtype=np.int64)
     frame_emb = model.embed_frames(targets, candidates)
