@@ -189,18 +189,19 @@ def _narrate_dir(run: RunDir) -> Path:
 # ---- analyze -----------------------------------------------------------------------------------
 def read_analysis_inputs(run: RunDir, config: RunConfig, needs: frozenset[str]) -> AnalysisInputs:
     """The analyses' inputs from the run (ingest, embed, train, references); the image corpus
-    and its concept dictionary only if ``needs`` them (``analysis.suite.needed_inputs``)."""
+    (``"corpus"``), its concept dictionary (``"concepts"``) and the session itself
+    (``"session"``) only if ``needs`` them (``analysis.suite.needed_inputs``)."""
     from neurrator.analysis.corpus import build_corpus
     from neurrator.analysis.inputs import build_inputs
 
     dataset, split, stimulus, targets = read_dataset(run), read_split(run), read_stimulus(run), read_targets(run)
     corpus = None
-    if needs:
+    if "corpus" in needs:
         corpus = build_corpus(config.analysis.sae, config.vision, stimulus, targets, cache_dir=config.cache_dir)
     return build_inputs(
         config, dataset=dataset, split=split, stimulus=stimulus, targets=targets,
         estimator=read_encoder(run, dataset, targets), references=read_references(run, stimulus),
-        corpus=corpus, concepts="concepts" in needs, stand_ins=stand_ins(run),
+        corpus=corpus, concepts="concepts" in needs, session="session" in needs, stand_ins=stand_ins(run),
     )
 
 
