@@ -241,6 +241,28 @@ def write_lm_decode(run: RunDir, result) -> list[Path]:
     return result.save(run.stage_dir("lm_decode"))
 
 
+def read_lm_decoder(run: RunDir, target: str, dataset: NeuralDataset, targets: PatchTargets | None = None):
+    """The lm_decode stage's pretrained seed-0 :class:`~neurrator.encoder.lm_estimator.LMDecoder`
+    of ``target`` (``"vision"``, ``"running_speed"``, ...), checked against the dataset's units
+    (and the targets' space)."""
+    from neurrator.encoder.lm_estimator import LMDecoder
+    from neurrator.encoder.lm_estimator import WEIGHTS_FILE as LM_WEIGHTS
+    from neurrator.encoder.lm_session import checkpoint_name
+
+    folder = run.require("lm_decode", f"{checkpoint_name(target)}/{LM_WEIGHTS}").parent
+    return LMDecoder.load(folder, expect_units=dataset.unit_ids,
+                          expect_space=None if targets is None else targets.info)
+
+
+def lm_decoder_checkpoint_id(run: RunDir, target: str) -> str:
+    """Identity of a saved LM decoder: ``lm_decode/<target>@`` and 16 hex digits of its weights' SHA-256."""
+    from neurrator.encoder.lm_estimator import WEIGHTS_FILE as LM_WEIGHTS
+    from neurrator.encoder.lm_session import checkpoint_name
+
+    path = run.require("lm_decode", f"{checkpoint_name(target)}/{LM_WEIGHTS}")
+    return f"lm_decode/{target}@" + sha256_file(path)[:16]
+
+
 def read_lm_decode(run: RunDir) -> dict:
     """``lm_decode/`` as ``{"summary": dict, "tables": name → DataFrame}``, and the salience
     result (``"salience"``: :class:`AnalysisResult` or ``None``)."""
