@@ -15,7 +15,7 @@ folder (e.g. ``gpt2`` when it is cached). Modes: frozen, lora, full.
 
 Usage::
 
-    python benchmarks/bench_lm_decode.py                     # smollm2 × {frozen, lora, full} + random + scratch
+    python benchmarks/bench_lm_decode.py                     # smollm2 × {frozen, lora, full} + random + scratch, × {bf16, fp32}
     python benchmarks/bench_lm_decode.py --layers 30 --seq-bins 20 --steps 8    # the whole model
     python benchmarks/bench_lm_decode.py --backbone gpt2 --modes frozen lora
 
@@ -57,10 +57,10 @@ def child(args: argparse.Namespace) -> None:
     params = {"backbone": args.one_backbone, "n_layers": args.layers, "seq_bins": args.seq_bins,
               "batch_size": args.batch, "max_steps": args.steps + args.warmup, "val_every": args.warmup,
               "patience": 10**6, "mode": args.one_mode, "init": args.one_init, "num_threads": args.threads,
-              "cache_dir": CACHE, "progress": False, "precision": args.precision}
+              "cache_dir": CACHE, "progress": False, "precision": args.one_precision}
     if args.one_init == "scratch":
         config = LMDecoderConfig(n_units=dataset.n_units, backbone=args.one_backbone, n_layers=args.layers,
-                                 seq_bins=args.seq_bins, mode=args.one_mode)
+                                 seq_bins=args.seq_bins, mode=args.one_mode, precision=args.one_precision)
         target = LMDecoderModel(config, load_backbone(config, cache_dir=CACHE)).num_parameters()
         params["scratch_width"] = match_scratch_width(config, target)
     split = type(split)(split.name, split.train, split.val[:64], split.test, split.seed)
@@ -69,7 +69,9 @@ def child(args: argparse.Namespace) -> None:
     est.fit(dataset, y, split)
     fit_seconds = time.perf_counter() - t0
     history = est.meta_.history
-    train_rate = history[-1]["windows_per_s"]  # the block after the warm-up validation
+    # every validation block after the warm-up one: total windows / total training seconds
+    blocks = [(h["step"] - prev["step"], h["windows_per_s"]) for prev, h in zip(history, history[1:])]
+    train_rate = sum(n for n, _ in blocks) / sum(n / max(rate, 1e-9) for n, rate in blocks)
     pairs = np.concatenate([split.train, split.test])[: args.infer]
     est.predict(dataset, pairs[:64])  # warm-up
     t1 = time.perf_counter()
@@ -96,12 +98,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4, help="untimed steps before them")
     parser.add_argument("--infer", type=int, default=1024, help="windows predicted")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                        help="backbone under bf16 autocast or not")
+    parser.add_argument("--precision", nargs="+", choices=["float32", "bfloat16"], default=["bfloat16", "float32"],
+                        help="backbone under bf16 autocast (the stage's default) and/or float32; one row each")
     parser.add_argument("--no-controls", action="store_true", help="skip the random-init and scratch rows")
     parser.add_argument("--one-backbone", help=argparse.SUPPRESS)
     parser.add_argument("--one-mode", help=argparse.SUPPRESS)
     parser.add_argument("--one-init", help=argparse.SUPPRESS)
+    parser.add_argument("--one-precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_backbone:
         child(args)
@@ -111,26 +114,29 @@ def main() -> None:
     if not args.no_controls:
         jobs += [(args.backbone, "random", "frozen"), (args.backbone, "scratch", "frozen")]
     print(f"# bench_lm_decode: {args.units} units, {args.layers} backbone blocks, {args.seq_bins} tokens/window, "
-          f"batch {args.batch}, {args.steps} timed steps, {args.threads} thread(s), {args.precision}; "
-          f"python {sys.version.split()[0]}")
-    header = f"{'model':70s} {'trainable':>10s} {'train w/s':>10s} {'infer w/s':>10s} {'peak RSS MB':>11s} {'fit s':>7s}  load before/after"
+          f"batch {args.batch}, {args.steps} timed steps, {args.threads} thread(s); "
+          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    header = (f"{'model':62s} {'precision':>9s} {'trainable':>10s} {'train w/s':>10s} {'infer w/s':>10s} "
+              f"{'peak RSS MB':>11s} {'fit s':>7s}  load before/after")
     print(header)
     forwarded = []
-    for name in ("layers", "seq_bins", "units", "batch", "steps", "warmup", "infer", "threads", "precision"):
+    for name in ("layers", "seq_bins", "units", "batch", "steps", "warmup", "infer", "threads"):
         forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    for backbone, init, mode in jobs:
+    for (backbone, init, mode), precision in ((job, p) for job in jobs for p in args.precision):
         before = os.getloadavg()[0]
         out = subprocess.run([sys.executable, __file__, "--one-backbone", backbone, "--one-init", init,
-                              "--one-mode", mode, *forwarded], capture_output=True, text=True, check=False)
+                              "--one-mode", mode, "--one-precision", precision, *forwarded],
+                             capture_output=True, text=True, check=False)
         after = os.getloadavg()[0]
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode or not lines:
-            print(f"{backbone} {init} {mode}: failed ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})")
+            print(f"{backbone} {init} {mode} {precision}: failed "
+                  f"({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})")
             continue
         r = json.loads(lines[-1])
-        label = f"{r['model']} [{r['init']}, {r['mode']}]"
-        print(f"{label[:70]:70s} {r['trainable']:>10,d} {r['train_windows_per_s']:>10.1f} {r['infer_windows_per_s']:>10.1f} "
-              f"{r['peak_rss_mb']:>11.0f} {r['fit_seconds']:>7.1f}  {before:.2f}/{after:.2f}")
+        label = r['model']  # names the init, the mode and the layers kept
+        print(f"{label[:62]:62s} {precision:>9s} {r['trainable']:>10,d} {r['train_windows_per_s']:>10.1f} "
+              f"{r['infer_windows_per_s']:>10.1f} {r['peak_rss_mb']:>11.0f} {r['fit_seconds']:>7.1f}  {before:.2f}/{after:.2f}")
 
 
 if __name__ == "__main__":

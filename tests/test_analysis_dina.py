@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
+from test_analysis_fakes import toy_inputs
 
-from neurrator.analysis.dina import DinaAnalysisConfig, responsiveness, run
+from neurrator.analysis.config import AnalysisConfig, DinaConfig
+from neurrator.analysis.dina import analyse, responsiveness, run
+from neurrator.analysis.inputs import SessionInputs
 from neurrator.analysis.result import AnalysisResult
+from neurrator.core.errors import InputError
 from neurrator.encoder import NeurratorDINA
 from neurrator.encoder.synthetic import synthetic_problem
 
@@ -24,9 +30,9 @@ def fitted():
 def test_dina_analysis_runs_and_its_figures_say_something(fitted, tmp_path):
     est, dataset, targets, split = fitted
     shots = np.arange(64) // 16
-    config = DinaAnalysisConfig(k_units=(1, 4, 16), tolerance=4, n_random=2, max_windows=32)
-    result = run(est, dataset, targets, np.concatenate([split.val, split.test]), split.train,
-                 labels={"shot": shots}, config=config)
+    config = DinaConfig(k_units=[1, 4, 16], n_random=2, max_windows=32)
+    result = analyse(est, dataset, targets, np.concatenate([split.val, split.test]), split.train,
+                     labels={"shot": shots}, config=config, tolerance=4)
     assert isinstance(result, AnalysisResult) and result.name == "dina"
     s, r = result.summary, result.results
     assert r["k"] == [1, 4, 16, 40] and set(r["curve"]) == {"gradient", "responsive", "random"}
@@ -47,3 +53,23 @@ def test_responsiveness_is_zero_for_a_unit_that_ignores_the_stimulus(fitted):
     resp = responsiveness(dataset, split.train)
     assert resp.shape == (dataset.n_units,) and np.all(resp >= 0)
     assert resp[-8:].mean() < 0.5 * resp[:32].mean()
+
+
+def test_the_suite_runner_fits_dual_towers_on_the_runs_split_and_analyses_its_test_windows():
+    """``neurrator analyze --only dina``: the runner fits DINA under ``analysis.dina`` with the
+    run's encoder architecture, then analyses the split's test windows."""
+    torch.set_num_threads(1)
+    dataset, targets, split = synthetic_problem(n_units=40, n_frames=64, n_repeats=5, n_patches=16, dim=8, seed=1)
+    _, inputs = toy_inputs()
+    encoder = {"d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "batch_size": 32, "lr": 2e-3,
+                   "contrastive_dim": 16}
+    config = AnalysisConfig(dina=DinaConfig(max_steps=80, val_every=40, k_units=[4, 16], n_random=2, max_windows=16))
+    with pytest.raises(InputError, match="session"):
+        run(inputs, config)
+    inputs = replace(inputs, session=SessionInputs(dataset, split, targets, encoder), shot_of_frame=np.arange(64) // 16,
+                     frame_rate=4.0)
+    result = run(inputs, config)
+    assert result.name == "dina" and result.inputs["fit"]["steps"] <= 80
+    assert result.inputs["n_windows"] == len(split.test) and result.summary["tolerance_frames"] == 4
+    assert result.results["k"] == [4, 16, 40] and "shot" in result.summary["probes"]
+    assert result.summary["identification_all_units"] > result.summary["chance"]

@@ -23,7 +23,11 @@ SMALL = {
     "sae": {"expansion": 4, "k": 4, "epochs": 2, "batch_size": 256, "n_bootstrap": 200, "top_k": 5},
     "neurons": {"units": 6, "max_windows": 8},
     "attribution": {"max_windows": 16, "n_targets": 3},
+    "dina": {"max_steps": 40, "val_every": 20, "k_units": [4, 16], "n_random": 2, "max_windows": 16},
 }
+#: The toy session's encoder architecture (the dina analysis fits its towers with it).
+TINY_ENCODER = {"d_model": 32, "n_heads": 2, "ff_dim": 64, "conv_channels": 16, "unit_bottleneck": 16, "batch_size": 32, "lr": 2e-3,
+                    "contrastive_dim": 16}
 
 
 def test_predict_many_equals_one_mask_at_a_time():
@@ -94,10 +98,15 @@ def test_choose_units_spreads_over_areas():
 
 
 def _toy_with_concepts(config: AnalysisConfig, dictionary=None):
+    from neurrator.analysis.inputs import SessionInputs
+    from neurrator.encoder.synthetic import synthetic_problem
+
     _, inputs = toy_inputs()
     if dictionary is None:
         dictionary = build_concept_dictionary(inputs.corpus, config.sae, inputs.encode, seed=0)
-    return replace(inputs, concepts=dictionary)
+    dataset, targets, split = synthetic_problem(n_units=44, n_frames=48, n_repeats=5, seed=1)
+    session = SessionInputs(dataset, split, targets, TINY_ENCODER)
+    return replace(inputs, concepts=dictionary, session=session)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +164,7 @@ def test_suite_builds_only_the_inputs_the_selected_analyses_read():
     dims = AnalysisConfig.model_validate({**SMALL, "attribution": {"targets": "dims"}})
     assert needed_inputs(select(["attribution"]), dims) == frozenset()
     assert needed_inputs(select(["attribution"]), config) == {"corpus", "concepts"}
+    assert needed_inputs(select(["dina"]), config) == {"session"}
 
 
 def test_config_rejects_unknown_analysis():

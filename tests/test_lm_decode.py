@@ -3,6 +3,7 @@ the shuffled-time control, salience and ablations, the stage's outputs, errors, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -109,7 +110,8 @@ def run_dir(tmp_path, session, gpt2, monkeypatch):
     rng = np.random.default_rng(0)
     targets = PatchTargets(rng.normal(size=(N_FRAMES, 4, 3)).astype(np.float16),
                            SpaceInfo("toy-space", (2, 2), 3, "toy", True), "hash")
-    stimulus = toy_stimuli(n_frames=N_FRAMES)["natural_movie_one"]
+    stimulus = replace(toy_stimuli(n_frames=N_FRAMES)["natural_movie_one"],
+                       captions={f: [f"a scene of shot {f // 20}"] for f in range(N_FRAMES)})  # for narrate
     monkeypatch.setattr("neurrator.runio.read_targets", lambda run, **kw: targets)
     monkeypatch.setattr("neurrator.runio.read_stimulus", lambda run: stimulus)
     return run, config
@@ -142,6 +144,18 @@ def test_stage_writes_tables_salience_checkpoints_and_a_report_section(run_dir):
     run_stage("report", run, config)
     page = (run.stage_dir("report") / "report.html").read_text()
     assert "Language-model decoders" in page and "tiny-&lt;i&gt;gpt2" in page and "tiny-<i>gpt2" not in page
+
+    # the vision head enters the narration pipeline
+    run_stage("narrate", run, config.with_overrides({"narrate.decoder": "lm_decoder", "narrate.narrator": "retrieval",
+                                                     "narrate.max_windows": 8}))
+    predictions, narrations = runio.read_predictions(run), runio.read_narrations(run)
+    assert predictions.checkpoint.startswith("lm_decode/vision@") and len(narrations.sentences) == 8
+    dataset = runio.read_dataset(run)
+    vision = runio.read_lm_decoder(run, "vision", dataset, runio.read_targets(run))
+    expected = vision.predict(dataset, predictions.pairs[:5], dtype=torch.float16).numpy()
+    np.testing.assert_allclose(predictions.patches[:5].astype(np.float32), expected.astype(np.float32), atol=2e-3)
+    with pytest.raises(InputError, match="not patches of a vision space"):
+        runio.read_lm_decoder(run, "running_speed", dataset, runio.read_targets(run))
 
 
 def run_dir_units(run) -> int:

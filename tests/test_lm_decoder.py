@@ -216,3 +216,34 @@ def test_bfloat16_autocast_trains_every_architecture(folders, problem):
         assert all(p.dtype == torch.float32 for p in est.model_.parameters())
     scratch = LMDecoder(backbone=folders["gpt2"], init="scratch", scratch_width=16, precision="bfloat16", seed=0, **FAST)
     assert np.isfinite(scratch.fit(dataset, speed, split).predict(dataset, split.test)).all()
+
+
+def test_offline_smollm2_comes_through_the_narrators_loader(tmp_path, monkeypatch):
+    """The default backbone is the narrator's SmolLM2 (one load per process), truncated without
+    touching it; a backbone that trains is a copy; the float32 cache copy reads back the same
+    weights of the kept blocks."""
+    pytest.importorskip("gguf")
+    from neurrator.encoder import lm_decoder
+    from neurrator.narrate import retrieval_lm
+
+    narrator_base = retrieval_lm.load_language_model().model.base_model
+    n_blocks = len(narrator_base.layers)
+    config = LMDecoderConfig(n_units=7, n_layers=2, precision="bfloat16")
+    backbone = load_backbone(config)
+    assert config.is_causal and config.backbone_layers == 2 and config.hidden_size == 576
+    assert backbone.layers[0] is narrator_base.layers[0] and len(narrator_base.layers) == n_blocks > 2
+    assert LMDecoderModel(config, backbone)(torch.randn(2, 20, 7)).shape == (2, 1)
+    before = narrator_base.layers[0].mlp.up_proj.weight.clone()
+    full = LMDecoderModel(LMDecoderConfig(n_units=7, n_layers=2, mode="full", hidden_size=576), backbone)
+    with torch.no_grad():
+        for p in full.backbone.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(narrator_base.layers[0].mlp.up_proj.weight, before)  # trained on a copy
+
+    cache = lm_decoder._smollm2_cache(tmp_path)
+    narrator_base.save_pretrained(cache)  # what the first out-of-process load writes
+    monkeypatch.setattr(retrieval_lm, "_LANGUAGE_MODELS", {})  # as in a fresh process
+    cached = load_backbone(LMDecoderConfig(n_units=7, n_layers=2), cache_dir=tmp_path)
+    assert len(cached.layers) == 2 and cached.layers[0] is not narrator_base.layers[0]
+    key = "layers.1.self_attn.q_proj.weight"
+    torch.testing.assert_close(dict(cached.named_parameters())[key], dict(narrator_base.named_parameters())[key])

@@ -237,18 +237,19 @@ def read_benchmark_inputs(run: RunDir, config: RunConfig, regimes: list[str] | N
 # ---- analyze -----------------------------------------------------------------------------------
 def read_analysis_inputs(run: RunDir, config: RunConfig, needs: frozenset[str]) -> AnalysisInputs:
     """The analyses' inputs from the run (ingest, embed, train, references); the image corpus
-    and its concept dictionary only if ``needs`` them (``analysis.suite.needed_inputs``)."""
+    (``"corpus"``), its concept dictionary (``"concepts"``) and the session itself
+    (``"session"``) only if ``needs`` them (``analysis.suite.needed_inputs``)."""
     from neurrator.analysis.corpus import build_corpus
     from neurrator.analysis.inputs import build_inputs
 
     dataset, split, stimulus, targets = read_dataset(run), read_split(run), read_stimulus(run), read_targets(run)
     corpus = None
-    if needs:
+    if "corpus" in needs:
         corpus = build_corpus(config.analysis.sae, config.vision, stimulus, targets, cache_dir=config.cache_dir)
     return build_inputs(
         config, dataset=dataset, split=split, stimulus=stimulus, targets=targets,
         estimator=read_encoder(run, dataset, targets), references=read_references(run, stimulus),
-        corpus=corpus, concepts="concepts" in needs, stand_ins=stand_ins(run),
+        corpus=corpus, concepts="concepts" in needs, session="session" in needs, stand_ins=stand_ins(run),
     )
 
 
@@ -286,6 +287,28 @@ def session_behaviour(run: RunDir, dataset: NeuralDataset, session_id: str):
 def write_lm_decode(run: RunDir, result) -> list[Path]:
     """Save an :class:`~neurrator.encoder.lm_session.LMDecodeResult` into ``lm_decode/``."""
     return result.save(run.stage_dir("lm_decode"))
+
+
+def read_lm_decoder(run: RunDir, target: str, dataset: NeuralDataset, targets: PatchTargets | None = None):
+    """The lm_decode stage's pretrained seed-0 :class:`~neurrator.encoder.lm_estimator.LMDecoder`
+    of ``target`` (``"vision"``, ``"running_speed"``, ...), checked against the dataset's units
+    (and the targets' space)."""
+    from neurrator.encoder.lm_estimator import LMDecoder
+    from neurrator.encoder.lm_estimator import WEIGHTS_FILE as LM_WEIGHTS
+    from neurrator.encoder.lm_session import checkpoint_name
+
+    folder = run.require("lm_decode", f"{checkpoint_name(target)}/{LM_WEIGHTS}").parent
+    return LMDecoder.load(folder, expect_units=dataset.unit_ids,
+                          expect_space=None if targets is None else targets.info)
+
+
+def lm_decoder_checkpoint_id(run: RunDir, target: str) -> str:
+    """Identity of a saved LM decoder: ``lm_decode/<target>@`` and 16 hex digits of its weights' SHA-256."""
+    from neurrator.encoder.lm_estimator import WEIGHTS_FILE as LM_WEIGHTS
+    from neurrator.encoder.lm_session import checkpoint_name
+
+    path = run.require("lm_decode", f"{checkpoint_name(target)}/{LM_WEIGHTS}")
+    return f"lm_decode/{target}@" + sha256_file(path)[:16]
 
 
 def read_lm_decode(run: RunDir) -> dict:

@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Analyses ``neurrator analyze`` can run, in the order it runs them.
-ANALYSES = ("scaling", "similarity", "contrasts", "sae", "neurons", "attribution")
+ANALYSES = ("scaling", "similarity", "contrasts", "sae", "neurons", "attribution", "dina")
+#: The analyses run unless ``analysis.analyses`` says otherwise. ``dina`` trains its own
+#: dual-tower model (minutes on a CPU), so it runs on request: ``neurrator analyze --only dina``.
+DEFAULT_ANALYSES = ("scaling", "similarity", "contrasts", "sae", "neurons", "attribution")
 
 #: Population pools by anatomy (subset specs understood by ``neurrator.preprocess.subsets``).
 DEFAULT_AREA_POOLS: dict[str, str] = {
@@ -146,13 +149,36 @@ class AttributionConfig(_Section):
     top_units: int = Field(10, ge=1)
 
 
+class DinaConfig(_Section):
+    """DINA's analyses (``neurrator.analysis.dina``): a contrastive dual-tower model is fitted on
+    the run's training windows (architecture from the run's ``encoder`` section, the training
+    length below), then probed, ablated and its saliency mapped on the test windows."""
+
+    #: Optimizer steps at most, validation every ``val_every`` steps, stop after ``patience``
+    #: validations without improvement (the encoder's step budget; no wall-time cap).
+    max_steps: int = Field(512, ge=1)
+    val_every: int = Field(32, ge=1)
+    patience: int = Field(5, ge=1)
+    #: Unit counts of the ablation curve (counts above the population are dropped; the whole
+    #: population is always added).
+    k_units: list[int] = [1, 2, 5, 10, 20, 50, 100, 200, 500]
+    #: An identification is correct within this many seconds of the true frame (movies; image
+    #: sets need the exact image).
+    tolerance_s: float = Field(1.0, ge=0)
+    #: Random unit draws per k for the random-order baseline.
+    n_random: int = Field(3, ge=1)
+    #: Test windows used for gradients (evenly spaced); identification uses every test window.
+    max_windows: int = Field(256, ge=1)
+
+
 class AnalysisConfig(_Section):
     """Options of ``neurrator analyze``."""
 
-    #: Which analyses to run (any of: scaling, similarity, contrasts, sae, neurons, attribution).
+    #: Which analyses to run (any of: scaling, similarity, contrasts, sae, neurons, attribution,
+    #: dina); ``dina`` is not in the default list (it trains a model, see :class:`DinaConfig`).
     analyses: list[
-        Literal["scaling", "similarity", "contrasts", "sae", "neurons", "attribution"]
-    ] = list(ANALYSES)
+        Literal["scaling", "similarity", "contrasts", "sae", "neurons", "attribution", "dina"]
+    ] = list(DEFAULT_ANALYSES)
     #: Narrator for the population narrations (similarity, contrasts, neurons); ``None`` uses the
     #: run's narrator. The default, the fast offline ``retrieval`` narrator, keeps the demo
     #: within budget (``retrieval+lm`` costs ~1 s per distinct sentence on CPU). Every result
@@ -175,3 +201,4 @@ class AnalysisConfig(_Section):
     sae: SAEConfig = SAEConfig()
     neurons: NeuronsConfig = NeuronsConfig()
     attribution: AttributionConfig = AttributionConfig()
+    dina: DinaConfig = DinaConfig()

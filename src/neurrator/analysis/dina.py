@@ -15,43 +15,28 @@ After Wang et al. 2026 (``shared/papers/dina-summary.txt``), on this project's i
   tower's input patches, |∂cos/∂patch| summed over the patch's channels, averaged over windows,
   as a (grid_h, grid_w) map.
 
-:func:`run` takes every input explicitly, writes nothing and returns an :class:`AnalysisResult`.
+:func:`analyse` takes a fitted model and every input explicitly, writes nothing and returns an
+:class:`AnalysisResult`. :func:`run` is the suite's runner (``neurrator analyze --only dina``):
+it fits the dual towers on the run's training windows (the run's ``encoder`` architecture,
+``analysis.dina`` training length, validation on the split's validation windows) and analyses
+the test windows, every stimulus frame a candidate.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from neurrator.analysis.common import figure_png, single_threaded
+from neurrator.analysis.config import AnalysisConfig, DinaConfig
+from neurrator.analysis.inputs import AnalysisInputs
 from neurrator.analysis.result import AnalysisResult
+from neurrator.core.errors import InputError
+from neurrator.core.sampling import evenly_spaced
 from neurrator.encoder.model import _apply_unit_mask
 from neurrator.encoder.train import WindowSampler
 from neurrator.preprocess.types import NeuralDataset
 from neurrator.vision.base import PatchTargets
-
-
-@dataclass(frozen=True)
-class DinaAnalysisConfig:
-    """Sizes of the DINA analyses.
-
-    Attributes
-    ----------
-    k_units : unit counts of the ablation curve (counts above the population are dropped; the
-        whole population is always added).
-    tolerance : frames within which an identification counts as correct (30 = 1 s at 30 Hz).
-    n_random : random unit draws per k for the random-order baseline.
-    max_windows : windows used for gradients (evenly spaced over the test windows).
-    seed : random draws and probe fits.
-    """
-
-    k_units: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)
-    tolerance: int = 30
-    n_random: int = 3
-    max_windows: int = 256
-    seed: int = 0
 
 
 def _identify(model, dataset: NeuralDataset, pairs: np.ndarray, frame_emb: torch.Tensor, candidates: np.ndarray,
@@ -101,10 +86,36 @@ def _probe(embeddings: np.ndarray, labels: np.ndarray, repeats: np.ndarray, seed
     accuracy = float((probe.predict(embeddings[test]) == labels[test]).mean())
     values, counts = np.unique(labels[~test], return_counts=True)
     chance = float((labels[test] == values[counts.argmax()]).mean())  # majority class of the probe's training set
-    return {"accuracy": accuracy, "chance": chance, "n_test": int(test.sum()), "n_classes": int(len(values))}
+    return {"accuracy": accuracy, "chance": chance, "n_test": int(test.sum()), "n_classes": len(values)}
 
 
-def run(
+def run(inputs: AnalysisInputs, config: AnalysisConfig) -> AnalysisResult:
+    """Fit :class:`~neurrator.encoder.NeurratorDINA` on the run's training windows, then
+    :func:`analyse` it on the test windows (the suite's runner)."""
+    from neurrator.encoder import NeurratorDINA
+    from neurrator.preprocess.types import by_frame
+
+    if inputs.session is None:
+        raise InputError(None, "the dina analysis needs the session itself (AnalysisInputs.session)")
+    cfg, s = config.dina, inputs.session
+    params = {**s.encoder_params, "max_steps": cfg.max_steps, "val_every": cfg.val_every, "patience": cfg.patience,
+              "max_epochs": cfg.max_steps, "max_minutes": 0.0, "progress": False}
+    model = NeurratorDINA(seed=inputs.seed, **params).fit(s.dataset, s.targets, s.split)
+    tolerance = round(cfg.tolerance_s * inputs.frame_rate) if inputs.frame_rate else 0
+    labels = {"shot": inputs.shot_of_frame} if inputs.shot_of_frame is not None else None
+    result = analyse(model, s.dataset, s.targets, by_frame(s.split.test), s.split.train, labels=labels,
+                     config=cfg, tolerance=tolerance, seed=inputs.seed)
+    m = model.meta_.metrics
+    result.inputs.update({
+        "fit": {"steps": int(m["steps"]), "stopped": str(m["stopped"]), "best_step": int(m["best_step"]),
+                "val_cosine": float(m["val_cosine"]), "temperature": float(m["temperature"]),
+                "n_parameters": int(m["n_parameters"]), "encoder": s.encoder_params},
+        "stand_ins": dict(inputs.stand_ins),
+    })
+    return result
+
+
+def analyse(
     model,
     dataset: NeuralDataset,
     targets: PatchTargets,
@@ -113,7 +124,9 @@ def run(
     *,
     candidates: np.ndarray | None = None,
     labels: dict[str, np.ndarray] | None = None,
-    config: DinaAnalysisConfig = DinaAnalysisConfig(),
+    config: DinaConfig | None = None,
+    tolerance: int = 30,
+    seed: int = 0,
 ) -> AnalysisResult:
     """Probes, neuron importance with ablation, and spatial saliency of a fitted NeurratorDINA.
 
@@ -125,20 +138,24 @@ def run(
     train_pairs : (m, 2) training windows (responsiveness is measured on them only).
     candidates : frames identification chooses among (default: every frame).
     labels : per-frame labels to probe, e.g. ``{"shot": shot_of_frame}`` (n_frames,) each.
-    config : :class:`DinaAnalysisConfig`.
+    config : :class:`~neurrator.analysis.config.DinaConfig` (ablation sizes, random draws,
+        gradient windows).
+    tolerance : frames within which an identification counts as correct (30 = 1 s at 30 Hz).
+    seed : random unit draws and probe fits.
     """
+    config = DinaConfig() if config is None else config
     test_pairs = np.asarray(test_pairs, dtype=np.int64).reshape(-1, 2)
     candidates = np.arange(targets.n_frames) if candidates is None else np.asarray(candidates, dtype=np.int64)
     frame_emb = model.embed_frames(targets, candidates)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(seed)
 
     # ---- probes --------------------------------------------------------------------------
     embeddings = model.embed(dataset, test_pairs).numpy()
-    probes = {name: _probe(embeddings, np.asarray(values)[test_pairs[:, 1]], test_pairs[:, 0], config.seed)
+    probes = {name: _probe(embeddings, np.asarray(values)[test_pairs[:, 1]], test_pairs[:, 0], seed)
               for name, values in (labels or {}).items()}
 
     # ---- neuron importance and ablation ------------------------------------------------------
-    grad_pairs = test_pairs[np.unique(np.linspace(0, len(test_pairs) - 1, config.max_windows).astype(int))]
+    grad_pairs = test_pairs[evenly_spaced(len(test_pairs), config.max_windows)]
     unit_grad, spatial = _gradients(model, dataset, targets, grad_pairs)
     response = responsiveness(dataset, np.asarray(train_pairs, dtype=np.int64))
     n_units = dataset.n_units
@@ -149,15 +166,15 @@ def run(
         for name, order in orders.items():
             keep = np.zeros(n_units, dtype=bool)
             keep[order[:k]] = True
-            curve[name].append(_identify(model, dataset, test_pairs, frame_emb, candidates, config.tolerance, keep))
+            curve[name].append(_identify(model, dataset, test_pairs, frame_emb, candidates, tolerance, keep))
         draws = []
         for _ in range(config.n_random if k < n_units else 1):
             keep = np.zeros(n_units, dtype=bool)
             keep[rng.choice(n_units, size=k, replace=False)] = True
-            draws.append(_identify(model, dataset, test_pairs, frame_emb, candidates, config.tolerance, keep))
+            draws.append(_identify(model, dataset, test_pairs, frame_emb, candidates, tolerance, keep))
         curve["random"].append(float(np.mean(draws)))
     full = curve["gradient"][-1]
-    near = np.abs(candidates[None] - test_pairs[:, 1][:, None]) <= config.tolerance
+    near = np.abs(candidates[None] - test_pairs[:, 1][:, None]) <= tolerance
     chance = float(near.mean())
     survive = {name: {str(k): (v - chance) / max(full - chance, 1e-12) for k, v in zip(ks, values, strict=True)}
                for name, values in curve.items()}
@@ -166,7 +183,7 @@ def run(
 
     figures = {"dina_ablation.png": _ablation_png(ks, curve, chance), "dina_saliency.png": _saliency_png(saliency)}
     summary = {
-        "identification_all_units": full, "chance": chance, "tolerance_frames": config.tolerance,
+        "identification_all_units": full, "chance": chance, "tolerance_frames": tolerance,
         "probes": {n: {k: p[k] for k in ("accuracy", "chance")} for n, p in probes.items()},
         "units_for_90pct_of_decoding": {name: _units_for(ks, values, chance, full, 0.9) for name, values in curve.items()},
         "saliency_peak_patch": [int(i) for i in np.unravel_index(int(saliency.argmax()), saliency.shape)],
@@ -176,9 +193,9 @@ def run(
                "saliency": saliency.tolist()}
     inputs = {"model": "NeurratorDINA", "n_windows": len(test_pairs), "n_gradient_windows": len(grad_pairs),
               "n_units": n_units, "n_candidates": len(candidates), "labels": sorted(labels or {}),
-              "config": {**config.__dict__, "k_units": list(config.k_units)}, "space": targets.info.space_id,
+              "config": config.model_dump(mode="json"), "tolerance_frames": tolerance, "seed": seed, "space": targets.info.space_id,
               "space_is_stand_in": targets.info.is_stand_in}
-    line = (f"DINA: identification ±{config.tolerance} frames {full:.3f} (chance {chance:.3f}); "
+    line = (f"DINA: identification ±{tolerance} frames {full:.3f} (chance {chance:.3f}); "
             + "; ".join(f"{n} probe {p['accuracy']:.3f} (chance {p['chance']:.3f})" for n, p in probes.items()))
     return AnalysisResult("dina", summary, results, inputs, figures=figures, line=line)
 

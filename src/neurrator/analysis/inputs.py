@@ -36,6 +36,24 @@ MaskFn = Callable[[str], np.ndarray]
 
 
 @dataclass(frozen=True)
+class SessionInputs:
+    """The run's session itself, for analyses that fit a model of their own (``dina``).
+
+    Attributes
+    ----------
+    dataset : the z-scored session (windows are cut from it on demand).
+    split : the run's split; models are fitted on ``split.train`` and validated on ``split.val``.
+    targets : (n_frames, n_patches, dim) vision-space patch targets.
+    encoder_params : the run's ``encoder`` config section (architecture of fitted models).
+    """
+
+    dataset: NeuralDataset
+    split: Split
+    targets: PatchTargets
+    encoder_params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class AnalysisInputs:
     """Everything the analyses read.
 
@@ -60,6 +78,7 @@ class AnalysisInputs:
     batch_size : windows per encoder call.
     narrate_batch_windows : windows narrated per narrator call (bounds the patches held at once).
     stand_ins : component → description of every offline stand-in the results depend on.
+    session : the session, split and targets themselves (:class:`SessionInputs`), or ``None``.
     """
 
     units: pd.DataFrame
@@ -84,6 +103,7 @@ class AnalysisInputs:
     narrate_batch_windows: int = 768
     seed: int = 0
     stand_ins: dict[str, str] = field(default_factory=dict)
+    session: SessionInputs | None = None
 
     @property
     def n_units(self) -> int:
@@ -163,6 +183,7 @@ def build_inputs(
     references: dict[int, list[str]],
     corpus: Corpus | None = None,
     concepts: bool = False,
+    session: bool = False,
     stand_ins: dict[str, str] | None = None,
 ) -> AnalysisInputs:
     """The analyses' inputs from a run's objects.
@@ -174,6 +195,7 @@ def build_inputs(
     references : frame → reference captions (``runio.read_references``).
     corpus : images for the SAE and neuron descriptions (:func:`~neurrator.analysis.corpus.build_corpus`).
     concepts : also build the SAE concept dictionary of ``corpus``.
+    session : also pass the session, split and targets themselves (:class:`SessionInputs`).
     """
     from neurrator.core.sampling import evenly_spaced
     from neurrator.evaluate import build_scorer
@@ -231,4 +253,5 @@ def build_inputs(
         narrate_batch_windows=cfg.narrate_batch_windows,
         seed=config.seed,
         stand_ins=dict(stand_ins or {}),
+        session=SessionInputs(dataset, split, targets, config.encoder.model_dump(exclude_none=True)) if session else None,
     )

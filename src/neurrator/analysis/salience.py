@@ -189,7 +189,7 @@ def _groups(table: pd.DataFrame, column: str, without, random_increase) -> list[
 def _figure(summary: dict) -> bytes:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
     for ax, key, label in ((axes[0], "by_area", "area"), (axes[1], "by_cell_type", "cell_type")):
         rows = summary[key]
         names = [r[label] for r in rows]

@@ -2,7 +2,8 @@
 
 Each entry names an analysis module's ``run(inputs, config) -> AnalysisResult`` and which
 optional inputs it reads (``"corpus"``: captioned images; ``"concepts"``: the SAE concept
-dictionary of that corpus), so the stage builds only what the selected analyses need. The
+dictionary of that corpus; ``"session"``: the session, split and targets, for an analysis that
+fits a model of its own), so the stage builds only what the selected analyses need. The
 analyses share no state: any subset runs in any order, each one alone too
 (``neurrator analyze --only sae``).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from neurrator.analysis import attribution, concepts, contrasts, neurons, scaling, similarity
+from neurrator.analysis import attribution, concepts, contrasts, dina, neurons, scaling, similarity
 from neurrator.analysis.config import AnalysisConfig
 from neurrator.analysis.inputs import AnalysisInputs
 from neurrator.analysis.result import AnalysisResult
@@ -36,6 +37,7 @@ SUITE: tuple[Analysis, ...] = (
     Analysis("sae", concepts.run, lambda config: _CONCEPTS),
     Analysis("neurons", neurons.run, lambda config: _CONCEPTS),
     Analysis("attribution", attribution.run, lambda config: _CONCEPTS if config.attribution.targets == "sae" else frozenset()),
+    Analysis("dina", dina.run, lambda config: frozenset({"session"})),
 )
 
 
@@ -46,5 +48,5 @@ def select(names: Iterable[str]) -> list[Analysis]:
 
 
 def needed_inputs(analyses: Iterable[Analysis], config: AnalysisConfig) -> frozenset[str]:
-    """The optional inputs (``"corpus"``, ``"concepts"``) that ``analyses`` read."""
+    """The optional inputs (``"corpus"``, ``"concepts"``, ``"session"``) that ``analyses`` read."""
     return frozenset().union(*(a.needs(config) for a in analyses))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from neurrator.core.errors import InputError
 from neurrator.core.io import atomic_write_bytes, atomic_write_json
 from neurrator.core.linalg import fit_pca_basis
 from neurrator.core.threads import thread_limit
-from neurrator.encoder.checkpoint import check_session, check_units, code_version
+from neurrator.encoder.checkpoint import check_session, check_space, check_units, code_version
 from neurrator.encoder.config import EncoderConfig
 from neurrator.encoder.lm_decoder import (
     SMOLLM2,
@@ -309,15 +310,19 @@ class LMDecoder(BaseEstimator):
                 x = sampler.gather(pairs[lo : lo + batch_size]).to(device)
                 yield lo, self.model_(x, None if mask is None else mask.to(device)).float().cpu()
 
-    def predict(self, dataset: NeuralDataset, pairs: np.ndarray, units=None, batch_size: int = 256):
-        """Behaviour: (n,) float64 in the target's unit. Vision: (n, n_patches, dim) float32 tensor.
+    def predict(self, dataset: NeuralDataset, pairs: np.ndarray, units=None, batch_size: int = 256,
+                dtype: torch.dtype = torch.float32):
+        """Behaviour: (n,) float64 in the target's unit. Vision: (n, n_patches, dim) tensor of
+        ``dtype`` (each batch is cast as it comes, e.g. float16 to halve the memory of the
+        narrate stage's predictions, like :meth:`Neurrator.predict`).
 
         ``units`` restricts the input to a subset (spec string, bool mask or unit ids); the
         others are set to z-score 0. A subset selecting nothing is an :class:`InputError`.
         """
-        chunks = [out for _, out in self._forward(dataset, pairs, units, batch_size)]
+        cast = dtype if self.target_kind == "vision" else torch.float32
+        chunks = [out.to(cast) for _, out in self._forward(dataset, pairs, units, batch_size)]
         if not chunks:
-            return np.empty(0) if self.target_kind == "behaviour" else torch.empty((0, *self.meta_.target["target_shape"]))
+            return np.empty(0) if self.target_kind == "behaviour" else torch.empty((0, *self.meta_.target["target_shape"]), dtype=cast)
         out = torch.cat(chunks)
         if self.target_kind == "behaviour":
             t = self.meta_.target
@@ -350,8 +355,11 @@ class LMDecoder(BaseEstimator):
         return [weights, meta]
 
     @classmethod
-    def load(cls, folder: str | Path, *, expect_units=None) -> LMDecoder:
-        """Load a saved decoder (reloading a frozen pretrained backbone from its id)."""
+    def load(cls, folder: str | Path, *, expect_units=None, expect_space: SpaceInfo | str | None = None) -> LMDecoder:
+        """Load a saved decoder (reloading a frozen pretrained backbone from its id).
+
+        ``expect_units`` : unit ids it will be applied to; ``expect_space`` : the vision space its
+        predictions will be compared with or narrated in (a behaviour decoder is refused)."""
         folder = Path(folder)
         meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
         for path in (meta_path, weights_path):
@@ -367,6 +375,11 @@ class LMDecoder(BaseEstimator):
             raise InputError(meta_path, f"corrupt checkpoint metadata: {exc}") from None
         if expect_units is not None:
             check_units(meta, expect_units, source=meta_path)
+        if expect_space is not None:
+            if meta.target.get("kind") != "vision":
+                raise InputError(meta_path, f"decodes {meta.target.get('name')}, not patches of a vision space")
+            check_space(SimpleNamespace(space=meta.target["space"], target_shape=meta.target["target_shape"]),
+                        expect_space, source=meta_path)
         est = cls(**meta.params)
         model = est.build_model(config)
         try:

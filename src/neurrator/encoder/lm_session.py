@@ -51,6 +51,12 @@ from neurrator.vision.base import PatchTargets
 
 SUMMARY_FILE = "summary.json"
 SALIENCE_DIR = "salience"
+
+
+def checkpoint_name(target: str) -> str:
+    """Folder of the saved decoder of ``target`` ("vision", "running_speed", "pupil_area")."""
+    return f"checkpoint_{target}"
+
 #: Conditions of behaviours other than running speed (a smaller comparison).
 OTHER_CONDITIONS = ("pretrained", "random", "ridge")
 
@@ -123,7 +129,7 @@ class LMDecodeResult:
             units = pd.DataFrame(self.salience.results["per_unit"])
             paths.append(_parquet(units, folder / "salience_units.parquet"))
         for target, model in self.models.items():
-            paths += model.save(folder / f"checkpoint_{target}")
+            paths += model.save(folder / checkpoint_name(target))
         summary = {
             "settings": self.settings, "headline": self.headline(), "notes": self.notes,
             "behaviours": {name: {"settings": comp.settings, "unit": comp.unit, "session_id": comp.session_id,

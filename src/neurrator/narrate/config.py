@@ -25,6 +25,11 @@ class NarrateConfig(BaseModel):
 
     # ---- narrator ------------------------------------------------------------------------
     narrator: str = "retrieval+lm"
+    #: Which model predicts the narrated patches: the train stage's encoder, or the vision head
+    #: of the ``neurrator lm-decode`` stage (its pretrained seed-0 LM decoder, trained on the
+    #: same split). The narrate stage's staleness tracking covers the encoder only: re-run
+    #: narrate after re-running lm-decode.
+    decoder: Literal["encoder", "lm_decoder"] = "encoder"
     #: LLaVA-1.5-family model: Hugging Face hub id or local directory (``narrator="llava"``).
     llava_model: str = "llava-hf/llava-1.5-7b-hf"
     prompt: str = DEFAULT_PROMPT

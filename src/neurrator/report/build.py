@@ -46,6 +46,7 @@ ANALYSIS_TITLES = {
     "sae": "Sparse-autoencoder concept dictionary",
     "neurons": "Single-neuron narration",
     "attribution": "DINA-style attribution",
+    "dina": "DINA: linear probes, neuron importance with ablation, spatial saliency",
 }
 #: Analyses whose figure is a key figure (shown near the top rather than in its section).
 KEY_ANALYSIS_FIGURES = ("scaling",)

@@ -1,7 +1,8 @@
 """``neurrator narrate``: predict the patches of every test window and narrate them.
 
 Reads the dataset, split and stimulus (ingest), the patch targets (embed) and the trained
-encoder (train). Writes, together or not at all (:func:`neurrator.runio.write_narrated`):
+encoder (train), or with ``narrate.decoder=lm_decoder`` the LM decoder's vision head
+(lm_decode). Writes, together or not at all (:func:`neurrator.runio.write_narrated`):
 
 - ``narrate/predictions.*``: :class:`~neurrator.encoder.predictions.Predictions` of every test
   window, ordered by frame then repeat (``preprocess.types.by_frame``);
@@ -44,13 +45,17 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     cfg = config.narrate
     dataset, split, stimulus, targets = (runio.read_dataset(run), runio.read_split(run), runio.read_stimulus(run),
                                          runio.read_targets(run))
-    model = runio.read_encoder(run, dataset, targets)
+    if cfg.decoder == "lm_decoder":  # the vision head of `neurrator lm-decode`
+        model, checkpoint = (runio.read_lm_decoder(run, "vision", dataset, targets),
+                             runio.lm_decoder_checkpoint_id(run, "vision"))
+    else:
+        model, checkpoint = runio.read_encoder(run, dataset, targets), runio.checkpoint_id(run)
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
     windows = by_frame(split.test)
     predictions = Predictions(model.predict(dataset, windows, dtype=torch.float16).numpy(), windows,
-                              checkpoint=runio.checkpoint_id(run), space_id=targets.info.space_id,
+                              checkpoint=checkpoint, space_id=targets.info.space_id,
                               n_units=dataset.n_units)
     seconds["predict"] = time.perf_counter() - t0
 
