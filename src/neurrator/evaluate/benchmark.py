@@ -255,11 +255,14 @@ class RegimeSetup:
     info: RegimeInfo
 
     def with_units(self, mask: np.ndarray) -> RegimeSetup:
-        """The same regime with only the units where ``mask`` is true (scoring context unchanged)."""
+        """The same regime for one more cell, with only the units where ``mask`` is true
+        (scoring context shared). The task is a fresh copy that keeps no fitted models of
+        earlier cells; its spike-feature cache is shared when every unit is kept."""
         mask = np.asarray(mask, dtype=bool)
         if mask.all():
-            return self
-        task = replace(self.task, dataset=select_units(self.task.dataset, mask), _features={})
+            task = replace(self.task, _fits={})
+        else:
+            task = replace(self.task, dataset=select_units(self.task.dataset, mask), _features={}, _fits={})
         return replace(self, task=task, info=replace(self.info, notes=list(self.info.notes)))
 
 
