@@ -104,3 +104,29 @@ def test_benchmark_cells_on_ray_workers_equal_the_stage_rows(benchmarked):
     assert report.done == 4 and not report.failed, report.failed
     for _, r in gather(folder, cells).iterrows():
         _assert_same_row(MethodRow.from_dict(json.loads(r["method_row"])), table.row(r["regime"], r["method_label"]))
+
+
+def test_benchmark_cells_per_session(tmp_path):
+    """The ``session`` axis: a cell sees only that session's units (here two halves of the units)."""
+    import shutil
+    from dataclasses import replace
+
+    from neurrator.preprocess.io import load_dataset, save_dataset
+
+    small = {**SMALL, "methods": ["ridge"]}
+    run, _, _ = build_run(tmp_path, config_overrides={"evaluate": {"benchmark": small, "n_bootstrap": 200}})
+    folder = run.stage_dir("ingest") / "dataset"
+    dataset = load_dataset(folder)
+    units = dataset.units.assign(session_id=["7001"] * 24 + ["7002"] * 24)
+    save_dataset(replace(dataset, responses=np.asarray(dataset.responses), units=units), tmp_path / "dataset")
+    shutil.rmtree(folder)
+    shutil.move(tmp_path / "dataset", folder)
+    cells = SweepGrid(name="sessions", cell="benchmark", params={"method": "ridge"},
+                      axes={"session": ["7001", "7002"], "subset": ["all", "area:CA1"]}).cells()
+    report = run_sweep(cells, run.stage_dir("sweep") / "sessions", run_root=run.root, executor="inline", progress=False)
+    table = gather(run.stage_dir("sweep") / "sessions", cells).set_index(["session", "subset"])
+    # The last 8 units are CA1 and all in session 7002: 7001 has none, so that cell fails naming the subset.
+    assert report.done == 3 and next(iter(report.failed.values())).endswith("selects no units")
+    assert table.loc[("7001", "all"), "n_units"] == 24 and table.loc[("7002", "all"), "n_units"] == 24
+    assert table.loc[("7002", "area:CA1"), "n_units"] == 8
+    assert table.loc[("7001", "all"), "cka"] != table.loc[("7002", "all"), "cka"]

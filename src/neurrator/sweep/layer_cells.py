@@ -141,9 +141,9 @@ def benchmark_cell(cell: Cell, inputs: CellInputs) -> dict:
     gives a row with ``status="not_run"`` and the reason, as the stage's table notes it.
     """
     from neurrator import runio
+    from neurrator.core.errors import InputError
     from neurrator.evaluate.benchmark import benchmark_settings, prepare_regime, run_method
     from neurrator.evaluate.methods import BENCHMARK_METHODS
-    from neurrator.core.errors import InputError
     from neurrator.preprocess.subsets import subset_mask
 
     run = inputs.run
@@ -169,7 +169,7 @@ def benchmark_cell(cell: Cell, inputs: CellInputs) -> dict:
     setup = setup.with_units(mask)
     seed = settings.seed + int(cell.get("seed", 0))
     method = BENCHMARK_METHODS.create(str(method_name), config=config)
-    out = {"split": regime, "n_units": int(mask.sum()), "fit_seed": seed, "n_test_windows": int(len(setup.test)),
+    out = {"split": regime, "n_units": int(mask.sum()), "fit_seed": seed, "n_test_windows": len(setup.test),
            "leaky": setup.info.leaky, "budget": budget.label, "method_label": method.name}
     try:
         row = run_method(setup, method, budget, settings, seed=seed)
