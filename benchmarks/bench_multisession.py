@@ -197,7 +197,8 @@ def compare(run: Path, steps: int, out: Path) -> None:
           f"{mean('median_rank', 2):>11.0f}{mean('median_rank', 3):>10.0f}")
     c = rows[0][2]
     print(f"chance: R@1 {c['r1_chance']:.4f}, R@10 {c['r10_chance']:.4f}, within 1 s {c['frame_id_within_tol_chance']:.3f}, "
-          f"median rank {(900 + 1) / 2:.0f}; per-mouse fits took {sum(r[4] for r in rows):.0f} s in total")
+          f"median rank {(900 + 1) / 2:.0f}; per-mouse fits took {sum(r[4] for r in rows):.0f} s in total, "
+          f"steps taken {[r[5] for r in rows]}")
 
 
 # ---- adaptation ---------------------------------------------------------------------------------------
