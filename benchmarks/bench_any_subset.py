@@ -18,7 +18,11 @@ visual, hippocampus; each area; each optotagged cell type):
 Printed: ±1 s and R@10 of each, the relative gap (one model vs alone), whether it is within
 10 %, the budget and the load.
 
-Run: ``python benchmarks/bench_any_subset.py --seed 11 --units 600 [--variant demo]``.
+With ``--run runs/<name>`` the data are a run's instead: its ingested dataset (every unit, every
+frame), its patch targets, its active split and its stimulus's shots (``runio``; read only).
+
+Run: ``python benchmarks/bench_any_subset.py --seed 11 --units 600 [--variant demo]`` or
+``python benchmarks/bench_any_subset.py --run runs/demo --populations group:V1,group:LGd --max-steps 200``.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def restrict(dataset, mask: np.ndarray):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, help="read the data of this run instead of simulating (read only)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--units", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=10)
@@ -75,9 +80,20 @@ def main() -> None:
     from neurrator.preprocess.io import load_split
     from neurrator.preprocess.subsets import subset_mask
 
-    dataset, targets, shots = build_data(args.seed, args.units, args.repeats, False)
-    root = Path(__file__).resolve().parents[1] / "runs" / f"bench-generalisation-s{args.seed}-u{args.units}-r{args.repeats}"
-    split = make_regime("repeats", load_split(root / "ingest" / "split.json"), args.frames, 0, 0)
+    if args.run:
+        from neurrator import runio
+        from neurrator.rundir import RunDir
+
+        run = RunDir(args.run)
+        dataset, targets, split = runio.read_dataset(run), runio.read_targets(run), runio.read_split(run)
+        shots = runio.read_stimulus(run).shot_of_frame
+        args.frames = targets.n_frames
+        source = f"run {args.run} ({split.name} split, every frame)"
+    else:
+        dataset, targets, shots = build_data(args.seed, args.units, args.repeats, False)
+        root = Path(__file__).resolve().parents[1] / "runs" / f"bench-generalisation-s{args.seed}-u{args.units}-r{args.repeats}"
+        split = make_regime("repeats", load_split(root / "ingest" / "split.json"), args.frames, 0, 0)
+        source = f"simulated session seed {args.seed} (stand-in), repeats split, first {args.frames} frames"
     name, params = parse_method(args.variant)
     params = dict(params or VARIANTS["demo"])
     budget = {"max_steps": args.max_steps, "val_every": args.val_every, "patience": args.patience,
@@ -86,8 +102,7 @@ def main() -> None:
     mean = np.asarray(targets.patches[train_frames], dtype=np.float32).mean(axis=0)
     candidates = np.arange(args.frames)
     load = os.getloadavg()
-    print(f"data: simulated session seed {args.seed} (stand-in), {dataset.n_units} units, repeats split, "
-          f"first {args.frames} frames; variant {name} {params}; budget ≤ {args.max_steps} steps, validation every "
+    print(f"data: {source}, {dataset.n_units} units; variant {name} {params}; budget ≤ {args.max_steps} steps, validation every "
           f"{args.val_every}, patience {args.patience}; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
 
     def scores(est, data, units=None):

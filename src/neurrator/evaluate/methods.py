@@ -44,6 +44,7 @@ in-process and a sweep can fan them out (e.g. as Ray tasks) with the same result
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -70,7 +71,8 @@ from neurrator.vision.base import PatchTargets
 
 #: Method name → factory ``f(config: RunConfig) -> BenchmarkMethod``. Other layers register their
 #: methods in their own modules; list those modules here so lookups import them.
-BENCHMARK_METHODS: Registry = Registry("benchmark method", builtin_modules=("neurrator.encoder.lm_method",))
+BENCHMARK_METHODS: Registry = Registry("benchmark method", builtin_modules=("neurrator.encoder.lm_method",
+                                                                                 "neurrator.encoder.bench_methods"))
 
 
 # ---- the budget, the task, the fit report ----------------------------------------------------
@@ -139,6 +141,7 @@ class BenchmarkTask:
     checkpoint: Path | None = None
     _features: dict = field(default_factory=dict, repr=False)
     _val_true: np.ndarray | None = field(default=None, repr=False)
+    _fits: dict = field(default_factory=dict, repr=False)
 
     def features(self, pairs: np.ndarray) -> np.ndarray:
         """Spike features (n, n_time_chunks × n_units) of ``pairs``; cached per pair set."""
@@ -327,13 +330,26 @@ class NeurratorMethod:
     validation every ``val_every = validate_every`` steps on ``split.val`` (``validation =
     "split"``), the budget's ``patience`` and ``batch_size``, no wall-time cap; epochs never bind
     (``max_epochs = max_steps``). Everything else (architecture, loss, schedule, augmentation)
-    comes from the run's ``encoder`` config.
+    comes from ``encoder_params`` (the run's ``encoder`` config, plus a variant's overrides).
+
+    Variants (``neurrator.encoder.bench_methods``) pass their own ``name``/``family`` and, for
+    temporal ensembling, ``shifts``: predictions are the mean over the frame-centred window
+    shifted by each (bins). ``fit`` refuses shifts under which a test window would share a
+    time bin with a training window that the unshifted windows do not share, and a variant's
+    ``best_val_score`` is the benchmark's validation score of its own predictions (shifts
+    included) on ``split.val``, so variants are compared by validation like with like.
     """
 
     name, family, iterative, answers_unseen_frames, output = "Neurrator (encoder)", "neurrator", True, True, "patches"
 
-    def __init__(self, encoder_params: dict):
+    def __init__(self, encoder_params: dict, *, name: str | None = None, family: str | None = None,
+                 shifts: tuple[int, ...] = (0,)):
         self.encoder_params = dict(encoder_params)
+        self.shifts = tuple(int(s) for s in shifts) or (0,)
+        if name is not None:
+            self.name = name
+        if family is not None:
+            self.family = family
 
     def fit(self, task: BenchmarkTask, budget: Budget, seed: int) -> FitReport:
         from neurrator.encoder import Neurrator
@@ -342,18 +358,54 @@ class NeurratorMethod:
         if jitter > task.split.jitter:
             raise InputError(None, f"split {task.split.name!r} guards against ±{task.split.jitter} bins of jitter but the "
                                    f"encoder trains with ±{jitter}; re-ingest with the encoder's jitter")
+        if self.shifts != (0,):
+            _check_test_shifts(task.split, self.encoder_params, self.shifts)
         params = {**self.encoder_params, "progress": False, "batch_size": budget.batch_size,
                   "max_steps": budget.max_steps, "val_every": budget.validate_every, "patience": budget.patience,
                   "max_epochs": budget.max_steps, "validation": "split", "max_minutes": 0.0}
-        self.model_ = Neurrator(seed=seed, **params).fit(task.dataset, task.targets, task.split)
+        # Rows that differ only in how they predict (shifts) train the same weights: fit once per task.
+        # (The inputs are part of the key and kept alive with the model, so their ids stay unique.)
+        inputs = (task.dataset, task.targets, task.split)
+        key = ("neurrator", json.dumps(params, sort_keys=True, default=str), seed, budget, *map(id, inputs))
+        shared = key in task._fits
+        if not shared:
+            task._fits[key] = (Neurrator(seed=seed, **params).fit(*inputs), inputs)
+        self.model_ = task._fits[key][0]
         m = self.model_.meta_.metrics
         history = [(int(h["step"]), float(h["val_metric"])) for h in self.model_.history_]
+        notes = {"preset": self.model_.preset, "head": self.model_.config.resolved().head}
+        if shared:
+            notes["weights"] = ("shared with an earlier row of this regime trained with the same parameters, seed "
+                                "and budget; CPU seconds are this row's validation only")
+        best = float(m["val_cosine"])
+        if self.shifts != (0,):  # the kept weights' validation score with the predictions scored at test
+            notes["val_cosine_unshifted"], notes["shifts"] = best, list(self.shifts)
+            best = task.validation_score(lambda p: self.predict(task, p), self.output)
         return FitReport(steps=int(m["steps"]), stop_reason=str(m["stopped"]), best_step=int(m["best_step"]),
-                         best_val_score=float(m["val_cosine"]), n_parameters=int(m["n_parameters"]), history=history,
-                         notes={"preset": self.model_.preset, "head": self.model_.config.resolved().head})
+                         best_val_score=best, n_parameters=int(m["n_parameters"]), history=history, notes=notes)
 
     def predict(self, task: BenchmarkTask, pairs: np.ndarray) -> np.ndarray:
-        return self.model_.predict(task.dataset, pairs).numpy()
+        return self.model_.predict(task.dataset, pairs, shifts=self.shifts).numpy()
+
+
+def _check_test_shifts(split: Split, encoder_params: dict, shifts: tuple[int, ...]) -> None:
+    """:class:`InputError` if test windows shifted by ``shifts`` (bins) share a time bin with a
+    training or validation window (at the encoder's full training shift range) more often than
+    the unshifted test windows do (bin by bin, :func:`neurrator.preprocess.splits.measure_overlap`)."""
+    from neurrator.encoder.config import EncoderConfig
+    from neurrator.preprocess.splits import measure_overlap
+
+    known = set(EncoderConfig.model_fields)
+    train_shift = EncoderConfig(**{k: v for k, v in encoder_params.items() if k in known}).resolved().max_shift_bins(
+        split.bins_per_frame)
+    train_val = np.concatenate([split.train, split.val])
+    geometry = {"window": split.window, "bins_per_frame": split.bins_per_frame, "jitter": train_shift}
+    base = measure_overlap(train_val, split.test, **geometry, test_jitter=0)
+    shifted = measure_overlap(train_val, split.test, **geometry, test_jitter=(min(shifts), max(shifts)))
+    if shifted > base:
+        raise InputError(None, f"split {split.name!r}: test windows shifted by {list(shifts)} bins share time bins with "
+                               f"training windows ({shifted:.1%} of test windows against {base:.1%} unshifted); its "
+                               f"leakage guard does not cover these shifts")
 
 
 class NeurratorCheckpointMethod:

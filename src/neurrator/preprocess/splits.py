@@ -163,25 +163,30 @@ def make_split(
 
 
 def measure_overlap(
-    train_val: np.ndarray, test: np.ndarray, *, window: int, bins_per_frame: int, jitter: int, test_jitter: int = 0
+    train_val: np.ndarray, test: np.ndarray, *, window: int, bins_per_frame: int,
+    jitter: int | tuple[int, int], test_jitter: int | tuple[int, int] = 0,
 ) -> float:
     """Fraction of ``test`` windows that share a time bin with a ``train_val`` window (same repeat).
 
     Counted bin by bin from the window positions (``train_val`` windows widened by ``±jitter``,
-    test windows by ``±test_jitter``), independently of :func:`leak_guard`'s formula.
+    test windows by ``±test_jitter``), independently of :func:`leak_guard`'s formula. Either
+    jitter may be a ``(lowest, highest)`` shift range in bins instead (e.g. the encoder's
+    bin sampling, or the shifts of temporal ensembling).
     """
     train_val = np.asarray(train_val, dtype=np.int64).reshape(-1, 2)
     test = np.asarray(test, dtype=np.int64).reshape(-1, 2)
     if not len(test):
         return 0.0
     offset = bins_per_frame // 2 - window // 2
+    as_range = lambda j: (-j, j) if np.isscalar(j) else (int(j[0]), int(j[1]))
+    jitter, test_jitter = as_range(jitter), as_range(test_jitter)
 
-    def span(frames: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def span(frames: np.ndarray, j: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         start = frames * bins_per_frame + offset
-        return start - j, start + window - 1 + j  # inclusive
+        return start + j[0], start + window - 1 + j[1]  # inclusive
 
     all_frames = np.concatenate([train_val[:, 1], test[:, 1]]) if len(train_val) else test[:, 1]
-    shift = window + jitter + test_jitter  # makes every bin index ≥ 0
+    shift = window + max(map(abs, (*jitter, *test_jitter)))  # makes every bin index ≥ 0
     length = int(all_frames.max()) * bins_per_frame + 2 * shift + window + bins_per_frame + 1
     leaky = 0
     for r in np.unique(test[:, 0]):
