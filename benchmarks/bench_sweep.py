@@ -1,6 +1,7 @@
 """Sweep engine on Ray: speed-up from 1 to 2 local CPUs, overhead per task, and a fault test.
 
-    python benchmarks/bench_sweep.py [--cells 16] [--work-seconds 1.0] [--noop-cells 200] [--skip-fault]
+    python benchmarks/bench_sweep.py [--cells 16] [--work-seconds 1.0] [--noop-cells 200] [--parts speed overhead fault]
+    python benchmarks/bench_sweep.py --parts fault          # the fault test alone (counts, not timings)
 
 - **Speed-up.** ``--cells`` CPU-bound ``spin`` cells (a pure-Python integer recurrence sized to
   about ``--work-seconds`` of one idle core, calibrated first) run through :func:`run_sweep`
@@ -112,6 +113,10 @@ def fault_test() -> None:
                     victim = child.pid
             except psutil.NoSuchProcess:
                 pass
+        time.sleep(0.02)
+    if victim is None:
+        print("worker kill: the sweep ended before a worker running a cell was found; no fault injected")
+        return
     os.kill(victim, signal.SIGKILL)
     out, _ = driver.communicate(timeout=300)
     after = files(folder)
@@ -141,10 +146,22 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=16)
     parser.add_argument("--work-seconds", type=float, default=1.0)
     parser.add_argument("--noop-cells", type=int, default=200)
-    parser.add_argument("--skip-fault", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=["speed", "overhead", "fault"], default=["speed", "overhead", "fault"])
+    parser.add_argument("--skip-fault", action="store_true", help="same as leaving 'fault' out of --parts")
     args = parser.parse_args()
+    parts = set(args.parts) - ({"fault"} if args.skip_fault else set())
 
     print(f"before: {load_note()}")
+    if "speed" in parts:
+        speed(args)
+    if "overhead" in parts:
+        overhead(args)
+    if "fault" in parts:
+        print(f"\n== fault test ({load_note()})")
+        fault_test()
+
+
+def speed(args) -> None:
     iterations = calibrate(args.work_seconds)
     cells = SweepGrid(cell="spin", params={"iterations": iterations}, axes={"seed": list(range(args.cells))}).cells()
     serial, _ = timed(cells, None, executor="inline")
@@ -158,15 +175,14 @@ def main() -> None:
     print(f"speed-up 1 → 2 CPUs: {one / two:.2f}x (ideal 2.00x on 2 idle cores); Ray 1 CPU vs inline: "
           f"{one / serial:.2f}x")
 
+
+def overhead(args) -> None:
     noop = SweepGrid(cell="spin", params={"iterations": 0}, axes={"seed": list(range(args.noop_cells))}).cells()
     wall, _ = timed(noop, 1)
     inline, _ = timed(noop, None, executor="inline")
     print(f"\n== overhead: {args.noop_cells} no-op cells, Ray with 1 CPU: {wall:.2f} s → {1e3 * wall / len(noop):.1f} ms "
           f"per task ({len(noop) / wall:.0f} cells/s); inline (same result files, no Ray): "
           f"{1e3 * inline / len(noop):.1f} ms per cell; {load_note()}")
-    if not args.skip_fault:
-        print("\n== fault test")
-        fault_test()
 
 
 if __name__ == "__main__":

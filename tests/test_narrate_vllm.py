@@ -137,3 +137,49 @@ def test_batches_are_sharded_over_engines_and_come_back_in_order(workers):
     finally:
         if workers > 1:
             ray.shutdown()
+
+
+def test_engine_feeds_vllm_the_projected_patches_in_batches(tmp_path, monkeypatch):
+    """The real engine class against a recording stand-in of the ``vllm`` module: the engine is
+    built with image embeddings enabled, each ``generate`` call gets one batch of requests whose
+    image is LLaVA's projection of that window's patches, decoding is greedy, and sentences come
+    back in window order."""
+    import types
+
+    from neurrator.narrate.vllm import VLLMNarrator, engine_args
+
+    model = _tiny_llava(tmp_path, "default")
+    calls: dict = {"init": [], "generate": []}
+
+    class FakeLLM:
+        def __init__(self, **kwargs):
+            calls["init"].append(kwargs)
+
+        def generate(self, requests, sampling, use_tqdm=True):
+            calls["generate"].append((requests, sampling))
+            start = sum(len(r) for r, _ in calls["generate"][:-1])
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f" window {start + i} ")])
+                    for i in range(len(requests))]
+
+    class FakeSampling:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM, SamplingParams=FakeSampling))
+    prompt = "USER: <image>\nDescribe this scene in one sentence.\nASSISTANT:"
+    narrator = VLLMNarrator(str(tmp_path), prompt=prompt, max_new_tokens=12, dtype="float32", batch_size=2)
+    patches = torch.randn(5, GRID, VISION_DIM)
+    assert narrator.narrate(patches) == [f"window {i}" for i in range(5)]
+
+    (init,) = calls["init"]
+    assert init["enable_mm_embeds"] is True and init["model"] == str(tmp_path)
+    assert init["limit_mm_per_prompt"] == {"image": 1} and "distributed_executor_backend" not in init
+    assert [len(requests) for requests, _ in calls["generate"]] == [2, 2, 1]  # batches of batch_size windows
+    assert calls["generate"][0][1].kwargs == {"temperature": 0.0, "max_tokens": 12}
+    sent = torch.cat([r["multi_modal_data"]["image"] for requests, _ in calls["generate"] for r in requests])
+    with torch.no_grad():
+        expected = model.model.multi_modal_projector(patches)  # (n, feature_size, LM hidden size)
+    assert sent.shape == (5, GRID, LM_DIM)
+    torch.testing.assert_close(sent, expected, atol=1e-5, rtol=1e-5)
+    assert all(r["prompt"] == prompt for requests, _ in calls["generate"] for r in requests)
+    assert engine_args("m", dtype="float16", tensor_parallel_size=2)["distributed_executor_backend"] == "mp"

@@ -216,6 +216,8 @@ NOT_RUNNABLE_HERE = {
     "narrate.narrator=vllm": "vLLM needs CUDA",
     "neurrator sweep --run runs/demo --grid grid.yaml ": "a 24-cell encoder sweep over the full demo (the sweep "
     "engine's own tests run it on small grids)",
+    "neurrator sweep --run runs/demo --grid bench.yaml ": "a 90-cell benchmark sweep over the full demo "
+    "(tests/test_sweep_benchmark.py runs the cell kind on a small run)",
 }
 
 
@@ -246,3 +248,10 @@ def test_scale_blocks_run_or_have_their_settings_checked(allen_session, tmp_path
     assert out.returncode == 0, out.stderr[-3000:]
     index = json.loads((tmp_path / "runs" / "many" / "ingest" / "sessions.json").read_text())
     assert len(index["sessions"]) == 2
+    from neurrator.evaluate.methods import BENCHMARK_METHODS
+    from neurrator.sweep import SWEEP_CELLS, load_grid
+
+    for name in ("grid.yaml", "bench.yaml"):  # the grid files the block writes are valid, their names known
+        grid = load_grid(tmp_path / name)
+        assert grid.cell in SWEEP_CELLS.names() and grid.cells()
+        assert set(grid.axes.get("method", [])) <= set(BENCHMARK_METHODS.names())

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from neurrator.analysis.inputs import AnalysisInputs
     from neurrator.config import RunConfig
     from neurrator.encoder import Neurrator
+    from neurrator.evaluate.benchmark import BenchmarkInputs
 
 DATASET_DIR = "dataset"
 SPLIT_FILE = "split.json"
@@ -184,6 +185,53 @@ def read_references(run: RunDir, stimulus: Stimulus) -> dict[int, list[str]]:
 
 def _narrate_dir(run: RunDir) -> Path:
     return run.require("narrate", "narrations.parquet").parent
+
+
+# ---- benchmark ---------------------------------------------------------------------------------
+def read_regime_split(run: RunDir, config: RunConfig, name: str, dataset: NeuralDataset) -> Split | None:
+    """The split of regime ``name`` from ingest; a leaky ``*_paper`` regime is built from the
+    dataset's grid; ``None`` if neither (the benchmark table notes it)."""
+    from neurrator.preprocess.splits import make_split
+
+    if name in split_regimes(run):
+        return read_split(run, name)
+    if not name.endswith("_paper"):
+        return None
+    pp = config.preprocess
+    return make_split(name, dataset.n_repeats, dataset.n_frames, pp.split_seed, val_fraction=pp.val_fraction,
+                      test_fraction=pp.test_fraction, heldout_fraction=pp.heldout_frame_fraction, window=dataset.window,
+                      bins_per_frame=dataset.bins_per_frame, jitter=config.encoder.jitter_bins)
+
+
+def read_benchmark_inputs(run: RunDir, config: RunConfig, regimes: list[str] | None = None) -> BenchmarkInputs:
+    """The benchmark's inputs from the run (ingest, embed, references, the trained encoder if
+    any), with the splits of ``regimes`` (default ``evaluate.benchmark.regimes``) and always the
+    active split (last). Regimes without a split are listed in ``context["missing_regimes"]``.
+    The benchmark stage and the sweep's ``benchmark`` cells both start here."""
+    from neurrator.evaluate import build_scorer
+    from neurrator.evaluate.benchmark import BenchmarkInputs
+    from neurrator.evaluate.scores import load_released_pool
+    from neurrator.narrate import build_caption_bank, build_narrator
+
+    ec, bc = config.evaluate, config.evaluate.benchmark
+    dataset, stimulus, targets = read_dataset(run), read_stimulus(run), read_targets(run)
+    active = read_split(run)
+    found = {name: read_regime_split(run, config, name, dataset) for name in (bc.regimes if regimes is None else regimes)}
+    missing = [name for name, split in found.items() if split is None]
+    splits = {**{k: v for k, v in found.items() if v is not None and k != active.name}, active.name: active}
+
+    def make_narrator(captions, train_frames):
+        bank = build_caption_bank(config.narrate, targets, captions, train_frames)
+        return build_narrator(config.narrate, name=bc.narrator, bank=bank)
+
+    return BenchmarkInputs(
+        dataset=dataset, targets=targets, splits=splits, active=active.name, frame_rate=stimulus.frame_rate,
+        shot_of_frame=stimulus.shot_of_frame, captions=read_references(run, stimulus), make_narrator=make_narrator,
+        scorer=build_scorer(ec), released_pool=load_released_pool(),
+        checkpoint=run.stage_dir("train") if has_encoder(run) else None,
+        context={"narrator": bc.narrator or config.narrate.narrator, "scorer": ec.scorer_model,
+                 "stand_ins": stand_ins(run), "missing_regimes": missing},
+    )
 
 
 # ---- analyze -----------------------------------------------------------------------------------

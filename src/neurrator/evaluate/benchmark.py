@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from neurrator.core.errors import InputError
 from neurrator.core.linalg import mean_patch
 from neurrator.core.sampling import evenly_spaced
 from neurrator.evaluate import scores as sentence_scores
@@ -49,7 +50,15 @@ from neurrator.evaluate.embedding import (
     same_group,
     tolerance_frames,
 )
-from neurrator.evaluate.methods import BenchmarkMethod, Budget, CellResult, make_task, run_cell
+from neurrator.evaluate.methods import (
+    BENCHMARK_METHODS,
+    BenchmarkMethod,
+    BenchmarkTask,
+    Budget,
+    CellResult,
+    make_task,
+    run_cell,
+)
 from neurrator.evaluate.results import BenchmarkTable, Column, MethodRow, Metric, RegimeInfo
 from neurrator.evaluate.stats import (
     block_bootstrap_ci,
@@ -59,7 +68,7 @@ from neurrator.evaluate.stats import (
     paired_test,
     permutation_chance,
 )
-from neurrator.preprocess.dataset import rezscore
+from neurrator.preprocess.dataset import rezscore, select_units
 from neurrator.preprocess.splits import measure_overlap
 from neurrator.preprocess.types import NeuralDataset, Split, by_frame
 from neurrator.vision.base import PatchTargets
@@ -123,6 +132,23 @@ class BenchmarkSettings:
     basis_components: int = 128
     n_time_chunks: int = 2
     seed: int = 0
+
+
+def benchmark_settings(config) -> BenchmarkSettings:
+    """The :class:`BenchmarkSettings` of a run's config (``evaluate`` and ``evaluate.benchmark``)."""
+    ec, bc = config.evaluate, config.evaluate.benchmark
+    return BenchmarkSettings(
+        max_test_windows=bc.max_test_windows_quick if bc.quick else bc.max_test_windows, n_bootstrap=ec.n_bootstrap,
+        ci_level=ec.ci_level, n_permutations=bc.n_permutations, knn_k=ec.knn_k, tolerance_s=ec.frame_id_tolerance_s,
+        basis_components=bc.target_components, n_time_chunks=bc.n_time_chunks, seed=config.seed + ec.seed,
+    )
+
+
+def benchmark_methods(config, regime: str, active: str) -> list[BenchmarkMethod]:
+    """The configured methods of ``regime`` (``active_only_methods`` too on the ``active`` split)."""
+    bc = config.evaluate.benchmark
+    names = bc.methods + (bc.active_only_methods if regime == active else [])
+    return [BENCHMARK_METHODS.create(n, config=config) for n in dict.fromkeys(names)]
 
 
 @dataclass
@@ -192,6 +218,56 @@ def run_benchmark(
 def run_regime(inputs: BenchmarkInputs, split: Split, methods: list[BenchmarkMethod], budget: Budget,
                settings: BenchmarkSettings) -> tuple[RegimeInfo, list[MethodRow]]:
     """Every method on one split: fit, predict, narrate, score."""
+    setup = prepare_regime(inputs, split, budget, settings)
+    regime, rows = setup.info, []
+    for method in methods:
+        _log(f"{setup.split.name}: {method.name} ({'iterative' if method.iterative else 'closed form'})")
+        try:
+            rows.append(run_method(setup, method, budget, settings))
+        except InputError as exc:
+            regime.notes.append(f"{method.name}: not run ({exc.problem})")
+    regime.all_at_chance = bool(rows) and not any(
+        r.metrics[k].above_chance for r in rows for k in IDENTITY_KEYS if k in r.metrics)
+    if regime.all_at_chance:
+        regime.notes.append("Every method is at chance on frame identity here (no identification interval lies "
+                            "above its chance level): sentence scores above the floors reflect shared content, "
+                            "not frame-specific decoding.")
+    return regime, rows
+
+
+@dataclass
+class RegimeSetup:
+    """One regime made ready for its methods (shared by every method of the regime).
+
+    Attributes
+    ----------
+    split : the split, its train/val overlap with the test windows measured.
+    task : the :class:`BenchmarkTask` (responses z-scored with this split's training windows).
+    test : (n, 2) the scored test windows (:func:`test_windows`).
+    context : the scoring context (embedding context, narrator, held-out captions).
+    info : the regime's table entry (sizes, leakage, shot oracle, notes).
+    """
+
+    split: Split
+    task: BenchmarkTask
+    test: np.ndarray
+    context: CellContext
+    info: RegimeInfo
+
+    def with_units(self, mask: np.ndarray) -> RegimeSetup:
+        """The same regime for one more cell, with only the units where ``mask`` is true
+        (scoring context shared). The task is a fresh copy that keeps no fitted models of
+        earlier cells; its spike-feature cache is shared when every unit is kept."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.all():
+            task = replace(self.task, _fits={})
+        else:
+            task = replace(self.task, dataset=select_units(self.task.dataset, mask), _features={}, _fits={})
+        return replace(self, task=task, info=replace(self.info, notes=list(self.info.notes)))
+
+
+def prepare_regime(inputs: BenchmarkInputs, split: Split, budget: Budget, settings: BenchmarkSettings) -> RegimeSetup:
+    """The task, test windows, scoring context and table entry of one split."""
     overlap = split.overlap
     if overlap is None:  # an older split file: measure it here
         overlap = measure_overlap(np.concatenate([split.train, split.val]), split.test, window=split.window,
@@ -216,28 +292,18 @@ def run_regime(inputs: BenchmarkInputs, split: Split, methods: list[BenchmarkMet
     )
     if regime.leaky:
         regime.notes.append(f"LEAKY: {overlap:.1%} of test windows share time bins with training/validation windows.")
-    rows = []
-    for method in methods:
-        _log(f"{split.name}: {method.name} ({'iterative' if method.iterative else 'closed form'})")
-        try:
-            cell = run_cell(method, task, budget, seed=settings.seed, test_pairs=test)
-        except Exception as exc:
-            from neurrator.core.errors import InputError
+    return RegimeSetup(split, task, test, context, regime)
 
-            if not isinstance(exc, InputError):
-                raise
-            regime.notes.append(f"{method.name}: not run ({exc.problem})")
-            continue
-        rows.append(MethodRow(regime=split.name, method=cell.method, family=cell.family, iterative=cell.iterative,
-                              answers_unseen_frames=cell.answers_unseen_frames, fit=cell.fit,
-                              metrics=score_cell(cell, context, settings)))
-    regime.all_at_chance = bool(rows) and not any(
-        r.metrics[k].above_chance for r in rows for k in IDENTITY_KEYS if k in r.metrics)
-    if regime.all_at_chance:
-        regime.notes.append("Every method is at chance on frame identity here (no identification interval lies "
-                            "above its chance level): sentence scores above the floors reflect shared content, "
-                            "not frame-specific decoding.")
-    return regime, rows
+
+def run_method(setup: RegimeSetup, method: BenchmarkMethod, budget: Budget, settings: BenchmarkSettings, *,
+               seed: int | None = None) -> MethodRow:
+    """One method's row on a prepared regime: :func:`run_cell` (fit with ``seed``, default
+    ``settings.seed``; predict the test windows), then :func:`score_cell`. Raises
+    :class:`InputError` if the method does not apply (e.g. the checkpoint on another split)."""
+    cell = run_cell(method, setup.task, budget, seed=settings.seed if seed is None else seed, test_pairs=setup.test)
+    return MethodRow(regime=setup.split.name, method=cell.method, family=cell.family, iterative=cell.iterative,
+                     answers_unseen_frames=cell.answers_unseen_frames, fit=cell.fit,
+                     metrics=score_cell(cell, setup.context, settings))
 
 
 # ---- scoring one cell ---------------------------------------------------------------------------

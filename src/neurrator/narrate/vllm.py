@@ -17,7 +17,8 @@ between itself, with LLaVA's own weights::
 
 Windows are sent in batches (``batch_size`` requests per ``generate`` call; vLLM schedules them
 continuously). With ``vllm_workers > 1`` a Ray actor pool shards the batches across GPUs: each
-actor holds one engine on ``vllm_gpus_per_worker`` GPUs (tensor parallel), projects its own
+actor holds one engine on ``vllm_gpus_per_worker`` GPUs (tensor parallel, its GPU workers
+processes of the actor: :func:`engine_args`), projects its own
 batches and returns sentences in input order.
 
 Only the projector's tensors are read from the checkpoint (``safetensors.safe_open``), so the
@@ -134,6 +135,21 @@ def build_requests(prompt: str, embeds: torch.Tensor, *, image_token: str = "<im
     return [{"prompt": prompt, "multi_modal_data": {"image": cpu[i : i + 1]}} for i in range(cpu.shape[0])]
 
 
+def engine_args(model: str | Path, *, dtype: str, tensor_parallel_size: int = 1, max_model_len: int = 2048,
+                gpu_memory_utilization: float = 0.9) -> dict:
+    """Keyword arguments of ``vllm.LLM``: image embeddings enabled (``enable_mm_embeds``), one
+    image per prompt. With tensor parallelism the engine's GPU workers are processes
+    (``distributed_executor_backend="mp"``): inside a Ray actor, vLLM's Ray executor cannot find
+    the actor's placement group from its engine subprocess (vllm-project/vllm#30016), while
+    processes inherit the GPUs Ray gave the actor."""
+    args = {"model": str(model), "enable_mm_embeds": True, "dtype": dtype, "tensor_parallel_size": tensor_parallel_size,
+            "max_model_len": max_model_len, "gpu_memory_utilization": gpu_memory_utilization,
+            "limit_mm_per_prompt": {"image": 1}}
+    if tensor_parallel_size > 1:
+        args["distributed_executor_backend"] = "mp"
+    return args
+
+
 def shard(n: int, batch_size: int) -> list[slice]:
     """Consecutive batches covering ``range(n)``."""
     return [slice(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
@@ -156,9 +172,8 @@ class VLLMEngine:
         self.prompt = prompt
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.projector, self.config = load_projector(model, dtype=dtype, device=device)
-        self.llm = LLM(model=str(model), enable_mm_embeds=True, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                       max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                       limit_mm_per_prompt={"image": 1})
+        self.llm = LLM(**engine_args(model, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                                     max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization))
         self.sampling = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
 
     def narrate(self, patches: torch.Tensor) -> list[str]:

@@ -4,9 +4,19 @@
 draw × seed of the run's ingested data and score its test windows with the embedding readout
 (:func:`neurrator.evaluate.embedding.identification_summary`: frame identification, R@1/R@10,
 median rank, CKA, each with its computed chance level).
+
+``scaling``: one pool × size point of a scaling curve through the analysis's own code.
+
+``benchmark``: one method × regime × seed × unit subset × session of ``neurrator benchmark``:
+the same inputs (:func:`neurrator.runio.read_benchmark_inputs`), the same task, budget and
+pure cell function (:func:`neurrator.evaluate.methods.run_cell`) and the same scoring
+(:func:`neurrator.evaluate.benchmark.score_cell`), so a cell with seed offset 0 and every
+unit reproduces the stage's row.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -108,3 +118,72 @@ def scaling_cell(cell: Cell, inputs: CellInputs) -> dict:
     for metric, m in point["metrics"].items():
         row.update({metric: m["mean"], f"{metric}_lo": m["lo"], f"{metric}_hi": m["hi"]})
     return row
+
+
+@SWEEP_CELLS.register("benchmark")
+def benchmark_cell(cell: Cell, inputs: CellInputs) -> dict:
+    """One benchmark method on one regime × seed × unit subset × session, scored like the
+    benchmark stage's table (every metric with its interval, computed chance and raw p-value;
+    Holm adjustment spans a whole table, so it is left to whoever assembles one) and its
+    :class:`~neurrator.evaluate.methods.FitReport`. The budget, test windows and scoring
+    settings are the run config's ``evaluate.benchmark`` ones, the same for every cell.
+
+    Axes/params read:
+
+    - ``method`` (required): a name of :data:`~neurrator.evaluate.methods.BENCHMARK_METHODS`;
+    - ``regime``: a split name (default the run's active split);
+    - ``seed``: offset added to the benchmark's seed for the fit (0 = the stage's fit; the
+      scoring's bootstrap and permutation seeds stay the stage's);
+    - ``subset`` (default ``all``) and ``draw`` (seeds ``random:N`` draws): the units the method sees;
+    - ``session``: only that session's units (``session:<id>`` intersected with ``subset``).
+
+    A method that does not apply (the train-stage checkpoint on another split or unit subset)
+    gives a row with ``status="not_run"`` and the reason, as the stage's table notes it.
+    """
+    from neurrator import runio
+    from neurrator.core.errors import InputError
+    from neurrator.evaluate.benchmark import benchmark_settings, prepare_regime, run_method
+    from neurrator.evaluate.methods import BENCHMARK_METHODS
+    from neurrator.preprocess.subsets import subset_mask
+
+    run = inputs.run
+    config = inputs.cached(("config",), run.config)
+    method_name = cell.get("method")
+    if not method_name:
+        raise InputError(None, "a benchmark cell needs a 'method' (axis or param)")
+    bench = inputs.cached(("benchmark_inputs",), lambda: runio.read_benchmark_inputs(run, config, regimes=[]))
+    regime = str(cell.get("regime", bench.active))
+    budget, settings = config.evaluate.benchmark.active_budget(), benchmark_settings(config)
+
+    def prepare():
+        split = bench.splits.get(regime) or runio.read_regime_split(run, config, regime, bench.dataset)
+        if split is None:
+            raise InputError(None, f"regime {regime!r} has no split in this run (ingest/splits/) and is not a *_paper regime")
+        return prepare_regime(bench, split, budget, settings)
+
+    setup = inputs.cached(("benchmark_regime", regime), prepare)
+    spec = str(cell.get("subset", "all"))
+    if cell.get("session") is not None:
+        spec = f"{spec}+session:{cell.get('session')}"
+    mask = subset_mask(setup.task.dataset.units, spec, rng=np.random.default_rng(int(cell.get("draw", 0))))
+    setup = setup.with_units(mask)
+    seed = settings.seed + int(cell.get("seed", 0))
+    method = BENCHMARK_METHODS.create(str(method_name), config=config)
+    out = {"split": regime, "n_units": int(mask.sum()), "fit_seed": seed, "n_test_windows": len(setup.test),
+           "leaky": setup.info.leaky, "budget": budget.label, "method_label": method.name}
+    try:
+        row = run_method(setup, method, budget, settings, seed=seed)
+    except InputError as exc:
+        return {**out, "status": "not_run", "reason": exc.problem}
+    fit = row.fit
+    out.update(status="done", family=row.family, iterative=row.iterative, steps=fit.steps,
+               stop_reason=fit.stop_reason, best_step=fit.best_step, best_val_score=fit.best_val_score,
+               fit_cpu_seconds=fit.cpu_seconds, fit_wall_seconds=fit.wall_seconds, n_parameters=fit.n_parameters)
+    for key, m in row.metrics.items():
+        out[key] = m.value
+        out[f"{key}_lo"] = None if m.ci is None else m.ci.low
+        out[f"{key}_hi"] = None if m.ci is None else m.ci.high
+        out[f"{key}_chance"] = m.chance
+        out[f"{key}_p"] = m.p_value
+    out["method_row"] = json.dumps(row.to_dict())  # the typed row: MethodRow.from_dict(json.loads(...))
+    return out
