@@ -3,6 +3,7 @@ the shuffled-time control, salience and ablations, the stage's outputs, errors, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from neurrator.analysis.salience import SalienceInputs
 from neurrator.analysis.salience import run as run_salience
 from neurrator.config import RunConfig
 from neurrator.core.errors import InputError
+from neurrator.core.io import atomic_write_json
 from neurrator.data.allen import read_session
 from neurrator.data.nwb_write import write_allen_nwb
 from neurrator.data.simulate import simulate_session
@@ -48,13 +50,18 @@ def gpt2(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    """A simulated Vip-Cre session (planted running gain) written to NWB and read back."""
+def simulated(tmp_path_factory):
+    """A simulated Vip-Cre session (planted running gain) written to NWB, and its ground truth."""
     sim = simulate_session(toy_stimuli(n_frames=N_FRAMES, n_scenes=4), n_units=300, movie_repeats=N_REPEATS,
                            scene_repeats=0, opto_trials=5, genotype="Vip", seed=3)
     path = tmp_path_factory.mktemp("nwb") / "session.nwb"
     write_allen_nwb(sim, path)
-    return read_session(path)
+    return path, sim.truth
+
+
+@pytest.fixture(scope="module")
+def session(simulated):
+    return read_session(simulated[0])
 
 
 def test_decoder_recovers_running_speed_above_the_shuffled_time_control(session, gpt2):
@@ -75,7 +82,7 @@ def test_decoder_recovers_running_speed_above_the_shuffled_time_control(session,
     assert (summary["r2_block_low"] <= summary["r2_block_high"]).all()
 
 
-def test_salience_ranks_units_and_ablates_against_random(session, gpt2):
+def test_salience_ranks_units_and_ablates_against_random(session, simulated, gpt2):
     split = make_split("repeats", N_REPEATS, N_FRAMES, 0, val_fraction=0.15, test_fraction=0.25)
     dataset = build_dataset([session], "natural_movie_one", split)
     speed = behaviour_targets(session.behaviour(), dataset, "running_speed")
@@ -83,8 +90,10 @@ def test_salience_ranks_units_and_ablates_against_random(session, gpt2):
                              conditions=("pretrained",), keep=("pretrained", 0), max_test_windows=120)
     model = comp.kept
     truth = (comp.truth - model.meta_.target["mean"]) / model.meta_.target["std"]
+    planted = pd.DataFrame(simulated[1]["units"]).set_index("unit_id").loc[dataset.units.index]
     result = run_salience(SalienceInputs(model.model_, dataset.windows(comp.test_pairs), truth, dataset.units,
-                                         ig_steps=8, ig_windows=24, n_random=3, fractions=(0.05, 0.25)))
+                                         ig_steps=8, ig_windows=24, n_random=3, fractions=(0.05, 0.25),
+                                         planted=planted))
     per_unit = pd.DataFrame(result.results["per_unit"])
     assert len(per_unit) == dataset.n_units and (per_unit["salience"] >= 0).all() and per_unit["salience"].max() > 0
     ablation = result.summary["ablation"]
@@ -93,10 +102,14 @@ def test_salience_ranks_units_and_ablates_against_random(session, gpt2):
     areas = {r["area"] for r in result.summary["by_area"]}
     assert areas == set(dataset.units["area"]) and result.figures["salience.png"][:4] == b"\x89PNG"
     assert "VIP" in {r["cell_type"] for r in result.summary["by_cell_type"]}
+    # against the planted truth: salience follows the running gain; VIP units (β ≈ 1) carry more than their share
+    assert result.summary["planted"]["spearman_running_beta"] > 0.1
+    vip = next(r for r in result.summary["by_true_cell_type"] if r["true_cell_type"] == "VIP")
+    assert vip["total_salience_share"] > 1.5 * vip["unit_share"] and vip["mean_running_beta"] > 0.7
 
 
 @pytest.fixture
-def run_dir(tmp_path, session, gpt2, monkeypatch):
+def run_dir(tmp_path, session, simulated, gpt2, monkeypatch):
     split = make_split("repeats", N_REPEATS, N_FRAMES, 0)
     dataset = build_dataset([session], "natural_movie_one", split)
     overrides = {"lm_decode.backbone": gpt2, "lm_decode.seeds": 2, "lm_decode.shuffled_seeds": 1,
@@ -107,6 +120,11 @@ def run_dir(tmp_path, session, gpt2, monkeypatch):
     run = RunDir.create(tmp_path / "run", config)
     save_dataset(dataset, run.stage_dir("ingest") / "dataset")
     save_split(split, run.stage_dir("ingest") / "split.json")
+    simulate = run.stage_dir("simulate")
+    simulate.mkdir(parents=True, exist_ok=True)
+    (simulate / "sessions.json").write_text(json.dumps({"sessions": [{"file": "session_0.nwb",
+                                                                       "session_id": str(session.session_id)}]}))
+    atomic_write_json(simulate / "session_0.truth.json", simulated[1])
     rng = np.random.default_rng(0)
     targets = PatchTargets(rng.normal(size=(N_FRAMES, 4, 3)).astype(np.float16),
                            SpaceInfo("toy-space", (2, 2), 3, "toy", True), "hash")
@@ -134,12 +152,14 @@ def test_stage_writes_tables_salience_checkpoints_and_a_report_section(run_dir):
     assert set(tables["pupil_area_runs"]["condition"]) == {"pretrained", "random", "ridge"}
     assert "running_speed" in summary["headline"] and summary["settings"]["n_units"] == run_dir_units(run)
     assert outputs["salience"] is not None and (folder / "salience" / "salience.png").is_file()
+    assert "spearman_running_beta" in summary["salience"]["planted"]  # the simulated session's ground truth
     assert set(pd.DataFrame(summary["vision"]["runs"])["condition"]) == {"pretrained", "random"}
     decoder = LMDecoder.load(folder / "checkpoint_running_speed")
     assert decoder.meta_.target["name"] == "running_speed"
     section = lm_decode_section(outputs, outputs["salience"].figures["salience.png"])
     titles = " ".join(t.title for t in section.tables)
     assert "pretrained against each control" in titles and "Salience by area" in titles and "Vision head" in titles
+    assert "Salience by true cell type (simulator ground truth)" in titles
     assert any("recorded running speed" in f.title for f in section.figures)
     run_stage("report", run, config)
     page = (run.stage_dir("report") / "report.html").read_text()

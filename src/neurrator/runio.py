@@ -284,6 +284,27 @@ def session_behaviour(run: RunDir, dataset: NeuralDataset, session_id: str):
     raise InputError(None, f"session {session_id} is not in the ingested dataset")
 
 
+def read_planted_units(run: RunDir, session_id: str):
+    """A simulated session's planted ground truth per unit (DataFrame indexed by unit id:
+    ``true_cell_type``, ``running_beta``, ...) from ``simulate/``; ``None`` when the run's
+    sessions were not simulated here or the session is not among them."""
+    import pandas as pd
+
+    index = run.stage_dir("simulate") / "sessions.json"
+    if not index.is_file():
+        return None
+    for record in json.loads(index.read_text()).get("sessions", []):
+        if str(record.get("session_id")) == str(session_id):
+            path = index.parent / f"{Path(record['file']).stem}.truth.json"
+            if not path.is_file():
+                return None
+            try:
+                return pd.DataFrame(json.loads(path.read_text())["units"]).set_index("unit_id")
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(path, f"not a readable ground-truth file: {exc}") from None
+    return None
+
+
 def write_lm_decode(run: RunDir, result) -> list[Path]:
     """Save an :class:`~neurrator.encoder.lm_session.LMDecodeResult` into ``lm_decode/``."""
     return result.save(run.stage_dir("lm_decode"))

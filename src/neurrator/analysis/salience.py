@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import spearmanr
 
 from neurrator.analysis.common import figure_png
 from neurrator.analysis.result import AnalysisResult
@@ -51,6 +52,9 @@ class SalienceInputs:
     ig_steps : integration steps; ig_windows : windows attributed (evenly spaced).
     ablation_windows : windows the ablation losses are measured on (evenly spaced; 0 = all).
     seed : random draws.
+    planted : a simulated session's ground truth per unit, in column order (``true_cell_type``,
+        ``running_beta``; ``None`` for recordings): adds the groups by true cell type and the
+        rank correlation of salience with the planted running gain.
     """
 
     model: torch.nn.Module
@@ -65,6 +69,7 @@ class SalienceInputs:
     ablation_windows: int = 0
     batch_size: int = 128
     seed: int = 0
+    planted: pd.DataFrame | None = None
 
 
 def integrated_gradients(model: torch.nn.Module, windows: np.ndarray, *, steps: int, batch_size: int) -> tuple[np.ndarray, float]:
@@ -146,7 +151,23 @@ def run(inputs: SalienceInputs) -> AnalysisResult:
     decile = np.zeros(n_units, dtype=bool)
     decile[order[: max(1, n_units // 10)]] = True
     table["top_decile"] = decile
-    groups = {column: _groups(table, column, without, random_increase) for column in ("area", "cell_type")}
+    columns = ["area", "cell_type"]
+    planted = {}
+    if inputs.planted is not None:
+        if len(inputs.planted) != n_units:
+            raise InputError(None, f"salience: ground truth of {len(inputs.planted)} units for {n_units} units")
+        table["true_cell_type"] = inputs.planted["true_cell_type"].astype(str).to_numpy()
+        table["running_beta"] = inputs.planted["running_beta"].to_numpy(dtype=np.float64)
+        columns.append("true_cell_type")
+        rho = spearmanr(salience, table["running_beta"])
+        planted = {"planted": {"spearman_running_beta": float(rho.statistic), "spearman_p": float(rho.pvalue),
+                               "note": "rank correlation of unit salience with the simulator's planted running "
+                                       "gain running_beta (rate × exp(β · s(speed)))"}}
+    groups = {column: _groups(table, column, without, random_increase) for column in columns}
+    if "true_cell_type" in groups:
+        for row in groups["true_cell_type"]:
+            row["mean_running_beta"] = float(table.loc[table["true_cell_type"] == row["true_cell_type"],
+                                                       "running_beta"].mean())
 
     per_unit = table.reset_index().rename(columns={table.index.name or "index": "unit_id"})
     summary = {
@@ -154,7 +175,8 @@ def run(inputs: SalienceInputs) -> AnalysisResult:
         "n_attributed_windows": len(attributed), "ig_steps": inputs.ig_steps,
         "ig_median_relative_gap": gap, "base_loss": base,
         "ablation": ablation, "random_curve": random_curve, "by_area": groups["area"],
-        "by_cell_type": groups["cell_type"], "n_ablation_windows": len(x),
+        "by_cell_type": groups["cell_type"], **({"by_true_cell_type": groups["true_cell_type"]} if planted else {}),
+        **planted, "n_ablation_windows": len(x),
         "loss": "MSE of the z-scored behaviour on the test windows; increase = ablated − intact",
     }
     results = {**summary, "per_unit": per_unit.to_dict(orient="records")}
@@ -164,6 +186,8 @@ def run(inputs: SalienceInputs) -> AnalysisResult:
     line = (f"salience ({inputs.behaviour}): top-decile units by area {top}; removing the top "
             f"{ablation[-1]['k']} units raises the loss by {ablation[-1]['top_k_increase']:.3f} "
             f"(random: {ablation[-1]['random_increase']:.3f})")
+    if planted:
+        line += f"; Spearman ρ with the planted running gain {planted['planted']['spearman_running_beta']:.2f}"
     return AnalysisResult("salience", summary, results, used, figures={"salience.png": _figure(summary)}, line=line)
 
 
@@ -189,27 +213,30 @@ def _groups(table: pd.DataFrame, column: str, without, random_increase) -> list[
 def _figure(summary: dict) -> bytes:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
-    for ax, key, label in ((axes[0], "by_area", "area"), (axes[1], "by_cell_type", "cell_type")):
+    panels = [("by_area", "area", "area"), ("by_cell_type", "cell_type", "cell type")]
+    if "by_true_cell_type" in summary:
+        panels.append(("by_true_cell_type", "true_cell_type", "true cell type (simulator)"))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.4 * (len(panels) + 1), 3.6), layout="constrained")
+    for ax, (key, label, title) in zip(axes, panels):
         rows = summary[key]
         names = [r[label] for r in rows]
         pos = np.arange(len(rows))
         ax.bar(pos - 0.2, [r["total_salience_share"] for r in rows], 0.4, label="salience share")
         ax.bar(pos + 0.2, [r["unit_share"] for r in rows], 0.4, label="unit share", color="0.7")
         ax.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"salience by {label.replace('_', ' ')}", fontsize=9)
+        ax.set_title(f"salience by {title}", fontsize=9)
         ax.legend(fontsize=7)
     ab = summary["ablation"]
     k = [r["k"] for r in ab]
-    axes[2].plot(k, [r["top_k_increase"] for r in ab], "o-", label="top-k salient removed")
-    axes[2].errorbar(k, [r["random_increase"] for r in ab],
+    axes[-1].plot(k, [r["top_k_increase"] for r in ab], "o-", label="top-k salient removed")
+    axes[-1].errorbar(k, [r["random_increase"] for r in ab],
                      yerr=[[r["random_increase"] - r["random_low"] for r in ab], [r["random_high"] - r["random_increase"] for r in ab]],
                      fmt="s--", color="0.4", label="k random removed (95 % t-CI)")
-    axes[2].set_xscale("log")
-    axes[2].minorticks_off()
-    axes[2].set_xticks(k, [str(v) for v in k])
-    axes[2].set_xlabel("units removed (k)")
-    axes[2].set_ylabel("test loss increase")
-    axes[2].set_title(f"ablation ({summary['behaviour']})", fontsize=9)
-    axes[2].legend(fontsize=7)
+    axes[-1].set_xscale("log")
+    axes[-1].minorticks_off()
+    axes[-1].set_xticks(k, [str(v) for v in k])
+    axes[-1].set_xlabel("units removed (k)")
+    axes[-1].set_ylabel("test loss increase")
+    axes[-1].set_title(f"ablation ({summary['behaviour']})", fontsize=9)
+    axes[-1].legend(fontsize=7)
     return figure_png(fig)

@@ -209,8 +209,13 @@ def decode_session(
     frame_rate: float | None = 30.0,
     cache_dir: str | Path | None = None,
     seed: int = 0,
+    planted: pd.DataFrame | None = None,
 ) -> LMDecodeResult:
-    """Behaviour comparisons, salience and the vision head for one session (see the module doc)."""
+    """Behaviour comparisons, salience and the vision head for one session (see the module doc).
+
+    ``planted`` : a simulated session's ground truth per unit, indexed by unit id
+    (``true_cell_type``, ``running_beta``), for the salience analysis; ``None`` for recordings.
+    """
     t_start = time.perf_counter()
     c = config
     session_id, mask = session_units(dataset, c.session, c.units, seed=seed)
@@ -243,7 +248,15 @@ def decode_session(
         if comp.kept is not None:
             models[name] = comp.kept
         if name == "running_speed" and c.salience and comp.kept is not None:
-            salience = _salience(comp, session_data, c, seed)
+            units_truth = None
+            if planted is not None:
+                missing = ~session_data.units.index.isin(planted.index)
+                if missing.any():
+                    notes.append(f"ground truth lacks {int(missing.sum())} of the session's units: salience not "
+                                 "compared with the planted running gain")
+                else:
+                    units_truth = planted.loc[session_data.units.index]
+            salience = _salience(comp, session_data, c, seed, units_truth)
 
     # ---- vision: the whole dataset, the run's split ---------------------------------------------
     vision = vision_tests = None
@@ -267,7 +280,8 @@ def decode_session(
     return LMDecodeResult(comparisons, vision, vision_tests, salience, models, settings, notes)
 
 
-def _salience(comp: Comparison, dataset: NeuralDataset, c: LMDecodeConfig, seed: int) -> AnalysisResult:
+def _salience(comp: Comparison, dataset: NeuralDataset, c: LMDecodeConfig, seed: int,
+              planted: pd.DataFrame | None) -> AnalysisResult:
     from neurrator.analysis.salience import SalienceInputs, run
 
     model = comp.kept
@@ -276,7 +290,8 @@ def _salience(comp: Comparison, dataset: NeuralDataset, c: LMDecodeConfig, seed:
     truth = (comp.truth - target["mean"]) / target["std"]
     return run(SalienceInputs(model.model_, windows, truth, dataset.units, behaviour=comp.behaviour,
                               fractions=tuple(c.ablation_fractions), n_random=c.ablation_draws, ig_steps=c.ig_steps,
-                              ig_windows=c.ig_windows, ablation_windows=c.ablation_windows, seed=seed))
+                              ig_windows=c.ig_windows, ablation_windows=c.ablation_windows, seed=seed,
+                              planted=planted))
 
 
 def _vision(dataset, split, targets, decoder, c: LMDecodeConfig, seed, shot_of_frame, frame_rate):

@@ -89,17 +89,27 @@ def trace_png(trace: pd.DataFrame, *, unit: str, name: str, max_repeats: int = 3
 def salience_tables(summary: dict) -> list[Table]:
     """Salience and ablation by area and by cell type, and the top-k against random-k ablation."""
     out = []
-    for key, label in (("by_area", "area"), ("by_cell_type", "cell_type")):
+    planted = summary.get("planted")
+    groups = [("by_area", "area", "area"), ("by_cell_type", "cell_type", "cell type (tagged)")]
+    if "by_true_cell_type" in summary:
+        groups.append(("by_true_cell_type", "true_cell_type", "true cell type (simulator ground truth)"))
+    for key, label, title in groups:
+        truth = key == "by_true_cell_type"
         rows = [[r[label], r["n_units"], round(r["unit_share"], 3), round(r["total_salience_share"], 3),
                  round(r["top_decile_share"], 3), _num(r["ablation_increase"]), _num(r["random_increase"]),
-                 _interval(r["random_low"], r["random_high"])] for r in summary.get(key, [])]
+                 _interval(r["random_low"], r["random_high"])] + ([_num(r.get("mean_running_beta"))] if truth else [])
+                for r in summary.get(key, [])]
+        note = ("Salience: mean |Σ_t integrated gradient| per unit (captum; baseline: all units absent). "
+                "Loss: test MSE of the z-scored behaviour.")
+        if truth and planted:
+            note += (f" Spearman ρ of unit salience with the planted running gain β: "
+                     f"{planted['spearman_running_beta']:.3f} (p {_p(planted['spearman_p'])}).")
         out.append(Table(
-            f"Salience by {label.replace('_', ' ')} ({summary.get('behaviour', '').replace('_', ' ')})",
+            f"Salience by {title} ({summary.get('behaviour', '').replace('_', ' ')})",
             [label.replace("_", " "), "units", "unit share", "salience share", "share of top-decile units",
-             "loss increase, group removed", "loss increase, as many random units", "random 95 % CI"],
-            rows,
-            note="Salience: mean |Σ_t integrated gradient| per unit (captum; baseline: all units absent). "
-                 "Loss: test MSE of the z-scored behaviour.",
+             "loss increase, group removed", "loss increase, as many random units", "random 95 % CI"]
+            + (["mean planted running gain β"] if truth else []),
+            rows, note=note,
         ))
     rows = [[r["k"], round(r["fraction"], 3), _num(r["top_k_increase"]), _num(r["random_increase"]),
              _interval(r["random_low"], r["random_high"])] for r in summary.get("ablation", [])]

